@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -76,6 +78,125 @@ impl World {
     pub fn token_claims(&self) -> Result<serde_json::Value, WorldError> {
         decode_claims(self.token()?)
     }
+
+    /// `kubectl` (the one built for the local control plane) talking to the local apiserver:
+    /// `$KUBECTL` with `KUBECONFIG` set from the env file, whatever the caller's environment holds.
+    pub fn kubectl(&self) -> Result<Command, WorldError> {
+        let mut cmd = Command::new(self.var("KUBECTL")?);
+        cmd.env("KUBECONFIG", self.var("KUBECONFIG")?);
+        Ok(cmd)
+    }
+
+    /// `helm` (built with the control plane's Kubernetes minor) with `KUBECONFIG` set likewise.
+    pub fn helm(&self) -> Result<Command, WorldError> {
+        let mut cmd = Command::new(self.var("HELM")?);
+        cmd.env("KUBECONFIG", self.var("KUBECONFIG")?);
+        Ok(cmd)
+    }
+}
+
+/// A command that could not be started or exited unsuccessfully.
+#[derive(Debug, thiserror::Error)]
+#[error("`{command}` {outcome}\nstdout: {stdout}\nstderr: {stderr}")]
+pub struct CommandFailed {
+    /// The program and its arguments, as run.
+    pub command: String,
+    /// "could not start: ..." or "exited with ...".
+    pub outcome: String,
+    /// What it printed on stdout (lossy UTF-8).
+    pub stdout: String,
+    /// What it printed on stderr (lossy UTF-8).
+    pub stderr: String,
+}
+
+/// Runs `cmd` to completion (stdin closed) and returns its stdout when it exits with status 0.
+pub fn run(cmd: &mut Command) -> Result<String, CommandFailed> {
+    run_with_stdin(cmd, b"")
+}
+
+/// Like [`run`], with `input` written to the command's stdin (e.g. `kubectl apply -f -`).
+pub fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Result<String, CommandFailed> {
+    use std::io::Write as _;
+    use std::process::Stdio;
+
+    let command = format!(
+        "{} {}",
+        cmd.get_program().to_string_lossy(),
+        cmd.get_args()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let failed = |outcome: String| CommandFailed {
+        command: command.clone(),
+        outcome,
+        stdout: String::new(),
+        stderr: String::new(),
+    };
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| failed(format!("could not start: {e}")))?;
+    // Small inputs only: written before any output is read.
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input)
+            .map_err(|e| failed(format!("could not write stdin: {e}")))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| failed(format!("could not wait: {e}")))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() {
+        return Ok(stdout);
+    }
+    Err(CommandFailed {
+        command,
+        outcome: format!("exited with {}", out.status),
+        stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// A condition that `wait_for` gave up on.
+#[derive(Debug, thiserror::Error)]
+#[error("timed out after {waited:?} waiting for {what}; last seen: {last}")]
+pub struct TimedOut {
+    /// What was awaited, as the caller described it.
+    pub what: String,
+    /// How long it was polled.
+    pub waited: Duration,
+    /// The probe's last explanation of why the condition did not hold yet.
+    pub last: String,
+}
+
+/// Polls `probe` every `interval` until it returns `Ok`, for at most `timeout` (bounded: the
+/// probe runs at least once and never after the deadline). `Err(why)` means "not yet"; the
+/// last `why` ends up in the timeout error so a failure says what was seen.
+pub fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    interval: Duration,
+    mut probe: impl FnMut() -> Result<T, String>,
+) -> Result<T, TimedOut> {
+    let start = Instant::now();
+    loop {
+        match probe() {
+            Ok(v) => return Ok(v),
+            Err(why) => {
+                if start.elapsed() + interval > timeout {
+                    return Err(TimedOut {
+                        what: what.to_owned(),
+                        waited: start.elapsed(),
+                        last: why,
+                    });
+                }
+            }
+        }
+        std::thread::sleep(interval);
+    }
 }
 
 /// Parses `export NAME=value` lines; single or double quotes around the value are removed.
@@ -120,6 +241,42 @@ mod tests {
         assert_eq!(vars["B"], "two words");
         assert_eq!(vars["C"], "x=y");
         assert_eq!(vars.len(), 3);
+    }
+
+    #[test]
+    fn run_returns_stdout_or_says_what_failed() {
+        assert_eq!(
+            run(Command::new("sh").args(["-c", "echo hi"])).unwrap(),
+            "hi\n"
+        );
+        let err = run(Command::new("sh").args(["-c", "echo oops >&2; exit 3"])).unwrap_err();
+        assert!(err.outcome.contains('3'), "{err}");
+        assert_eq!(err.stderr, "oops\n");
+        assert!(run(&mut Command::new("/nonexistent/program")).is_err());
+    }
+
+    #[test]
+    fn wait_for_is_bounded_and_reports_the_last_observation() {
+        let mut n = 0;
+        let got = wait_for(
+            "n to reach 3",
+            Duration::from_secs(5),
+            Duration::ZERO,
+            || {
+                n += 1;
+                if n >= 3 { Ok(n) } else { Err(format!("n={n}")) }
+            },
+        );
+        assert_eq!(got.unwrap(), 3);
+        let err = wait_for::<()>(
+            "never",
+            Duration::from_millis(30),
+            Duration::from_millis(10),
+            || Err("still no".into()),
+        )
+        .unwrap_err();
+        assert_eq!(err.last, "still no");
+        assert!(err.to_string().contains("never"), "{err}");
     }
 
     #[test]

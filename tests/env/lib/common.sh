@@ -15,6 +15,10 @@ ENV_FILE=$RUN_DIR/env
 # Versions of the real peers. Each is built once into $PEERS_DIR/<name>-<version>/.
 HATCHET_VERSION=v0.104.7
 PG_MAJOR=15
+KUBE_VERSION=v1.37.2
+ETCD_VERSION=v3.6.16
+KWOK_VERSION=v0.8.0
+HELM_VERSION=v3.22.0
 
 # Ports: all on 127.0.0.1, away from the standard ones so a developer's own services keep theirs.
 PG_PORT=${HATCHET_OPERATOR_PG_PORT:-55432}
@@ -23,6 +27,12 @@ HATCHET_API_PORT=18080
 HATCHET_FRONTEND_PORT=18081
 HATCHET_GRPC_PORT=17077
 HATCHET_HEALTH_PORT=18733
+ETCD_CLIENT_PORT=12379
+ETCD_PEER_PORT=12380
+KUBE_APISERVER_PORT=16443
+KUBE_CONTROLLER_MANAGER_PORT=16257
+KUBE_SCHEDULER_PORT=16259
+KWOK_PORT=16247
 
 # Go builds never switch toolchains behind our back, and share the user's module cache.
 export GOTOOLCHAIN=local

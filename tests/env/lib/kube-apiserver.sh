@@ -1,0 +1,160 @@
+# Kubernetes $KUBE_VERSION from the Go module proxy: kube-apiserver, kube-controller-manager,
+# kube-scheduler and kubectl, built together from one wrapper module. This file also owns the
+# control plane's PKI, tokens and the admin kubeconfig that the other Kubernetes components use.
+
+KUBE_PEER=$PEERS_DIR/kubernetes-$KUBE_VERSION
+KUBE_BIN=$KUBE_PEER/bin
+KUBE_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+KUBECTL=$KUBE_BIN/kubectl
+KUBE_DIR=$RUN_DIR/kube
+KUBE_PKI=$KUBE_DIR/pki
+KUBECONFIG_FILE=$KUBE_DIR/admin.kubeconfig
+KUBE_API_URL=https://127.0.0.1:$KUBE_APISERVER_PORT
+
+kube_built() {
+  local c
+  for c in "${KUBE_CMDS[@]}"; do [ -x "$KUBE_BIN/$c" ] || return 1; done
+}
+
+# `go install k8s.io/kubernetes/cmd/...@v1.x` cannot work: k8s.io/kubernetes requires its staging
+# modules (k8s.io/api, client-go, ...) at v0.0.0 and replaces them with ./staging/... paths. The
+# wrapper module replaces each of them with its published v0.<minor>.<patch>; the list is read from
+# the go.mod the proxy serves for k8s.io/kubernetes, so it follows the release exactly.
+kube_build() {
+  if kube_built; then
+    log "kubernetes $KUBE_VERSION already built in $KUBE_BIN"
+    return 0
+  fi
+  command -v go >/dev/null || die "go is required to build Kubernetes"
+  local wrap=$KUBE_PEER/wrapper
+  rm -rf "$wrap"
+  mkdir -p "$wrap" "$KUBE_BIN"
+  (
+    cd "$wrap"
+    local minor staging json gomod dir m
+    minor=$(cut -d. -f2 <<<"${KUBE_VERSION#v}")
+    staging=v0.${KUBE_VERSION#v1.}
+    json=$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION") \
+      || die "kubernetes: k8s.io/kubernetes@$KUBE_VERSION is not served by the module proxy"
+    gomod=$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p' <<<"$json")
+    dir=$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p' <<<"$json")
+    [ -f "$gomod" ] && [ -f "$dir/go.sum" ] || die "kubernetes: k8s.io/kubernetes@$KUBE_VERSION not in the module cache"
+    printf 'module local.invalid/kubernetes-peer\n\ngo %s\n\nrequire k8s.io/kubernetes %s\n' \
+      "$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$gomod")" "$KUBE_VERSION" >go.mod
+    local n=0
+    for m in $(sed -n 's#^[[:space:]]*\(k8s.io/[^ ]*\) => \./staging/.*#\1#p' "$gomod"); do
+      go mod edit -replace="$m=$m@$staging"
+      n=$((n + 1))
+    done
+    [ "$n" -gt 0 ] || die "kubernetes: no staging replaces found in $gomod"
+    log "kubernetes: $n staging modules replaced by their published $staging"
+    # Start from the release's own go.sum (the staging modules' sums come from the checksum db).
+    cp "$dir/go.sum" go.sum
+    chmod u+w go.sum
+    local ldf="-s -w" p pkgs=() c
+    for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+      ldf+=" -X $p.gitVersion=$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+      ldf+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
+    done
+    for c in "${KUBE_CMDS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
+    GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "$ldf" -o "$KUBE_BIN/" "${pkgs[@]}"
+  ) || die "kubernetes: build of k8s.io/kubernetes@$KUBE_VERSION failed"
+  rm -rf "$wrap"
+}
+
+kube_ssl() { openssl "$@" >>"$LOG_DIR/kube-pki.log" 2>&1 || component_failed kube-pki "openssl $1 failed"; }
+
+# kube_cert NAME SUBJECT EXT: a key and a certificate signed by the cluster CA.
+kube_cert() {
+  local name=$1 subj=$2 ext=$3
+  [ -s "$KUBE_PKI/$name.crt" ] && return 0
+  kube_ssl req -newkey rsa:2048 -nodes -subj "$subj" -keyout "$KUBE_PKI/$name.key" -out "$KUBE_PKI/$name.csr"
+  printf '%s\n' "$ext" >"$KUBE_PKI/$name.ext"
+  kube_ssl x509 -req -in "$KUBE_PKI/$name.csr" -CA "$KUBE_PKI/ca.crt" -CAkey "$KUBE_PKI/ca.key" -CAcreateserial \
+    -days 3650 -extfile "$KUBE_PKI/$name.ext" -out "$KUBE_PKI/$name.crt"
+  rm -f "$KUBE_PKI/$name.csr"
+}
+
+# Generated once under the run dir and kept by `down` (only --purge removes them): a CA, the
+# serving certificate, the service-account signing key and the admin client certificate
+# (group system:masters), plus an admin kubeconfig with everything embedded.
+kube_pki() {
+  mkdir -p "$KUBE_PKI" "$LOG_DIR"
+  chmod 700 "$KUBE_DIR" "$KUBE_PKI"
+  if [ ! -s "$KUBE_PKI/ca.crt" ]; then
+    kube_ssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=hatchet-operator-test-ca \
+      -keyout "$KUBE_PKI/ca.key" -out "$KUBE_PKI/ca.crt"
+  fi
+  kube_cert apiserver /CN=kube-apiserver "subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
+basicConstraints=CA:FALSE
+keyUsage=digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth"
+  kube_cert admin "/O=system:masters/CN=admin" "basicConstraints=CA:FALSE
+keyUsage=digitalSignature,keyEncipherment
+extendedKeyUsage=clientAuth"
+  [ -s "$KUBE_PKI/sa.key" ] || kube_ssl genrsa -out "$KUBE_PKI/sa.key" 2048
+  [ -s "$KUBE_PKI/sa.pub" ] || kube_ssl rsa -in "$KUBE_PKI/sa.key" -pubout -out "$KUBE_PKI/sa.pub"
+  if [ ! -s "$KUBECONFIG_FILE" ]; then
+    local k=("$KUBECTL" config --kubeconfig="$KUBECONFIG_FILE.tmp")
+    rm -f "$KUBECONFIG_FILE.tmp"
+    {
+      "${k[@]}" set-cluster local --server="$KUBE_API_URL" --certificate-authority="$KUBE_PKI/ca.crt" --embed-certs=true
+      "${k[@]}" set-credentials admin --client-certificate="$KUBE_PKI/admin.crt" \
+        --client-key="$KUBE_PKI/admin.key" --embed-certs=true
+      "${k[@]}" set-context local --cluster=local --user=admin --namespace=default
+      "${k[@]}" use-context local
+    } >>"$LOG_DIR/kube-pki.log" 2>&1 || component_failed kube-pki "kubectl config failed"
+    chmod 600 "$KUBECONFIG_FILE.tmp"
+    mv "$KUBECONFIG_FILE.tmp" "$KUBECONFIG_FILE"
+  fi
+}
+
+kube-apiserver_build() {
+  command -v openssl >/dev/null || step "install openssl (Debian)" apt_install openssl
+  kube_build
+}
+
+kube_readyz() {
+  curl -fsS --max-time 3 --cacert "$KUBE_PKI/ca.crt" --cert "$KUBE_PKI/admin.crt" --key "$KUBE_PKI/admin.key" \
+    "$KUBE_API_URL/readyz" 2>/dev/null | grep -qx ok
+}
+
+kube-apiserver_ready() { is_running kube-apiserver && kube_readyz; }
+
+kube-apiserver_up() {
+  kube_built || die "kube-apiserver: binaries missing in $KUBE_BIN; run tests/env/build-peers"
+  kube_pki
+  if kube-apiserver_ready; then
+    log "kube-apiserver already up at $KUBE_API_URL"
+  else
+    stop_bg kube-apiserver
+    start_bg kube-apiserver "$KUBE_BIN/kube-apiserver" \
+      --etcd-servers="$ETCD_URL" --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
+      --secure-port="$KUBE_APISERVER_PORT" --cert-dir="$KUBE_DIR/apiserver-certs" \
+      --tls-cert-file="$KUBE_PKI/apiserver.crt" --tls-private-key-file="$KUBE_PKI/apiserver.key" \
+      --client-ca-file="$KUBE_PKI/ca.crt" --authorization-mode=RBAC --anonymous-auth=false \
+      --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true \
+      --service-account-issuer="$KUBE_API_URL" --service-account-key-file="$KUBE_PKI/sa.pub" \
+      --service-account-signing-key-file="$KUBE_PKI/sa.key" \
+      --profiling=false --v=1
+    wait_until 120 kube_readyz || component_failed kube-apiserver "GET $KUBE_API_URL/readyz not ok after 120s"
+    log "kube-apiserver up at $KUBE_API_URL"
+  fi
+  kube_write_env
+}
+
+kube_write_env() {
+  (
+    umask 077
+    {
+      echo "# Kubernetes $KUBE_VERSION control plane on 127.0.0.1 (etcd, apiserver, controller-manager, scheduler, kwok)."
+      echo "export KUBECONFIG=$KUBECONFIG_FILE"
+      echo "export KUBECTL=$KUBECTL"
+      echo "export KUBE_VERSION=$KUBE_VERSION"
+      echo "export KUBE_API_URL=$KUBE_API_URL"
+      echo "export PATH=\"$KUBE_BIN:$ETCD_BIN:\$PATH\""
+    } >"$ENV_FILE.kube-apiserver"
+  )
+}
+
+kube-apiserver_down() { stop_bg kube-apiserver; }
