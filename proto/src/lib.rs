@@ -38,5 +38,4 @@ pub use generated::*;
 /// The encoded `google.protobuf.FileDescriptorSet` of our contracts (plus the imported
 /// well-known types), without source info. Useful for reflection and for comparing our
 /// contracts with the engine's.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/hatchet_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hatchet_descriptor.bin"));

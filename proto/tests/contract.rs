@@ -12,8 +12,8 @@ use std::process::Command;
 
 use prost::Message as _;
 use prost_types::{
-    DescriptorProto, EnumDescriptorProto, FieldDescriptorProto, FileDescriptorProto,
-    FileDescriptorSet, ServiceDescriptorProto,
+    DescriptorProto, EnumDescriptorProto, FieldDescriptorProto, FileDescriptorProto, FileDescriptorSet,
+    ServiceDescriptorProto,
 };
 
 const ENGINE_VERSION: &str = "v0.104.7";
@@ -66,15 +66,11 @@ fn comparison_detects_changes() {
 
     // A renumbered field.
     let mut changed = base.clone();
-    let field = message_mut(
-        &mut changed,
-        "dispatcher/dispatcher.proto",
-        "WorkerRegisterRequest",
-    )
-    .field
-    .iter_mut()
-    .find(|f| f.name() == "slot_config")
-    .expect("slot_config");
+    let field = message_mut(&mut changed, "dispatcher/dispatcher.proto", "WorkerRegisterRequest")
+        .field
+        .iter_mut()
+        .find(|f| f.name() == "slot_config")
+        .expect("slot_config");
     field.number = Some(8);
     let d = diff(&base, &changed);
     assert!(
@@ -112,8 +108,7 @@ fn comparison_detects_changes() {
 }
 
 fn ours() -> FileDescriptorSet {
-    FileDescriptorSet::decode(hatchet_proto::FILE_DESCRIPTOR_SET)
-        .expect("hatchet_proto::FILE_DESCRIPTOR_SET decodes")
+    FileDescriptorSet::decode(hatchet_proto::FILE_DESCRIPTOR_SET).expect("hatchet_proto::FILE_DESCRIPTOR_SET decodes")
 }
 
 /// `$HATCHET_API_CONTRACTS`, else the engine module in `$(go env GOMODCACHE)`. Never skips.
@@ -131,9 +126,7 @@ fn engine_contracts_dir() -> PathBuf {
                 String::from_utf8_lossy(&out.stderr).trim()
             );
             let modcache = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-            Path::new(&modcache).join(format!(
-                "github.com/hatchet-dev/hatchet@{ENGINE_VERSION}/api-contracts"
-            ))
+            Path::new(&modcache).join(format!("github.com/hatchet-dev/hatchet@{ENGINE_VERSION}/api-contracts"))
         }
     };
     assert!(
@@ -148,11 +141,7 @@ fn file_mut<'a>(set: &'a mut FileDescriptorSet, name: &str) -> &'a mut FileDescr
     set.file.iter_mut().find(|f| f.name() == name).expect(name)
 }
 
-fn message_mut<'a>(
-    set: &'a mut FileDescriptorSet,
-    file: &str,
-    name: &str,
-) -> &'a mut DescriptorProto {
+fn message_mut<'a>(set: &'a mut FileDescriptorSet, file: &str, name: &str) -> &'a mut DescriptorProto {
     file_mut(set, file)
         .message_type
         .iter_mut()
@@ -177,11 +166,7 @@ impl<'a> Index<'a> {
             enums: BTreeMap::new(),
             services: BTreeMap::new(),
         };
-        for file in set
-            .file
-            .iter()
-            .filter(|f| !f.name().starts_with("google/protobuf/"))
-        {
+        for file in set.file.iter().filter(|f| !f.name().starts_with("google/protobuf/")) {
             let scope = match file.package() {
                 "" => String::new(),
                 package => format!(".{package}"),
@@ -191,15 +176,12 @@ impl<'a> Index<'a> {
                 index.add_message(file.name(), &scope, message);
             }
             for e in &file.enum_type {
-                index
-                    .enums
-                    .insert(format!("{scope}.{}", e.name()), (file.name(), e));
+                index.enums.insert(format!("{scope}.{}", e.name()), (file.name(), e));
             }
             for service in &file.service {
-                index.services.insert(
-                    format!("{scope}.{}", service.name()),
-                    (file.name(), service),
-                );
+                index
+                    .services
+                    .insert(format!("{scope}.{}", service.name()), (file.name(), service));
             }
         }
         index
@@ -243,10 +225,7 @@ fn diff(engine: &FileDescriptorSet, ours: &FileDescriptorSet) -> Vec<String> {
             &mut out,
         );
         let what = format!("field of {name}");
-        let (efs, ofs) = (
-            by_name(&em.field, |f| f.name()),
-            by_name(&om.field, |f| f.name()),
-        );
+        let (efs, ofs) = (by_name(&em.field, |f| f.name()), by_name(&om.field, |f| f.name()));
         for (field, (ef, of)) in paired(&what, &efs, &ofs, &mut out) {
             compare(
                 &format!("field {name}.{field}"),
@@ -266,17 +245,9 @@ fn diff(engine: &FileDescriptorSet, ours: &FileDescriptorSet) -> Vec<String> {
                 ("reserved_name", dbg(&e.reserved_name)),
             ]
         };
-        compare(
-            &format!("enum {name}"),
-            attrs(ef, ee),
-            attrs(of, oe),
-            &mut out,
-        );
+        compare(&format!("enum {name}"), attrs(ef, ee), attrs(of, oe), &mut out);
         let what = format!("value of {name}");
-        let (evs, ovs) = (
-            by_name(&ee.value, |v| v.name()),
-            by_name(&oe.value, |v| v.name()),
-        );
+        let (evs, ovs) = (by_name(&ee.value, |v| v.name()), by_name(&oe.value, |v| v.name()));
         for (value, (ev, ov)) in paired(&what, &evs, &ovs, &mut out) {
             compare(
                 &format!("enum value {name}.{value}"),
@@ -295,10 +266,7 @@ fn diff(engine: &FileDescriptorSet, ours: &FileDescriptorSet) -> Vec<String> {
             &mut out,
         );
         let what = format!("rpc of {name}");
-        let (ems, oms) = (
-            by_name(&es.method, |m| m.name()),
-            by_name(&os.method, |m| m.name()),
-        );
+        let (ems, oms) = (by_name(&es.method, |m| m.name()), by_name(&os.method, |m| m.name()));
         for (rpc, (em, om)) in paired(&what, &ems, &oms, &mut out) {
             let attrs = |m: &prost_types::MethodDescriptorProto| {
                 vec![
@@ -368,9 +336,7 @@ fn paired<'m, K: Ord + std::fmt::Display, V>(
         out.push(format!("{what} {key}: missing from ours"));
     }
     for key in ours.keys().filter(|k| !engine.contains_key(k)) {
-        out.push(format!(
-            "{what} {key}: ours only, the engine has no such thing"
-        ));
+        out.push(format!("{what} {key}: ours only, the engine has no such thing"));
     }
     engine
         .iter()

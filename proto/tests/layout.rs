@@ -6,9 +6,7 @@ use hatchet_proto::{
     dispatcher_server,
     events_service_client::EventsServiceClient,
     events_service_server,
-    v1::{
-        self, admin_service_client::AdminServiceClient, v1_dispatcher_client::V1DispatcherClient,
-    },
+    v1::{self, admin_service_client::AdminServiceClient, v1_dispatcher_client::V1DispatcherClient},
     workflow_service_client::WorkflowServiceClient,
     workflow_service_server,
 };

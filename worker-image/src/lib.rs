@@ -1,3 +1,41 @@
 //! A Rust worker runtime for Hatchet: it registers workflows with the engine, receives task
 //! assignments over gRPC and runs them in bounded slots, and is built to live in a
 //! Kubernetes fleet (probes, metrics, drain on termination).
+//!
+//! ```no_run
+//! use hatchet_worker::{Client, Context, Task, TaskError, Worker, Workflow};
+//!
+//! # async fn demo() -> Result<(), hatchet_worker::Error> {
+//! async fn greet(name: String, _ctx: Context) -> Result<String, TaskError> {
+//!     Ok(format!("hello {name}"))
+//! }
+//! let client = Client::from_env()?;
+//! let worker = Worker::builder(client, "greeter")
+//!     .slots(10)
+//!     .workflow(Workflow::new("greet").task(Task::new("greet", greet)))
+//!     .build()?;
+//! worker.run().await?;
+//! # Ok(()) }
+//! ```
+
+pub mod client;
+pub mod config;
+mod connection;
+mod context;
+mod error;
+mod metrics;
+pub mod names;
+pub mod payload;
+pub mod retry;
+pub mod runtime;
+pub mod workflow;
+
+pub use client::{Client, RunDetails, RunRef, RunStatus, TriggerOptions};
+pub use config::{ClientConfig, TlsStrategy};
+pub use context::Context;
+pub use error::{Error, Result};
+pub use runtime::{Exit, ShutdownHandle, Worker, WorkerBuilder};
+pub use workflow::{
+    Comparator, Concurrency, ConcurrencyStrategy, DesiredLabel, LabelValue, RateLimit, RateLimitWindow, Sticky, Task,
+    TaskError, Workflow,
+};

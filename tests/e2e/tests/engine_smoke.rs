@@ -20,10 +20,7 @@ async fn engine_reports_pinned_version_and_accepts_token() {
         .json()
         .await
         .expect("version body");
-    assert_eq!(
-        version["version"], EXPECTED_VERSION,
-        "engine version: {version}"
-    );
+    assert_eq!(version["version"], EXPECTED_VERSION, "engine version: {version}");
 
     let tenant = world.tenant_id().unwrap();
     let claims = world.token_claims().unwrap();

@@ -1,0 +1,237 @@
+//! The client side of Hatchet: trigger runs and await their results, check status, cancel,
+//! push events; plus the per-run calls a worker's tasks make.
+
+mod rest;
+mod runs;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hatchet_proto::{
+    GetVersionRequest, PushEventRequest, PutLogRequest, PutStreamEventRequest, RefreshTimeoutRequest,
+    ReleaseSlotRequest, UpsertWorkerLabelsRequest, WorkerLabels,
+};
+use serde::Serialize;
+use serde_json::Value;
+
+pub use runs::{RunDetails, RunRef, RunStatus, TaskRunDetail, TriggerOptions};
+
+use crate::config::ClientConfig;
+use crate::connection::Engine;
+use crate::retry::{is_retryable, jittered};
+use crate::workflow::LabelValue;
+use crate::{Error, Result};
+
+/// How many times client calls retry a transient failure before giving up.
+const CALL_ATTEMPTS: u32 = 6;
+/// Per-call deadline for unary calls.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A Hatchet client: gRPC to the engine and REST to its API, with the tenant's token.
+#[derive(Clone)]
+pub struct Client {
+    engine: Engine,
+    config: Arc<ClientConfig>,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Builds a client; the connection is made on first use.
+    pub fn new(config: ClientConfig) -> Result<Self> {
+        let engine = Engine::connect(&config)?;
+        let http = reqwest::Client::builder()
+            .timeout(CALL_TIMEOUT)
+            .build()
+            .map_err(|e| Error::Transport(e.to_string()))?;
+        Ok(Self {
+            engine,
+            config: Arc::new(config),
+            http,
+        })
+    }
+
+    /// Builds a client from the `HATCHET_CLIENT_*` environment.
+    pub fn from_env() -> Result<Self> {
+        Self::new(ClientConfig::from_env()?)
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The engine's version (e.g. `v0.104.7`).
+    pub async fn engine_version(&self) -> Result<String> {
+        let r = call("GetVersion", || {
+            let mut d = self.engine.dispatcher.clone();
+            async move { d.get_version(GetVersionRequest {}).await }
+        })
+        .await?;
+        Ok(r.version)
+    }
+
+    /// Pushes an event; workflows listening for `key` start runs with `payload` as input.
+    pub async fn push_event<P: Serialize>(
+        &self,
+        key: &str,
+        payload: &P,
+        metadata: Option<serde_json::Map<String, Value>>,
+    ) -> Result<String> {
+        let payload = serde_json::to_string(payload).map_err(|e| Error::Payload(e.to_string()))?;
+        let additional_metadata = metadata
+            .map(|m| serde_json::to_string(&m).map_err(|e| Error::Payload(e.to_string())))
+            .transpose()?;
+        let key = self.config.namespaced(key);
+        let ev = call("Push", || {
+            let mut c = self.engine.events.clone();
+            let req = PushEventRequest {
+                key: key.clone(),
+                payload: payload.clone(),
+                event_timestamp: Some(now_timestamp()),
+                additional_metadata: additional_metadata.clone(),
+                priority: None,
+                scope: None,
+            };
+            async move { c.push(req).await }
+        })
+        .await?;
+        Ok(ev.event_id)
+    }
+
+    pub(crate) async fn put_log(&self, task_run_external_id: &str, message: String, retry_count: i32) -> Result<()> {
+        call("PutLog", || {
+            let mut c = self.engine.events.clone();
+            let req = PutLogRequest {
+                task_run_external_id: task_run_external_id.to_owned(),
+                created_at: Some(now_timestamp()),
+                message: message.clone(),
+                level: Some("INFO".into()),
+                metadata: String::new(),
+                task_retry_count: Some(retry_count),
+            };
+            async move { c.put_log(req).await }
+        })
+        .await
+        .map(drop)
+    }
+
+    pub(crate) async fn put_stream_event(&self, task_run_external_id: &str, chunk: Vec<u8>) -> Result<()> {
+        call("PutStreamEvent", || {
+            let mut c = self.engine.events.clone();
+            let req = PutStreamEventRequest {
+                task_run_external_id: task_run_external_id.to_owned(),
+                created_at: Some(now_timestamp()),
+                message: chunk.clone(),
+                metadata: String::new(),
+                event_index: None,
+            };
+            async move { c.put_stream_event(req).await }
+        })
+        .await
+        .map(drop)
+    }
+
+    pub(crate) async fn release_slot(&self, task_run_external_id: &str) -> Result<()> {
+        call("ReleaseSlot", || {
+            let mut d = self.engine.dispatcher.clone();
+            let req = ReleaseSlotRequest {
+                task_run_external_id: task_run_external_id.to_owned(),
+            };
+            async move { d.release_slot(req).await }
+        })
+        .await
+        .map(drop)
+    }
+
+    pub(crate) async fn refresh_timeout(&self, task_run_external_id: &str, increment: String) -> Result<()> {
+        call("RefreshTimeout", || {
+            let mut d = self.engine.dispatcher.clone();
+            let req = RefreshTimeoutRequest {
+                task_run_external_id: task_run_external_id.to_owned(),
+                increment_timeout_by: increment.clone(),
+            };
+            async move { d.refresh_timeout(req).await }
+        })
+        .await
+        .map(drop)
+    }
+
+    pub(crate) async fn upsert_worker_labels(
+        &self,
+        worker_id: &str,
+        labels: BTreeMap<String, LabelValue>,
+    ) -> Result<()> {
+        let labels = worker_labels(&labels);
+        call("UpsertWorkerLabels", || {
+            let mut d = self.engine.dispatcher.clone();
+            let req = UpsertWorkerLabelsRequest {
+                worker_id: worker_id.to_owned(),
+                labels: labels.clone(),
+            };
+            async move { d.upsert_worker_labels(req).await }
+        })
+        .await
+        .map(drop)
+    }
+}
+
+/// Label values in their wire form.
+pub(crate) fn worker_labels(labels: &BTreeMap<String, LabelValue>) -> std::collections::HashMap<String, WorkerLabels> {
+    labels
+        .iter()
+        .map(|(k, v)| {
+            let l = match v {
+                LabelValue::Str(s) => WorkerLabels {
+                    str_value: Some(s.clone()),
+                    int_value: None,
+                },
+                LabelValue::Int(i) => WorkerLabels {
+                    str_value: None,
+                    int_value: Some(*i),
+                },
+            };
+            (k.clone(), l)
+        })
+        .collect()
+}
+
+pub(crate) fn now_timestamp() -> prost_types::Timestamp {
+    prost_types::Timestamp::from(std::time::SystemTime::now())
+}
+
+/// Runs a unary call with a deadline, retrying transient statuses with full-jitter backoff.
+pub(crate) async fn call<T, F, Fut>(name: &'static str, mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+{
+    let mut attempt = 0;
+    loop {
+        let status = match tokio::time::timeout(CALL_TIMEOUT, f()).await {
+            Ok(Ok(r)) => return Ok(r.into_inner()),
+            Ok(Err(s)) => s,
+            Err(_) => tonic::Status::deadline_exceeded(format!("{name} took longer than {CALL_TIMEOUT:?}")),
+        };
+        attempt += 1;
+        if !is_retryable(status.code()) || attempt >= CALL_ATTEMPTS {
+            return Err(Error::rpc(name, status));
+        }
+        let wait = jittered(attempt, Duration::from_millis(250), Duration::from_secs(5));
+        tracing::debug!(call = name, code = ?status.code(), ?wait, "retrying engine call");
+        tokio::time::sleep(wait).await;
+    }
+}

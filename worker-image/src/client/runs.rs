@@ -1,0 +1,276 @@
+//! Workflow runs: triggering (top-level and child), status, waiting for results, cancelling.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hatchet_proto::v1::{self, CancelTasksRequest, GetRunDetailsRequest, TriggerWorkflowRunRequest};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{Client, call};
+use crate::workflow::{DesiredLabel, namespaced};
+use crate::{Error, Result};
+
+/// How often `wait_for_run` polls the engine.
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Options for a new run.
+#[derive(Debug, Clone, Default)]
+pub struct TriggerOptions {
+    metadata: serde_json::Map<String, Value>,
+    priority: Option<i32>,
+    desired_labels: BTreeMap<String, DesiredLabel>,
+    key: Option<String>,
+}
+
+impl TriggerOptions {
+    /// Adds additional metadata (shown with the run, filterable).
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// Run priority, 1 (lowest) to 3.
+    pub fn priority(mut self, p: i32) -> Self {
+        self.priority = Some(p);
+        self
+    }
+
+    /// Worker affinity for this run.
+    pub fn desired_label(mut self, key: impl Into<String>, label: DesiredLabel) -> Self {
+        self.desired_labels.insert(key.into(), label);
+        self
+    }
+
+    /// A key identifying a child run among its siblings (for child runs).
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+}
+
+/// A triggered run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRef {
+    /// The workflow run's external id.
+    pub id: String,
+}
+
+/// Status of a run or task as the engine reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+    Evicted,
+}
+
+impl RunStatus {
+    fn from_wire(v: i32) -> Self {
+        match v1::RunStatus::try_from(v) {
+            Ok(v1::RunStatus::Queued) | Err(_) => Self::Queued,
+            Ok(v1::RunStatus::Running) => Self::Running,
+            Ok(v1::RunStatus::Completed) => Self::Completed,
+            Ok(v1::RunStatus::Failed) => Self::Failed,
+            Ok(v1::RunStatus::Cancelled) => Self::Cancelled,
+            Ok(v1::RunStatus::Evicted) => Self::Evicted,
+        }
+    }
+}
+
+/// One task of a run.
+#[derive(Debug, Clone)]
+pub struct TaskRunDetail {
+    pub external_id: String,
+    pub name: String,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    pub output: Option<Value>,
+}
+
+/// A run's state.
+#[derive(Debug, Clone)]
+pub struct RunDetails {
+    pub status: RunStatus,
+    pub done: bool,
+    pub tasks: Vec<TaskRunDetail>,
+    pub input: Value,
+    pub metadata: Value,
+}
+
+impl RunDetails {
+    /// Outputs of completed tasks, keyed by task name.
+    pub fn outputs(&self) -> BTreeMap<String, Value> {
+        self.tasks
+            .iter()
+            .filter_map(|t| t.output.clone().map(|o| (t.name.clone(), o)))
+            .collect()
+    }
+
+    /// The first task error, if any.
+    pub fn error(&self) -> Option<&str> {
+        self.tasks.iter().find_map(|t| t.error.as_deref())
+    }
+}
+
+fn json_bytes<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| Error::Payload(e.to_string()))
+}
+
+impl Client {
+    /// Starts a run of `workflow` with `input`.
+    pub async fn trigger<I: Serialize>(&self, workflow: &str, input: &I, options: TriggerOptions) -> Result<RunRef> {
+        let input = json_bytes(input)?;
+        let metadata = json_bytes(&options.metadata)?;
+        let name = namespaced(&self.config.namespace, workflow);
+        let labels: std::collections::HashMap<_, _> = options
+            .desired_labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_proto()))
+            .collect();
+        let r = call("TriggerWorkflowRun", || {
+            let mut a = self.engine.admin.clone();
+            let req = TriggerWorkflowRunRequest {
+                workflow_name: name.clone(),
+                input: input.clone(),
+                additional_metadata: metadata.clone(),
+                priority: options.priority,
+                desired_worker_labels: labels.clone(),
+            };
+            async move { a.trigger_workflow_run(req).await }
+        })
+        .await?;
+        Ok(RunRef { id: r.external_id })
+    }
+
+    /// Starts a run and waits for its outputs, keyed by task name.
+    pub async fn run<I: Serialize>(
+        &self,
+        workflow: &str,
+        input: &I,
+        options: TriggerOptions,
+    ) -> Result<BTreeMap<String, Value>> {
+        let run = self.trigger(workflow, input, options).await?;
+        self.wait_for_run(&run.id).await
+    }
+
+    pub(crate) async fn trigger_child<I: Serialize>(
+        &self,
+        workflow: &str,
+        input: &I,
+        options: TriggerOptions,
+        parent_run_id: &str,
+        parent_task_run_id: &str,
+        index: i32,
+    ) -> Result<RunRef> {
+        let input = serde_json::to_string(input).map_err(|e| Error::Payload(e.to_string()))?;
+        let metadata = serde_json::to_string(&options.metadata).map_err(|e| Error::Payload(e.to_string()))?;
+        let name = namespaced(&self.config.namespace, workflow);
+        let labels: std::collections::HashMap<_, _> = options
+            .desired_labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_proto()))
+            .collect();
+        let r = call("TriggerWorkflow", || {
+            let mut w = self.engine.workflows.clone();
+            let req = v1::TriggerWorkflowRequest {
+                name: name.clone(),
+                input: input.clone(),
+                parent_id: Some(parent_run_id.to_owned()),
+                parent_task_run_external_id: Some(parent_task_run_id.to_owned()),
+                child_index: Some(index),
+                child_key: options.key.clone(),
+                additional_metadata: Some(metadata.clone()),
+                desired_worker_id: None,
+                priority: options.priority,
+                desired_worker_labels: labels.clone(),
+            };
+            async move { w.trigger_workflow(req).await }
+        })
+        .await?;
+        Ok(RunRef { id: r.workflow_run_id })
+    }
+
+    /// The current state of a run.
+    pub async fn run_details(&self, run_id: &str) -> Result<RunDetails> {
+        let r = call("GetRunDetails", || {
+            let mut a = self.engine.admin.clone();
+            let req = GetRunDetailsRequest {
+                external_id: run_id.to_owned(),
+            };
+            async move { a.get_run_details(req).await }
+        })
+        .await?;
+        let parse = |b: &[u8]| {
+            if b.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(b).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(b).into_owned()))
+            }
+        };
+        let mut tasks: Vec<TaskRunDetail> = r
+            .task_runs
+            .into_iter()
+            .map(|(id, t)| TaskRunDetail {
+                external_id: id,
+                name: t.readable_id,
+                status: RunStatus::from_wire(t.status),
+                error: t.error.filter(|e| !e.is_empty()),
+                output: t.output.as_deref().map(parse),
+            })
+            .collect();
+        tasks.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(RunDetails {
+            status: RunStatus::from_wire(r.status),
+            done: r.done,
+            tasks,
+            input: parse(&r.input),
+            metadata: parse(&r.additional_metadata),
+        })
+    }
+
+    /// Waits until the run finishes; its outputs on success, [`Error::RunFailed`] otherwise.
+    pub async fn wait_for_run(&self, run_id: &str) -> Result<BTreeMap<String, Value>> {
+        loop {
+            match self.run_details(run_id).await {
+                Ok(d)
+                    if d.done
+                        || matches!(
+                            d.status,
+                            RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
+                        ) =>
+                {
+                    return match d.status {
+                        RunStatus::Completed => Ok(d.outputs()),
+                        s => Err(Error::RunFailed {
+                            run_id: run_id.to_owned(),
+                            status: format!("{s:?}").to_uppercase(),
+                            error: d.error().unwrap_or("").to_owned(),
+                        }),
+                    };
+                }
+                Ok(_) => {}
+                // A run just triggered may not be visible yet.
+                Err(Error::Refused { status, .. }) if status.code() == tonic::Code::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
+    /// Cancels a run's tasks.
+    pub async fn cancel(&self, run_id: &str) -> Result<()> {
+        call("CancelTasks", || {
+            let mut a = self.engine.admin.clone();
+            let req = CancelTasksRequest {
+                external_ids: vec![run_id.to_owned()],
+                filter: None,
+            };
+            async move { a.cancel_tasks(req).await }
+        })
+        .await
+        .map(drop)
+    }
+}

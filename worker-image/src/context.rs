@@ -1,0 +1,263 @@
+//! What a running task sees: its input and parents' outputs, who and where it is, and the
+//! calls it can make to the engine while it runs.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::time::Instant;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+
+use crate::client::{Client, RunRef, TriggerOptions};
+use crate::names::go_duration;
+use crate::payload::ActionPayload;
+use crate::runtime::slots::SlotPermit;
+use crate::workflow::LabelValue;
+use crate::{Error, TaskError};
+
+/// Identity of one task run, from its assignment.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RunIds {
+    pub(crate) workflow_run_id: String,
+    pub(crate) task_run_external_id: String,
+    pub(crate) task_name: String,
+    pub(crate) action_id: String,
+    pub(crate) retry_count: i32,
+    pub(crate) worker_id: String,
+    pub(crate) parent_workflow_run_id: Option<String>,
+    pub(crate) priority: i32,
+}
+
+/// The task's handle on its run. Cheap to clone; every clone refers to the same run.
+#[derive(Clone)]
+pub struct Context {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    ids: RunIds,
+    payload: ActionPayload,
+    metadata: serde_json::Map<String, Value>,
+    client: Client,
+    cancel: CancellationToken,
+    slot: Mutex<Option<SlotPermit>>,
+    deadline: Arc<Mutex<Instant>>,
+    child_index: AtomicI32,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("ids", &self.inner.ids)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    pub(crate) fn new(
+        ids: RunIds,
+        payload: ActionPayload,
+        metadata: serde_json::Map<String, Value>,
+        client: Client,
+        cancel: CancellationToken,
+        slot: SlotPermit,
+        deadline: Arc<Mutex<Instant>>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                ids,
+                payload,
+                metadata,
+                client,
+                cancel,
+                slot: Mutex::new(Some(slot)),
+                deadline,
+                child_index: AtomicI32::new(0),
+            }),
+        }
+    }
+
+    /// The run's input as JSON.
+    pub fn raw_input(&self) -> &Value {
+        &self.inner.payload.input
+    }
+
+    /// The run's input as `T`.
+    pub fn input<T: DeserializeOwned>(&self) -> Result<T, TaskError> {
+        serde_json::from_value(self.inner.payload.input.clone())
+            .map_err(|e| TaskError::non_retryable(format!("input does not match the requested type: {e}")))
+    }
+
+    /// The output of parent task `name`, as `T`.
+    pub fn parent_output<T: DeserializeOwned>(&self, name: &str) -> Result<T, TaskError> {
+        let v =
+            self.inner.payload.parents.get(name).ok_or_else(|| {
+                TaskError::non_retryable(format!("task {name:?} is not a completed parent of this task"))
+            })?;
+        serde_json::from_value(v.clone()).map_err(|e| {
+            TaskError::non_retryable(format!(
+                "output of parent {name:?} does not match the requested type: {e}"
+            ))
+        })
+    }
+
+    /// Errors of the run's failed tasks, keyed by task name (what an on-failure task handles).
+    pub fn task_errors(&self) -> &BTreeMap<String, String> {
+        &self.inner.payload.step_run_errors
+    }
+
+    /// What triggered the run (e.g. the event payload), as the engine reports it.
+    pub fn triggers(&self) -> &BTreeMap<String, Value> {
+        &self.inner.payload.triggers
+    }
+
+    /// The run's additional metadata.
+    pub fn additional_metadata(&self) -> &serde_json::Map<String, Value> {
+        &self.inner.metadata
+    }
+
+    /// 0 on the first attempt, then 1, 2, ... on retries.
+    pub fn retry_count(&self) -> u32 {
+        self.inner.ids.retry_count.max(0) as u32
+    }
+
+    /// The workflow run this task belongs to.
+    pub fn workflow_run_id(&self) -> &str {
+        &self.inner.ids.workflow_run_id
+    }
+
+    /// This task run's external id.
+    pub fn task_run_id(&self) -> &str {
+        &self.inner.ids.task_run_external_id
+    }
+
+    /// The action id this task was assigned under (`<workflow>:<task>`).
+    pub fn action_id(&self) -> &str {
+        &self.inner.ids.action_id
+    }
+
+    /// This task's name.
+    pub fn task_name(&self) -> &str {
+        &self.inner.ids.task_name
+    }
+
+    /// The workflow run that spawned this one, if it is a child.
+    pub fn parent_workflow_run_id(&self) -> Option<&str> {
+        self.inner.ids.parent_workflow_run_id.as_deref()
+    }
+
+    /// The run's priority.
+    pub fn priority(&self) -> i32 {
+        self.inner.ids.priority
+    }
+
+    /// The worker running this task.
+    pub fn worker_id(&self) -> &str {
+        &self.inner.ids.worker_id
+    }
+
+    /// Resolves when the engine cancels the run (or the worker abandons it at its drain
+    /// deadline). Handlers that select on it can stop cleanly before they are dropped.
+    pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
+        self.inner.cancel.cancelled()
+    }
+
+    /// Whether the run has been cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.cancel.is_cancelled()
+    }
+
+    /// Sends a log line to the engine, shown with the run.
+    pub async fn log(&self, message: impl Into<String>) -> Result<(), Error> {
+        self.inner
+            .client
+            .put_log(
+                &self.inner.ids.task_run_external_id,
+                message.into(),
+                self.inner.ids.retry_count,
+            )
+            .await
+    }
+
+    /// Streams a chunk of bytes to subscribers of the run.
+    pub async fn stream(&self, chunk: impl Into<Vec<u8>>) -> Result<(), Error> {
+        self.inner
+            .client
+            .put_stream_event(&self.inner.ids.task_run_external_id, chunk.into())
+            .await
+    }
+
+    /// Frees this task's slot while it keeps running (e.g. while it only waits).
+    pub async fn release_slot(&self) -> Result<(), Error> {
+        self.inner
+            .client
+            .release_slot(&self.inner.ids.task_run_external_id)
+            .await?;
+        self.inner.slot.lock().expect("slot lock").take();
+        Ok(())
+    }
+
+    /// Extends the run's execution timeout by `by`, in the engine and on this worker.
+    pub async fn refresh_timeout(&self, by: Duration) -> Result<(), Error> {
+        let inc = go_duration("timeout increment", by).map_err(Error::Definition)?;
+        self.inner
+            .client
+            .refresh_timeout(&self.inner.ids.task_run_external_id, inc)
+            .await?;
+        let mut d = self.inner.deadline.lock().expect("deadline lock");
+        *d += by;
+        Ok(())
+    }
+
+    /// Sets labels on this worker (affects which future tasks it is assigned).
+    pub async fn upsert_labels(&self, labels: BTreeMap<String, LabelValue>) -> Result<(), Error> {
+        self.inner
+            .client
+            .upsert_worker_labels(&self.inner.ids.worker_id, labels)
+            .await
+    }
+
+    /// Starts a child workflow run of this run.
+    pub async fn spawn_workflow<I: Serialize>(
+        &self,
+        workflow: &str,
+        input: &I,
+        options: TriggerOptions,
+    ) -> Result<RunRef, Error> {
+        let index = self.inner.child_index.fetch_add(1, Ordering::SeqCst);
+        self.inner
+            .client
+            .trigger_child(
+                workflow,
+                input,
+                options,
+                &self.inner.ids.workflow_run_id,
+                &self.inner.ids.task_run_external_id,
+                index,
+            )
+            .await
+    }
+
+    /// Starts a child workflow run and waits for its outputs (keyed by task name).
+    pub async fn run_workflow<I: Serialize>(
+        &self,
+        workflow: &str,
+        input: &I,
+        options: TriggerOptions,
+    ) -> Result<BTreeMap<String, Value>, Error> {
+        let run = self.spawn_workflow(workflow, input, options).await?;
+        tokio::select! {
+            r = self.inner.client.wait_for_run(&run.id) => r,
+            _ = self.cancelled() => Err(Error::Shutdown),
+        }
+    }
+
+    /// The client this worker uses, for anything else (trigger, events, ...).
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+}

@@ -1,0 +1,69 @@
+//! The crate's one error type.
+
+/// Everything that can go wrong outside a task handler.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Configuration is missing or malformed (fatal: fix the environment or builder).
+    #[error("configuration: {0}")]
+    Config(String),
+    /// A workflow, task or worker definition is invalid (fatal: fix the definition).
+    #[error("invalid definition: {0}")]
+    Definition(String),
+    /// The engine refused a call with a status that retrying cannot fix (fatal).
+    #[error("engine refused {call}: {status}")]
+    Refused {
+        call: &'static str,
+        status: Box<tonic::Status>,
+    },
+    /// The engine could not be reached or answered with a transient failure (retryable).
+    #[error("engine call {call} failed: {status}")]
+    Rpc {
+        call: &'static str,
+        status: Box<tonic::Status>,
+    },
+    /// The gRPC channel could not be built (fatal: bad address or TLS material).
+    #[error("connection: {0}")]
+    Transport(String),
+    /// A REST call failed (retryable unless the status is a 4xx).
+    #[error("REST {call}: {message}")]
+    Rest { call: &'static str, message: String },
+    /// A payload from or for the engine was not the JSON we expected (fatal for that payload).
+    #[error("payload: {0}")]
+    Payload(String),
+    /// A workflow run ended in failure or cancellation.
+    #[error("workflow run {run_id} ended {status}: {error}")]
+    RunFailed {
+        run_id: String,
+        status: String,
+        error: String,
+    },
+    /// The operation was abandoned because the worker or client is shutting down.
+    #[error("shutting down")]
+    Shutdown,
+}
+
+impl Error {
+    /// Wraps a gRPC status, classifying it as fatal or retryable.
+    pub(crate) fn rpc(call: &'static str, status: tonic::Status) -> Self {
+        if crate::retry::is_retryable(status.code()) {
+            Error::Rpc {
+                call,
+                status: Box::new(status),
+            }
+        } else {
+            Error::Refused {
+                call,
+                status: Box::new(status),
+            }
+        }
+    }
+
+    /// True when retrying the same call later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Rpc { .. })
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,125 @@
+//! The JSON that travels with assignments and results: parsing an action's payload and
+//! formatting a failure the way the official clients parse it.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The parsed `action_payload` of a START_STEP_RUN.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct ActionPayload {
+    /// The run's input (`{}` when absent).
+    #[serde(default = "empty_object")]
+    pub input: Value,
+    /// Outputs of completed parent tasks, keyed by task name.
+    #[serde(default)]
+    pub parents: BTreeMap<String, Value>,
+    /// Errors of failed tasks of the run, keyed by task name (for on-failure tasks).
+    #[serde(default)]
+    pub step_run_errors: BTreeMap<String, String>,
+    /// What triggered the run (e.g. an event's payload).
+    #[serde(default)]
+    pub triggers: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub triggered_by: Option<String>,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+/// Parses an action payload; an empty string is an empty payload.
+pub fn parse_action_payload(raw: &str) -> Result<ActionPayload, String> {
+    if raw.trim().is_empty() {
+        return Ok(ActionPayload {
+            input: empty_object(),
+            ..ActionPayload::default()
+        });
+    }
+    let mut p: ActionPayload =
+        serde_json::from_str(raw).map_err(|e| format!("action payload is not the expected JSON: {e}"))?;
+    if p.input.is_null() {
+        p.input = empty_object();
+    }
+    Ok(p)
+}
+
+/// Parses `additional_metadata`; absent or empty is an empty map.
+pub fn parse_metadata(raw: Option<&str>) -> Result<serde_json::Map<String, Value>, String> {
+    match raw.map(str::trim) {
+        None | Some("") | Some("null") => Ok(Default::default()),
+        Some(s) => serde_json::from_str(s).map_err(|e| format!("additional metadata is not a JSON object: {e}")),
+    }
+}
+
+/// The FAILED event payload: `<type>: <message>` then the metadata trailer the official
+/// clients look for. Never empty.
+pub fn failure_payload(error_type: &str, message: &str, task_run_external_id: &str) -> String {
+    let message = if message.trim().is_empty() {
+        "task failed without a message"
+    } else {
+        message
+    };
+    let trailer = serde_json::json!({ "__hatchet_error_metadata__": { "task_run_external_id": task_run_external_id } });
+    format!("{error_type}: {message}\n\n\n{trailer}")
+}
+
+/// A COMPLETED payload: JSON without NUL characters (the engine refuses `\u0000`).
+pub fn completion_payload(output: &Value) -> Result<String, String> {
+    let s = serde_json::to_string(output).map_err(|e| format!("output is not JSON: {e}"))?;
+    if s.contains("\\u0000") {
+        return Err("output contains a NUL character (\\u0000), which the engine refuses".into());
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn payload_with_parents_and_errors() {
+        let p = parse_action_payload(
+            r#"{"input":{"n":1},"parents":{"a":{"x":2}},"step_run_errors":{"b":"boom"},"triggered_by":"manual","user_data":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(p.input, json!({"n":1}));
+        assert_eq!(p.parents["a"], json!({"x":2}));
+        assert_eq!(p.step_run_errors["b"], "boom");
+    }
+
+    #[test]
+    fn empty_and_null_inputs_become_objects() {
+        assert_eq!(parse_action_payload("").unwrap().input, json!({}));
+        assert_eq!(parse_action_payload(r#"{"input":null}"#).unwrap().input, json!({}));
+        assert!(
+            parse_action_payload("{not json")
+                .unwrap_err()
+                .contains("action payload")
+        );
+    }
+
+    #[test]
+    fn metadata_parsing() {
+        assert!(parse_metadata(None).unwrap().is_empty());
+        assert_eq!(parse_metadata(Some(r#"{"k":"v"}"#)).unwrap()["k"], "v");
+        assert!(parse_metadata(Some("[1]")).is_err());
+    }
+
+    #[test]
+    fn failure_payload_parses_like_the_official_clients() {
+        let p = failure_payload("ValueError", "bad thing", "run-1");
+        assert!(p.starts_with("ValueError: bad thing\n"));
+        let trailer: Value = serde_json::from_str(p.rsplit("\n\n").next().unwrap()).unwrap();
+        assert_eq!(trailer["__hatchet_error_metadata__"]["task_run_external_id"], "run-1");
+        assert!(failure_payload("E", "", "r").contains("without a message"));
+    }
+
+    #[test]
+    fn completion_refuses_nul() {
+        assert_eq!(completion_payload(&json!({"a":1})).unwrap(), r#"{"a":1}"#);
+        assert!(completion_payload(&json!({"a":"x\u{0}y"})).is_err());
+    }
+}

@@ -1,0 +1,279 @@
+//! Running one assignment: STARTED, the handler (isolated in its own task so a panic or a
+//! cancel cannot hurt the worker), then COMPLETED or FAILED, or nothing when cancelled.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hatchet_proto::{AssignedAction, StepActionEvent, StepActionEventType};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::shared::{CancelReason, RunningTask, Shared};
+use super::slots::SlotPermit;
+use crate::client::now_timestamp;
+use crate::context::{Context, RunIds};
+use crate::payload::{completion_payload, failure_payload, parse_action_payload, parse_metadata};
+use crate::retry::{is_retryable, jittered};
+use crate::workflow::TaskError;
+
+/// Extra time past the task's timeout before the worker gives up on the engine's own
+/// timeout (which cancels the run) and reports the failure itself.
+const TIMEOUT_GRACE: Duration = Duration::from_secs(5);
+/// How long a cancelled handler may take to return before its future is dropped.
+const CANCEL_GRACE: Duration = Duration::from_secs(1);
+/// How long result events are retried through an engine outage.
+const EVENT_RETRY_BUDGET: Duration = Duration::from_secs(300);
+
+/// How a run ended on this worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Succeeded,
+    Failed,
+    Cancelled,
+    TimedOut,
+}
+
+impl Outcome {
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::TimedOut => "timed_out",
+        }
+    }
+}
+
+/// Runs the assignment to its end. The slot permit is held until the result is reported.
+pub(crate) async fn run(shared: Arc<Shared>, action: AssignedAction, permit: SlotPermit, assigned_at: Instant) {
+    let id = action.task_run_external_id.clone();
+    let Some(def) = shared.actions.get(&action.action_id).cloned() else {
+        let msg = format!("this worker has no handler for action {:?}", action.action_id);
+        tracing::error!(task_run = %id, "{msg}");
+        report(
+            &shared,
+            &action,
+            StepActionEventType::StepEventTypeFailed,
+            failure_payload("UnknownAction", &msg, &id),
+            true,
+        )
+        .await;
+        return;
+    };
+    let cancel = CancellationToken::new();
+    let reason = Arc::new(Mutex::new(None));
+    let started = Instant::now();
+    shared.running.lock().expect("running lock").insert(
+        id.clone(),
+        RunningTask {
+            cancel: cancel.clone(),
+            reason: Arc::clone(&reason),
+        },
+    );
+    shared
+        .metrics
+        .task_started(&action.action_id, started.saturating_duration_since(assigned_at));
+    let outcome = execute(&shared, &action, def, permit, cancel, reason).await;
+    shared.running.lock().expect("running lock").remove(&id);
+    shared
+        .metrics
+        .task_finished(&action.action_id, outcome.label(), started.elapsed());
+    tracing::info!(task_run = %id, action = %action.action_id, outcome = outcome.label(), elapsed = ?started.elapsed(), "task finished");
+}
+
+async fn execute(
+    shared: &Arc<Shared>,
+    action: &AssignedAction,
+    def: super::shared::ActionDef,
+    permit: SlotPermit,
+    cancel: CancellationToken,
+    reason: Arc<Mutex<Option<CancelReason>>>,
+) -> Outcome {
+    let id = action.task_run_external_id.as_str();
+    let failed = |ty: &str, msg: &str| failure_payload(ty, msg, id);
+
+    let payload = match parse_action_payload(&action.action_payload) {
+        Ok(p) => p,
+        Err(e) => {
+            report(
+                shared,
+                action,
+                StepActionEventType::StepEventTypeFailed,
+                failed("InvalidPayload", &e),
+                true,
+            )
+            .await;
+            return Outcome::Failed;
+        }
+    };
+    let metadata = parse_metadata(action.additional_metadata.as_deref()).unwrap_or_else(|e| {
+        tracing::warn!(task_run = %id, "ignoring additional metadata: {e}");
+        Default::default()
+    });
+    report(
+        shared,
+        action,
+        StepActionEventType::StepEventTypeStarted,
+        String::new(),
+        false,
+    )
+    .await;
+
+    let deadline = Arc::new(Mutex::new(Instant::now() + def.timeout + TIMEOUT_GRACE));
+    let ctx = Context::new(
+        RunIds {
+            workflow_run_id: action.workflow_run_id.clone(),
+            task_run_external_id: id.to_owned(),
+            task_name: action.task_name.clone(),
+            action_id: action.action_id.clone(),
+            retry_count: action.retry_count,
+            worker_id: shared.worker_id().unwrap_or_default(),
+            parent_workflow_run_id: action.parent_workflow_run_id.clone(),
+            priority: action.priority,
+        },
+        payload,
+        metadata,
+        shared.client.clone(),
+        cancel.clone(),
+        permit,
+        Arc::clone(&deadline),
+    );
+    let mut handle = tokio::spawn((def.handler)(ctx));
+
+    let result = loop {
+        let until = *deadline.lock().expect("deadline lock");
+        tokio::select! {
+            r = &mut handle => break Some(r),
+            _ = cancel.cancelled() => break None,
+            _ = tokio::time::sleep_until(until) => {
+                if Instant::now() >= *deadline.lock().expect("deadline lock") {
+                    handle.abort();
+                    let msg = format!("task exceeded its timeout of {:?} and the engine did not cancel it", def.timeout);
+                    report(shared, action, StepActionEventType::StepEventTypeFailed, failed("TimeoutError", &msg), false).await;
+                    return Outcome::TimedOut;
+                }
+            }
+        }
+    };
+
+    let Some(joined) = result else {
+        // Cancelled: give the handler a moment to notice, then drop it.
+        if tokio::time::timeout(CANCEL_GRACE, &mut handle).await.is_err() {
+            handle.abort();
+        }
+        let why = *reason.lock().expect("reason lock");
+        return match why {
+            Some(CancelReason::DrainDeadline) => {
+                let msg =
+                    "the worker stopped before the task finished (drain deadline passed); the engine may retry it";
+                report(
+                    shared,
+                    action,
+                    StepActionEventType::StepEventTypeFailed,
+                    failed("WorkerShutdown", msg),
+                    false,
+                )
+                .await;
+                Outcome::Failed
+            }
+            _ => Outcome::Cancelled,
+        };
+    };
+
+    match joined {
+        Ok(Ok(output)) => match completion_payload(&output) {
+            Ok(body) => {
+                report(shared, action, StepActionEventType::StepEventTypeCompleted, body, false).await;
+                Outcome::Succeeded
+            }
+            Err(e) => {
+                report(
+                    shared,
+                    action,
+                    StepActionEventType::StepEventTypeFailed,
+                    failed("InvalidOutput", &e),
+                    true,
+                )
+                .await;
+                Outcome::Failed
+            }
+        },
+        Ok(Err(TaskError {
+            error_type,
+            message,
+            retryable,
+        })) => {
+            report(
+                shared,
+                action,
+                StepActionEventType::StepEventTypeFailed,
+                failed(&error_type, &message),
+                !retryable,
+            )
+            .await;
+            Outcome::Failed
+        }
+        Err(join) if join.is_panic() => {
+            let msg = panic_message(join.into_panic());
+            tracing::error!(task_run = %id, "task handler panicked: {msg}");
+            report(
+                shared,
+                action,
+                StepActionEventType::StepEventTypeFailed,
+                failed("Panic", &format!("task handler panicked: {msg}")),
+                false,
+            )
+            .await;
+            Outcome::Failed
+        }
+        Err(_) => Outcome::Cancelled,
+    }
+}
+
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned())
+}
+
+/// Sends a step event, retrying transient failures for up to [`EVENT_RETRY_BUDGET`] so a
+/// result survives an engine restart.
+pub(crate) async fn report(
+    shared: &Shared,
+    action: &AssignedAction,
+    kind: StepActionEventType,
+    payload: String,
+    should_not_retry: bool,
+) {
+    let give_up = Instant::now() + EVENT_RETRY_BUDGET;
+    let mut attempt = 0;
+    loop {
+        let req = StepActionEvent {
+            worker_id: shared.worker_id().unwrap_or_default(),
+            job_id: action.job_id.clone(),
+            job_run_id: action.job_run_id.clone(),
+            task_id: action.task_id.clone(),
+            task_run_external_id: action.task_run_external_id.clone(),
+            action_id: action.action_id.clone(),
+            event_timestamp: Some(now_timestamp()),
+            event_type: kind as i32,
+            event_payload: payload.clone(),
+            retry_count: Some(action.retry_count),
+            should_not_retry: (kind == StepActionEventType::StepEventTypeFailed).then_some(should_not_retry),
+        };
+        let mut d = shared.client.engine().dispatcher.clone();
+        let status = match tokio::time::timeout(Duration::from_secs(15), d.send_step_action_event(req)).await {
+            Ok(Ok(_)) => return,
+            Ok(Err(s)) => s,
+            Err(_) => tonic::Status::deadline_exceeded("SendStepActionEvent timed out"),
+        };
+        if !is_retryable(status.code()) || Instant::now() >= give_up {
+            tracing::error!(task_run = %action.task_run_external_id, event = ?kind, code = ?status.code(), "could not report task event: {}", status.message());
+            return;
+        }
+        attempt += 1;
+        tracing::warn!(task_run = %action.task_run_external_id, event = ?kind, code = ?status.code(), attempt, "retrying task event");
+        tokio::time::sleep(jittered(attempt, Duration::from_millis(200), Duration::from_secs(5))).await;
+    }
+}

@@ -1,0 +1,415 @@
+//! The connection lifecycle as a sans-IO state machine: register, open the assignment
+//! stream, heartbeat every 4 s, back off and reconnect on failure, re-register only when the
+//! engine has forgotten the worker. `step` takes the time as an argument so tests never sleep.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tonic::Code;
+
+use crate::retry::{RECONNECT_BASE, RECONNECT_MAX, full_jitter, is_retryable};
+
+/// How often the worker heartbeats (the scheduler skips workers silent for 5 s).
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(4);
+/// A heartbeat acknowledged longer ago than this makes the worker unready.
+pub const HEARTBEAT_FRESHNESS: Duration = Duration::from_secs(5);
+/// Consecutive failed heartbeats after which the stream is reopened.
+const HEARTBEAT_FAILURES_BEFORE_RECONNECT: u32 = 2;
+
+/// Where the connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Not started.
+    Idle,
+    /// Waiting for `Register` to answer.
+    Registering,
+    /// Waiting for `ListenV2` to open.
+    Connecting,
+    /// Receiving assignments and heartbeating.
+    Streaming,
+    /// Waiting before the next attempt.
+    BackingOff,
+    /// Shut down or failed for good.
+    Stopped,
+}
+
+/// What happened, fed to [`Listener::step`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Start,
+    Registered {
+        worker_id: String,
+    },
+    RegisterFailed(Code),
+    StreamOpened,
+    /// The stream broke with a status, or ended (`None`).
+    StreamFailed(Option<Code>),
+    HeartbeatOk,
+    HeartbeatFailed(Code),
+    Tick,
+    Shutdown,
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Register,
+    OpenStream {
+        worker_id: String,
+    },
+    CloseStream,
+    SendHeartbeat {
+        worker_id: String,
+    },
+    /// Stop the worker: the engine refused it in a way retrying cannot fix.
+    Fatal(String),
+}
+
+/// The state machine.
+#[derive(Debug)]
+pub struct Listener {
+    phase: Phase,
+    worker_id: Option<String>,
+    attempt: u32,
+    retry_at: Option<Instant>,
+    next_heartbeat: Option<Instant>,
+    heartbeat_in_flight: bool,
+    heartbeat_failures: u32,
+    last_heartbeat_ok: Option<Instant>,
+    reconnects: u64,
+}
+
+impl Default for Listener {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Listener {
+    pub fn new() -> Self {
+        Self {
+            phase: Phase::Idle,
+            worker_id: None,
+            attempt: 0,
+            retry_at: None,
+            next_heartbeat: None,
+            heartbeat_in_flight: false,
+            heartbeat_failures: 0,
+            last_heartbeat_ok: None,
+            reconnects: 0,
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn worker_id(&self) -> Option<&str> {
+        self.worker_id.as_deref()
+    }
+
+    /// Times the stream has been reopened after a failure.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects
+    }
+
+    pub fn last_heartbeat_ok(&self) -> Option<Instant> {
+        self.last_heartbeat_ok
+    }
+
+    /// Streaming with a heartbeat acknowledged within [`HEARTBEAT_FRESHNESS`].
+    pub fn is_healthy(&self, now: Instant) -> bool {
+        self.phase == Phase::Streaming
+            && self
+                .last_heartbeat_ok
+                .is_some_and(|t| now.saturating_duration_since(t) < HEARTBEAT_FRESHNESS)
+    }
+
+    /// When the driver should next feed [`Input::Tick`].
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::BackingOff => self.retry_at,
+            Phase::Streaming if !self.heartbeat_in_flight => self.next_heartbeat,
+            _ => None,
+        }
+    }
+
+    /// Advances the machine. `jitter` is a number in `[0, 1)` used for backoff.
+    pub fn step(&mut self, input: Input, now: Instant, jitter: f64) -> Vec<Effect> {
+        if self.phase == Phase::Stopped {
+            return Vec::new();
+        }
+        match input {
+            Input::Start => self.register(),
+            Input::Shutdown => {
+                self.phase = Phase::Stopped;
+                vec![Effect::CloseStream]
+            }
+            Input::Registered { worker_id } => {
+                self.worker_id = Some(worker_id.clone());
+                self.phase = Phase::Connecting;
+                vec![Effect::OpenStream { worker_id }]
+            }
+            Input::RegisterFailed(code) if is_retryable(code) => self.back_off(now, jitter),
+            Input::RegisterFailed(code) => self.fatal(format!("the engine refused to register the worker ({code:?})")),
+            Input::StreamOpened => {
+                self.phase = Phase::Streaming;
+                self.next_heartbeat = Some(now);
+                self.heartbeat_failures = 0;
+                Vec::new()
+            }
+            Input::StreamFailed(code) => self.stream_failed(code, now, jitter),
+            Input::HeartbeatOk => {
+                self.heartbeat_in_flight = false;
+                self.heartbeat_failures = 0;
+                self.attempt = 0;
+                self.last_heartbeat_ok = Some(now);
+                Vec::new()
+            }
+            Input::HeartbeatFailed(code) => self.heartbeat_failed(code, now, jitter),
+            Input::Tick => self.tick(now),
+        }
+    }
+
+    fn register(&mut self) -> Vec<Effect> {
+        self.phase = Phase::Registering;
+        vec![Effect::Register]
+    }
+
+    fn fatal(&mut self, why: String) -> Vec<Effect> {
+        self.phase = Phase::Stopped;
+        vec![Effect::CloseStream, Effect::Fatal(why)]
+    }
+
+    fn back_off(&mut self, now: Instant, jitter: f64) -> Vec<Effect> {
+        let wait = full_jitter(self.attempt, RECONNECT_BASE, RECONNECT_MAX, jitter);
+        self.attempt = self.attempt.saturating_add(1);
+        self.phase = Phase::BackingOff;
+        self.retry_at = Some(now + wait);
+        self.heartbeat_in_flight = false;
+        Vec::new()
+    }
+
+    fn stream_failed(&mut self, code: Option<Code>, now: Instant, jitter: f64) -> Vec<Effect> {
+        if !matches!(self.phase, Phase::Streaming | Phase::Connecting) {
+            return Vec::new();
+        }
+        match code {
+            Some(Code::NotFound) => {
+                // The engine no longer knows this worker id: register anew after a pause.
+                self.worker_id = None;
+                let mut e = vec![Effect::CloseStream];
+                e.extend(self.back_off(now, jitter));
+                e
+            }
+            Some(c @ (Code::Unauthenticated | Code::PermissionDenied | Code::InvalidArgument)) => {
+                self.fatal(format!("the engine closed the assignment stream ({c:?})"))
+            }
+            _ => {
+                let mut e = vec![Effect::CloseStream];
+                e.extend(self.back_off(now, jitter));
+                e
+            }
+        }
+    }
+
+    fn heartbeat_failed(&mut self, code: Code, now: Instant, jitter: f64) -> Vec<Effect> {
+        self.heartbeat_in_flight = false;
+        if self.phase != Phase::Streaming {
+            return Vec::new();
+        }
+        match code {
+            Code::NotFound => self.stream_failed(Some(Code::NotFound), now, jitter),
+            Code::Unauthenticated | Code::PermissionDenied => {
+                self.fatal(format!("the engine refused heartbeats ({code:?})"))
+            }
+            // The engine says our stream is gone: reopen it now.
+            Code::FailedPrecondition => self.stream_failed(None, now, 0.0),
+            _ => {
+                self.heartbeat_failures += 1;
+                if self.heartbeat_failures >= HEARTBEAT_FAILURES_BEFORE_RECONNECT {
+                    self.stream_failed(None, now, jitter)
+                } else {
+                    Vec::new()
+                }
+            }
+        }
+    }
+
+    fn tick(&mut self, now: Instant) -> Vec<Effect> {
+        match self.phase {
+            Phase::BackingOff if self.retry_at.is_some_and(|t| now >= t) => {
+                self.retry_at = None;
+                self.reconnects += 1;
+                match self.worker_id.clone() {
+                    Some(worker_id) => {
+                        self.phase = Phase::Connecting;
+                        vec![Effect::OpenStream { worker_id }]
+                    }
+                    None => self.register(),
+                }
+            }
+            Phase::Streaming if !self.heartbeat_in_flight && self.next_heartbeat.is_some_and(|t| now >= t) => {
+                let worker_id = self.worker_id.clone().unwrap_or_default();
+                self.heartbeat_in_flight = true;
+                self.next_heartbeat = Some(now + HEARTBEAT_INTERVAL);
+                vec![Effect::SendHeartbeat { worker_id }]
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mk_streaming(now: Instant) -> Listener {
+        let mut l = Listener::new();
+        assert_eq!(l.step(Input::Start, now, 0.5), vec![Effect::Register]);
+        assert_eq!(
+            l.step(Input::Registered { worker_id: "w1".into() }, now, 0.5),
+            vec![Effect::OpenStream { worker_id: "w1".into() }]
+        );
+        assert!(l.step(Input::StreamOpened, now, 0.5).is_empty());
+        l
+    }
+
+    #[test]
+    fn heartbeats_every_four_seconds_once_streaming() {
+        let t0 = Instant::now();
+        let mut l = mk_streaming(t0);
+        assert_eq!(
+            l.step(Input::Tick, t0, 0.5),
+            vec![Effect::SendHeartbeat { worker_id: "w1".into() }]
+        );
+        assert!(
+            l.step(Input::Tick, t0 + Duration::from_secs(1), 0.5).is_empty(),
+            "one in flight"
+        );
+        l.step(Input::HeartbeatOk, t0 + Duration::from_millis(10), 0.5);
+        assert!(l.is_healthy(t0 + Duration::from_secs(1)));
+        assert!(l.step(Input::Tick, t0 + Duration::from_secs(3), 0.5).is_empty());
+        assert_eq!(l.next_deadline(), Some(t0 + HEARTBEAT_INTERVAL));
+        assert_eq!(
+            l.step(Input::Tick, t0 + HEARTBEAT_INTERVAL, 0.5),
+            vec![Effect::SendHeartbeat { worker_id: "w1".into() }]
+        );
+        assert!(
+            !l.is_healthy(t0 + Duration::from_secs(6)),
+            "stale heartbeat is unhealthy"
+        );
+    }
+
+    #[test]
+    fn stream_loss_backs_off_and_reuses_the_worker_id() {
+        let t0 = Instant::now();
+        let mut l = mk_streaming(t0);
+        let e = l.step(Input::StreamFailed(Some(Code::Unavailable)), t0, 0.5);
+        assert_eq!(e, vec![Effect::CloseStream]);
+        assert_eq!(l.phase(), Phase::BackingOff);
+        // attempt 0: ceiling 1 s, jitter 0.5 -> 500 ms
+        assert_eq!(l.next_deadline(), Some(t0 + Duration::from_millis(500)));
+        assert!(l.step(Input::Tick, t0 + Duration::from_millis(499), 0.5).is_empty());
+        assert_eq!(
+            l.step(Input::Tick, t0 + Duration::from_millis(500), 0.5),
+            vec![Effect::OpenStream { worker_id: "w1".into() }]
+        );
+        // fails again while connecting: the window doubles
+        let t1 = t0 + Duration::from_secs(1);
+        l.step(Input::StreamFailed(Some(Code::Unavailable)), t1, 0.5);
+        assert_eq!(l.next_deadline(), Some(t1 + Duration::from_secs(1)));
+        assert_eq!(l.reconnects(), 1);
+    }
+
+    #[test]
+    fn backoff_resets_after_a_good_heartbeat() {
+        let t0 = Instant::now();
+        let mut l = mk_streaming(t0);
+        for _ in 0..4 {
+            l.step(Input::StreamFailed(None), t0, 0.999);
+            let at = l.next_deadline().unwrap();
+            l.step(Input::Tick, at, 0.5);
+        }
+        l.step(Input::StreamOpened, t0, 0.5);
+        l.step(Input::Tick, t0, 0.5);
+        l.step(Input::HeartbeatOk, t0, 0.5);
+        l.step(Input::StreamFailed(None), t0, 1.0);
+        assert_eq!(l.next_deadline(), Some(t0 + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn forgotten_worker_registers_again() {
+        let t0 = Instant::now();
+        let mut l = mk_streaming(t0);
+        l.step(Input::Tick, t0, 0.5);
+        let e = l.step(Input::HeartbeatFailed(Code::NotFound), t0, 0.0);
+        assert_eq!(e, vec![Effect::CloseStream]);
+        assert_eq!(l.worker_id(), None);
+        assert_eq!(l.step(Input::Tick, t0, 0.0), vec![Effect::Register]);
+    }
+
+    #[test]
+    fn failed_precondition_reopens_the_stream_at_once() {
+        let t0 = Instant::now();
+        let mut l = mk_streaming(t0);
+        l.step(Input::Tick, t0, 0.5);
+        assert_eq!(
+            l.step(Input::HeartbeatFailed(Code::FailedPrecondition), t0, 0.9),
+            vec![Effect::CloseStream]
+        );
+        assert_eq!(
+            l.step(Input::Tick, t0, 0.9),
+            vec![Effect::OpenStream { worker_id: "w1".into() }]
+        );
+    }
+
+    #[test]
+    fn transient_heartbeat_failures_reconnect_after_two() {
+        let t0 = Instant::now();
+        let mut l = mk_streaming(t0);
+        l.step(Input::Tick, t0, 0.5);
+        assert!(l.step(Input::HeartbeatFailed(Code::Unavailable), t0, 0.5).is_empty());
+        let t1 = t0 + HEARTBEAT_INTERVAL;
+        l.step(Input::Tick, t1, 0.5);
+        assert_eq!(
+            l.step(Input::HeartbeatFailed(Code::Unavailable), t1, 0.5),
+            vec![Effect::CloseStream]
+        );
+        assert_eq!(l.phase(), Phase::BackingOff);
+    }
+
+    #[test]
+    fn auth_failures_are_fatal_and_final() {
+        let t0 = Instant::now();
+        let mut l = Listener::new();
+        l.step(Input::Start, t0, 0.5);
+        let e = l.step(Input::RegisterFailed(Code::Unauthenticated), t0, 0.5);
+        assert!(matches!(e.last(), Some(Effect::Fatal(_))));
+        assert_eq!(l.phase(), Phase::Stopped);
+        assert!(l.step(Input::Tick, t0, 0.5).is_empty());
+
+        let mut l = mk_streaming(t0);
+        let e = l.step(Input::StreamFailed(Some(Code::PermissionDenied)), t0, 0.5);
+        assert!(matches!(e.last(), Some(Effect::Fatal(_))));
+    }
+
+    #[test]
+    fn register_retries_transient_errors() {
+        let t0 = Instant::now();
+        let mut l = Listener::new();
+        l.step(Input::Start, t0, 0.5);
+        assert!(l.step(Input::RegisterFailed(Code::Unavailable), t0, 0.5).is_empty());
+        let at = l.next_deadline().unwrap();
+        assert_eq!(l.step(Input::Tick, at, 0.5), vec![Effect::Register]);
+    }
+
+    #[test]
+    fn shutdown_closes_and_stops() {
+        let t0 = Instant::now();
+        let mut l = mk_streaming(t0);
+        assert_eq!(l.step(Input::Shutdown, t0, 0.5), vec![Effect::CloseStream]);
+        assert_eq!(l.phase(), Phase::Stopped);
+        assert!(l.step(Input::StreamOpened, t0, 0.5).is_empty());
+    }
+}

@@ -1,0 +1,10 @@
+//! The worker runtime: connection state machine, slots, task execution and the loop that
+//! ties them together.
+
+mod executor;
+pub mod listener;
+mod shared;
+pub mod slots;
+mod worker;
+
+pub use worker::{DEFAULT_DRAIN_TIMEOUT, DEFAULT_SLOTS, Exit, ShutdownHandle, Worker, WorkerBuilder};

@@ -1,0 +1,149 @@
+//! Task slots as RAII permits: a permit is taken before a task is accepted and moves with
+//! it; dropping it frees the slot. Closing the pool gives drain for free.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+/// A fixed number of slots shared by a worker's tasks.
+#[derive(Debug, Clone)]
+pub struct SlotPool {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    total: usize,
+    semaphore: Arc<Semaphore>,
+    used: AtomicUsize,
+    idle: Notify,
+}
+
+/// One occupied slot; freed on drop.
+#[derive(Debug)]
+pub struct SlotPermit {
+    pool: Arc<Inner>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for SlotPermit {
+    fn drop(&mut self) {
+        if self.pool.used.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.pool.idle.notify_waiters();
+        }
+    }
+}
+
+impl SlotPool {
+    /// A pool of `total` slots.
+    pub fn new(total: usize) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                total,
+                semaphore: Arc::new(Semaphore::new(total)),
+                used: AtomicUsize::new(0),
+                idle: Notify::new(),
+            }),
+        }
+    }
+
+    /// Waits for a free slot; `None` once the pool is closed.
+    pub async fn acquire(&self) -> Option<SlotPermit> {
+        let permit = Arc::clone(&self.inner.semaphore).acquire_owned().await.ok()?;
+        Some(self.wrap(permit))
+    }
+
+    /// A free slot right now, if any (and the pool is open).
+    pub fn try_acquire(&self) -> Option<SlotPermit> {
+        let permit = Arc::clone(&self.inner.semaphore).try_acquire_owned().ok()?;
+        Some(self.wrap(permit))
+    }
+
+    fn wrap(&self, permit: OwnedSemaphorePermit) -> SlotPermit {
+        self.inner.used.fetch_add(1, Ordering::AcqRel);
+        SlotPermit {
+            pool: Arc::clone(&self.inner),
+            _permit: permit,
+        }
+    }
+
+    /// Slots in the pool.
+    pub fn total(&self) -> usize {
+        self.inner.total
+    }
+
+    /// Slots held by running tasks.
+    pub fn used(&self) -> usize {
+        self.inner.used.load(Ordering::Acquire)
+    }
+
+    /// Stops handing out permits; permits already held stay valid.
+    pub fn close(&self) {
+        self.inner.semaphore.close();
+    }
+
+    /// Resolves when no permit is held.
+    pub async fn idle(&self) {
+        loop {
+            let notified = self.inner.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.used() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn permits_are_counted_and_freed_on_drop() {
+        let pool = SlotPool::new(2);
+        let a = pool.try_acquire().unwrap();
+        let b = pool.try_acquire().unwrap();
+        assert_eq!(pool.used(), 2);
+        assert!(pool.try_acquire().is_none(), "no third slot");
+        drop(a);
+        assert_eq!(pool.used(), 1);
+        let c = pool.acquire().await.unwrap();
+        assert_eq!(pool.used(), 2);
+        drop((b, c));
+        assert_eq!(pool.used(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_holder_still_frees_its_slot() {
+        let pool = SlotPool::new(1);
+        let permit = pool.try_acquire().unwrap();
+        let h = tokio::spawn(async move {
+            let _p = permit;
+            panic!("handler blew up");
+        });
+        assert!(h.await.unwrap_err().is_panic());
+        assert_eq!(pool.used(), 0);
+        assert!(pool.try_acquire().is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closed_pool_refuses_new_work_and_reports_idle() {
+        let pool = SlotPool::new(3);
+        let held = pool.try_acquire().unwrap();
+        pool.close();
+        assert!(pool.try_acquire().is_none());
+        assert!(pool.acquire().await.is_none());
+        let waiter = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.idle().await }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!waiter.is_finished(), "idle must wait for the held slot");
+        drop(held);
+        waiter.await.unwrap();
+    }
+}

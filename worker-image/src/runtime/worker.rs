@@ -1,0 +1,514 @@
+//! The worker: registers its workflows, keeps the assignment stream and heartbeats alive
+//! through engine restarts, runs tasks in bounded slots, and drains on shutdown.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures::StreamExt;
+use hatchet_proto::{
+    ActionType, AssignedAction, HeartbeatRequest, RuntimeInfo, Sdks, WorkerListenRequest, WorkerRegisterRequest,
+    WorkerUnsubscribeRequest,
+};
+use prometheus_client::registry::Registry;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tonic::Streaming;
+
+use super::executor;
+use super::listener::{Effect, Input, Listener, Phase};
+use super::shared::{ActionDef, CancelReason, Connection, Shared};
+use super::slots::SlotPool;
+use crate::client::{Client, call, now_timestamp, worker_labels};
+use crate::metrics::WorkerMetrics;
+use crate::names::validate_name;
+use crate::workflow::{LabelValue, Workflow};
+use crate::{Error, Result};
+
+/// Default slots per worker (the official SDKs' default).
+pub const DEFAULT_SLOTS: usize = 100;
+/// Default drain deadline: long, so tasks normally finish.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Longest the loop sleeps between ticks, so a stalled loop is visible to `/livez`.
+const MAX_TICK: Duration = Duration::from_millis(500);
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);
+/// After the drain deadline, how long abandoned tasks get to report their failure.
+const ABANDON_REPORT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Builds a [`Worker`].
+pub struct WorkerBuilder {
+    client: Client,
+    name: String,
+    slots: usize,
+    labels: BTreeMap<String, LabelValue>,
+    workflows: Vec<Workflow>,
+    drain_timeout: Duration,
+    registry: Option<Registry>,
+}
+
+impl WorkerBuilder {
+    /// Slots: how many tasks run at once (default 100).
+    pub fn slots(mut self, n: usize) -> Self {
+        self.slots = n;
+        self
+    }
+
+    /// A worker label (used by tasks' desired labels).
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<LabelValue>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Registers a workflow's tasks on this worker.
+    pub fn workflow(mut self, wf: Workflow) -> Self {
+        self.workflows.push(wf);
+        self
+    }
+
+    /// How long a drain waits for in-flight tasks before abandoning them (default 1 h).
+    pub fn drain_timeout(mut self, d: Duration) -> Self {
+        self.drain_timeout = d;
+        self
+    }
+
+    /// A Prometheus registry to add the worker's metrics to (default: a fresh one).
+    pub fn registry(mut self, r: Registry) -> Self {
+        self.registry = Some(r);
+        self
+    }
+
+    /// Validates every definition; no network call happens before this succeeds.
+    pub fn build(self) -> Result<Worker> {
+        let namespace = self.client.config().namespace.clone();
+        let name = self.client.config().namespaced(&self.name);
+        validate_name("worker", &name).map_err(Error::Definition)?;
+        if self.slots == 0 || self.slots > i32::MAX as usize {
+            return Err(Error::Definition(format!(
+                "worker slots must be at least 1, got {}",
+                self.slots
+            )));
+        }
+        if self.workflows.is_empty() {
+            return Err(Error::Definition("a worker needs at least one workflow".into()));
+        }
+        let mut actions = HashMap::new();
+        for wf in &self.workflows {
+            wf.validate()?;
+            for t in wf.all_tasks() {
+                let id = wf.action_id(&namespace, &t.name);
+                let def = ActionDef {
+                    handler: t.handler.clone(),
+                    timeout: t.timeout,
+                };
+                if actions.insert(id.clone(), def).is_some() {
+                    return Err(Error::Definition(format!("action {id:?} is registered twice")));
+                }
+            }
+        }
+        let mut labels: BTreeMap<String, LabelValue> = self
+            .client
+            .config()
+            .preset_labels
+            .iter()
+            .map(|(k, v)| (k.clone(), LabelValue::Str(v.clone())))
+            .collect();
+        labels.extend(self.labels);
+        let mut registry = self.registry.unwrap_or_default();
+        let metrics = WorkerMetrics::register(&mut registry);
+        let shared = Arc::new(Shared {
+            client: self.client,
+            name,
+            slots: SlotPool::new(self.slots),
+            labels,
+            actions,
+            running: Default::default(),
+            connection: std::sync::Mutex::new(Connection {
+                worker_id: None,
+                phase: Phase::Idle,
+                last_heartbeat_ok: None,
+                reconnects: 0,
+                loop_tick: Instant::now(),
+            }),
+            metrics,
+            shutdown: CancellationToken::new(),
+            draining: Default::default(),
+            drain_timeout: self.drain_timeout,
+        });
+        Ok(Worker {
+            shared,
+            workflows: self.workflows,
+            registry: Arc::new(registry),
+        })
+    }
+}
+
+/// How a worker's run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// Every in-flight task finished before the worker stopped.
+    Drained,
+    /// The drain deadline passed; this many tasks were abandoned (reported FAILED, retryable).
+    DeadlineExceeded { abandoned: usize },
+}
+
+/// A Hatchet worker.
+pub struct Worker {
+    shared: Arc<Shared>,
+    workflows: Vec<Workflow>,
+    registry: Arc<Registry>,
+}
+
+/// A cloneable handle to ask a running worker to drain and stop.
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    shared: Arc<Shared>,
+}
+
+impl ShutdownHandle {
+    /// Starts draining; idempotent and returns at once.
+    pub fn initiate_shutdown(&self) {
+        self.shared.shutdown.cancel();
+    }
+}
+
+impl Worker {
+    /// Starts building a worker named `name` that uses `client`.
+    pub fn builder(client: Client, name: impl Into<String>) -> WorkerBuilder {
+        WorkerBuilder {
+            client,
+            name: name.into(),
+            slots: DEFAULT_SLOTS,
+            labels: BTreeMap::new(),
+            workflows: Vec::new(),
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            registry: None,
+        }
+    }
+
+    /// A handle that can stop the worker from elsewhere.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// The metrics registry holding this worker's metrics.
+    pub fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.registry)
+    }
+
+    /// The engine's id of this worker, once registered.
+    pub fn worker_id(&self) -> Option<String> {
+        self.shared.worker_id()
+    }
+
+    /// Registers the workflows, then serves assignments until shut down and drained.
+    pub async fn run(self) -> Result<Exit> {
+        let shared = Arc::clone(&self.shared);
+        self.register_workflows().await?;
+        let mut driver = Driver::new(Arc::clone(&shared));
+        driver.run().await
+    }
+
+    async fn register_workflows(&self) -> Result<()> {
+        let client = &self.shared.client;
+        match client.engine_version().await {
+            Ok(v) => tracing::info!(engine_version = %v, "connected to the Hatchet engine"),
+            Err(Error::Refused { status, .. }) if status.code() == tonic::Code::Unimplemented => {
+                tracing::warn!("engine does not report its version; assuming a current engine")
+            }
+            Err(e) => return Err(e),
+        }
+        let namespace = client.config().namespace.clone();
+        for wf in &self.workflows {
+            let req = wf.to_proto(&namespace)?;
+            let name = req.name.clone();
+            call("PutWorkflow", || {
+                let mut a = client.engine().admin.clone();
+                let req = req.clone();
+                async move { a.put_workflow(req).await }
+            })
+            .await?;
+            tracing::info!(workflow = %name, "workflow registered");
+        }
+        Ok(())
+    }
+}
+
+/// The thin async loop that performs the listener's effects.
+struct Driver {
+    shared: Arc<Shared>,
+    listener: Listener,
+    stream: Option<Streaming<AssignedAction>>,
+    heartbeats: (mpsc::Sender<Input>, mpsc::Receiver<Input>),
+    drain_deadline: Option<Instant>,
+}
+
+impl Driver {
+    fn new(shared: Arc<Shared>) -> Self {
+        Self {
+            shared,
+            listener: Listener::new(),
+            stream: None,
+            heartbeats: mpsc::channel(8),
+            drain_deadline: None,
+        }
+    }
+
+    async fn run(&mut self) -> Result<Exit> {
+        self.feed(Input::Start).await?;
+        loop {
+            self.publish();
+            if self.shared.is_draining() && self.shared.slots.used() == 0 {
+                return Ok(self.finish(Exit::Drained).await);
+            }
+            if self.drain_deadline.is_some_and(|d| Instant::now() >= d) {
+                let abandoned = self.abandon().await;
+                return Ok(self.finish(Exit::DeadlineExceeded { abandoned }).await);
+            }
+            let mut wake = Instant::now() + MAX_TICK;
+            if let Some(d) = self.listener.next_deadline() {
+                wake = wake.min(d);
+            }
+            if let Some(d) = self.drain_deadline {
+                wake = wake.min(d);
+            }
+            let shutdown = self.shared.shutdown.clone();
+            let draining = self.shared.is_draining();
+            tokio::select! {
+                _ = shutdown.cancelled(), if !draining => self.start_drain().await,
+                Some(input) = self.heartbeats.1.recv() => self.feed(input).await?,
+                msg = next_action(&mut self.stream) => match msg {
+                    Ok(Some(a)) => self.on_action(a).await,
+                    Ok(None) => self.feed(Input::StreamFailed(None)).await?,
+                    Err(s) => {
+                        tracing::warn!(code = ?s.code(), "assignment stream broke: {}", s.message());
+                        self.feed(Input::StreamFailed(Some(s.code()))).await?
+                    }
+                },
+                _ = self.shared.slots.idle(), if draining => {}
+                _ = tokio::time::sleep_until(wake) => self.feed(Input::Tick).await?,
+            }
+        }
+    }
+
+    /// Feeds an input and performs the resulting effects (which may feed more inputs).
+    async fn feed(&mut self, input: Input) -> Result<()> {
+        let mut queue = vec![input];
+        while let Some(input) = queue.pop() {
+            let effects = self.listener.step(input, Instant::now(), rand::random::<f64>());
+            for effect in effects {
+                if let Some(next) = self.perform(effect).await? {
+                    queue.push(next);
+                }
+            }
+        }
+        self.publish();
+        Ok(())
+    }
+
+    async fn perform(&mut self, effect: Effect) -> Result<Option<Input>> {
+        let s = &self.shared;
+        Ok(match effect {
+            Effect::Register => Some(match self.register().await {
+                Ok(worker_id) => {
+                    tracing::info!(worker_id = %worker_id, name = %s.name, "worker registered");
+                    Input::Registered { worker_id }
+                }
+                Err(status) => {
+                    tracing::warn!(code = ?status.code(), "register failed: {}", status.message());
+                    Input::RegisterFailed(status.code())
+                }
+            }),
+            Effect::OpenStream { worker_id } => {
+                let mut d = s.client.engine().dispatcher.clone();
+                let open = d.listen_v2(WorkerListenRequest { worker_id });
+                Some(match tokio::time::timeout(OPEN_TIMEOUT, open).await {
+                    Ok(Ok(resp)) => {
+                        tracing::info!("assignment stream open");
+                        self.stream = Some(resp.into_inner());
+                        Input::StreamOpened
+                    }
+                    Ok(Err(status)) => {
+                        tracing::warn!(code = ?status.code(), "could not open the assignment stream: {}", status.message());
+                        Input::StreamFailed(Some(status.code()))
+                    }
+                    Err(_) => Input::StreamFailed(Some(tonic::Code::DeadlineExceeded)),
+                })
+            }
+            Effect::CloseStream => {
+                self.stream = None;
+                None
+            }
+            Effect::SendHeartbeat { worker_id } => {
+                let mut d = s.client.engine().dispatcher.clone();
+                let tx = self.heartbeats.0.clone();
+                tokio::spawn(async move {
+                    let req = HeartbeatRequest {
+                        worker_id,
+                        heartbeat_at: Some(now_timestamp()),
+                    };
+                    let input = match tokio::time::timeout(HEARTBEAT_TIMEOUT, d.heartbeat(req)).await {
+                        Ok(Ok(_)) => Input::HeartbeatOk,
+                        Ok(Err(status)) => {
+                            tracing::warn!(code = ?status.code(), "heartbeat failed: {}", status.message());
+                            Input::HeartbeatFailed(status.code())
+                        }
+                        Err(_) => Input::HeartbeatFailed(tonic::Code::DeadlineExceeded),
+                    };
+                    let _ = tx.send(input).await;
+                });
+                None
+            }
+            Effect::Fatal(why) => {
+                return Err(Error::Refused {
+                    call: "Dispatcher",
+                    status: Box::new(tonic::Status::failed_precondition(why)),
+                });
+            }
+        })
+    }
+
+    async fn register(&self) -> std::result::Result<String, tonic::Status> {
+        let s = &self.shared;
+        let req = WorkerRegisterRequest {
+            worker_name: s.name.clone(),
+            actions: s.actions.keys().cloned().collect(),
+            services: Vec::new(),
+            slots: None,
+            labels: worker_labels(&s.labels),
+            webhook_id: None,
+            runtime_info: Some(RuntimeInfo {
+                sdk_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+                language: Some(Sdks::Unknown as i32),
+                language_version: None,
+                os: Some(std::env::consts::OS.to_owned()),
+                extra: Some(format!("hatchet-worker (Rust) {}", env!("CARGO_PKG_VERSION"))),
+            }),
+            slot_config: [("default".to_owned(), s.slots.total() as i32)].into(),
+        };
+        let mut d = s.client.engine().dispatcher.clone();
+        match tokio::time::timeout(OPEN_TIMEOUT, d.register(req)).await {
+            Ok(Ok(r)) => Ok(r.into_inner().worker_id),
+            Ok(Err(status)) => Err(status),
+            Err(_) => Err(tonic::Status::deadline_exceeded("Register timed out")),
+        }
+    }
+
+    async fn on_action(&mut self, a: AssignedAction) {
+        let assigned_at = Instant::now();
+        match ActionType::try_from(a.action_type) {
+            Ok(ActionType::StartStepRun) => {
+                let shared = Arc::clone(&self.shared);
+                match shared.slots.try_acquire() {
+                    Some(permit) => {
+                        tokio::spawn(executor::run(shared, a, permit, assigned_at));
+                    }
+                    None if shared.is_draining() => {
+                        tracing::warn!(task_run = %a.task_run_external_id, "assignment arrived while draining; handing it back");
+                        tokio::spawn(async move {
+                            let msg = crate::payload::failure_payload(
+                                "WorkerDraining",
+                                "the worker was draining when the task arrived; the engine may retry it",
+                                &a.task_run_external_id,
+                            );
+                            executor::report(
+                                &shared,
+                                &a,
+                                hatchet_proto::StepActionEventType::StepEventTypeFailed,
+                                msg,
+                                false,
+                            )
+                            .await;
+                        });
+                    }
+                    None => {
+                        tokio::spawn(async move {
+                            if let Some(permit) = shared.slots.acquire().await {
+                                executor::run(shared, a, permit, assigned_at).await;
+                            }
+                        });
+                    }
+                }
+            }
+            Ok(ActionType::CancelStepRun) => {
+                let running = self.shared.running.lock().expect("running lock");
+                match running.get(&a.task_run_external_id) {
+                    Some(t) => {
+                        tracing::info!(task_run = %a.task_run_external_id, "engine cancelled a running task");
+                        t.cancel(CancelReason::Engine);
+                    }
+                    None => tracing::debug!(task_run = %a.task_run_external_id, "cancel for a task not running here"),
+                }
+            }
+            other => tracing::warn!(action_type = ?other, "ignoring an assignment type this worker does not handle"),
+        }
+    }
+
+    async fn start_drain(&mut self) {
+        let s = &self.shared;
+        if s.draining.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        s.slots.close();
+        self.drain_deadline = Some(Instant::now() + s.drain_timeout);
+        tracing::info!(in_flight = s.slots.used(), timeout = ?s.drain_timeout, "draining: no new tasks, waiting for running ones");
+        if let Some(id) = s.worker_id() {
+            if let Err(e) = s.client.set_worker_paused(&id, true).await {
+                tracing::warn!("could not pause the worker in the engine: {e}");
+            }
+        }
+    }
+
+    /// Cancels the remaining tasks so they report FAILED (retryable), and waits for those
+    /// reports, keeping heartbeats going meanwhile.
+    async fn abandon(&mut self) -> usize {
+        let abandoned = self.shared.slots.used();
+        tracing::warn!(abandoned, "drain deadline passed; abandoning running tasks");
+        self.shared.cancel_all(CancelReason::DrainDeadline);
+        let until = Instant::now() + ABANDON_REPORT_TIMEOUT;
+        while self.shared.slots.used() > 0 && Instant::now() < until {
+            tokio::select! {
+                Some(input) = self.heartbeats.1.recv() => { let _ = self.feed(input).await; }
+                _ = self.shared.slots.idle() => {}
+                _ = tokio::time::sleep(MAX_TICK) => { let _ = self.feed(Input::Tick).await; }
+            }
+        }
+        abandoned
+    }
+
+    async fn finish(&mut self, exit: Exit) -> Exit {
+        if let Some(worker_id) = self.shared.worker_id() {
+            let mut d = self.shared.client.engine().dispatcher.clone();
+            match tokio::time::timeout(HEARTBEAT_TIMEOUT, d.unsubscribe(WorkerUnsubscribeRequest { worker_id })).await {
+                Ok(Ok(_)) => tracing::info!("unsubscribed from the engine"),
+                Ok(Err(s)) => tracing::warn!(code = ?s.code(), "unsubscribe failed: {}", s.message()),
+                Err(_) => tracing::warn!("unsubscribe timed out"),
+            }
+        }
+        let _ = self.feed(Input::Shutdown).await;
+        tracing::info!(?exit, "worker stopped");
+        exit
+    }
+
+    fn publish(&self) {
+        let mut c = self.shared.connection.lock().expect("connection lock");
+        c.worker_id = self.listener.worker_id().map(str::to_owned).or(c.worker_id.take());
+        c.phase = self.listener.phase();
+        c.last_heartbeat_ok = self.listener.last_heartbeat_ok();
+        c.reconnects = self.listener.reconnects();
+        c.loop_tick = Instant::now();
+    }
+}
+
+async fn next_action(
+    stream: &mut Option<Streaming<AssignedAction>>,
+) -> std::result::Result<Option<AssignedAction>, tonic::Status> {
+    match stream {
+        Some(s) => s.next().await.transpose(),
+        None => futures::future::pending().await,
+    }
+}

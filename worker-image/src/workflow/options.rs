@@ -1,0 +1,267 @@
+//! Plain option types shared by workflows and tasks: concurrency, rate limits, worker
+//! affinity, stickiness. Each knows how to become its wire message.
+
+use std::time::Duration;
+
+use hatchet_proto::v1;
+
+/// What the engine does with a run that would exceed a concurrency limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConcurrencyStrategy {
+    /// Cancel the run already in progress for the group (the engine's default).
+    #[default]
+    CancelInProgress,
+    /// Queue runs and serve groups fairly.
+    GroupRoundRobin,
+    /// Cancel the newly arriving run.
+    CancelNewest,
+}
+
+/// A CEL concurrency limit, e.g. `input.user_id` with at most 1 run per value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Concurrency {
+    pub(crate) expression: String,
+    pub(crate) max_runs: Option<u32>,
+    pub(crate) strategy: ConcurrencyStrategy,
+}
+
+impl Concurrency {
+    /// Groups runs by the value of the CEL `expression`.
+    pub fn new(expression: impl Into<String>) -> Self {
+        Self {
+            expression: expression.into(),
+            max_runs: None,
+            strategy: ConcurrencyStrategy::default(),
+        }
+    }
+
+    /// At most `n` runs per group at once (engine default 1).
+    pub fn max_runs(mut self, n: u32) -> Self {
+        self.max_runs = Some(n);
+        self
+    }
+
+    /// What to do when the limit is reached.
+    pub fn strategy(mut self, s: ConcurrencyStrategy) -> Self {
+        self.strategy = s;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.expression.trim().is_empty() {
+            return Err("concurrency expression is empty".into());
+        }
+        if self.max_runs == Some(0) {
+            return Err(format!(
+                "concurrency {:?}: max_runs must be at least 1",
+                self.expression
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn to_proto(&self) -> v1::Concurrency {
+        let strategy = match self.strategy {
+            ConcurrencyStrategy::CancelInProgress => v1::ConcurrencyLimitStrategy::CancelInProgress,
+            ConcurrencyStrategy::GroupRoundRobin => v1::ConcurrencyLimitStrategy::GroupRoundRobin,
+            ConcurrencyStrategy::CancelNewest => v1::ConcurrencyLimitStrategy::CancelNewest,
+        };
+        v1::Concurrency {
+            expression: self.expression.clone(),
+            max_runs: self.max_runs.map(|n| n as i32),
+            limit_strategy: Some(strategy as i32),
+        }
+    }
+}
+
+/// The window of a dynamic rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimitWindow {
+    Second,
+    Minute,
+    Hour,
+    Day,
+    Week,
+    Month,
+    Year,
+}
+
+/// Units a task consumes from a rate limit: a static key (created with the REST API or
+/// `PutRateLimit`) or CEL expressions evaluated per run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimit {
+    key: Option<String>,
+    units: Option<u32>,
+    key_expr: Option<String>,
+    units_expr: Option<String>,
+    limit_expr: Option<String>,
+    window: Option<RateLimitWindow>,
+}
+
+impl RateLimit {
+    /// Consumes `units` from the static limit `key`.
+    pub fn fixed(key: impl Into<String>, units: u32) -> Self {
+        Self {
+            key: Some(key.into()),
+            units: Some(units),
+            key_expr: None,
+            units_expr: None,
+            limit_expr: None,
+            window: None,
+        }
+    }
+
+    /// A per-run limit: key, units and limit are CEL expressions over the input.
+    pub fn dynamic(
+        key_expr: impl Into<String>,
+        units_expr: impl Into<String>,
+        limit_expr: impl Into<String>,
+        window: RateLimitWindow,
+    ) -> Self {
+        Self {
+            key: None,
+            units: None,
+            key_expr: Some(key_expr.into()),
+            units_expr: Some(units_expr.into()),
+            limit_expr: Some(limit_expr.into()),
+            window: Some(window),
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        match (&self.key, &self.key_expr) {
+            (Some(k), _) if k.trim().is_empty() => Err("rate limit key is empty".into()),
+            (Some(_), _) if self.units == Some(0) => Err("rate limit units must be at least 1".into()),
+            (None, Some(e)) if e.trim().is_empty() => Err("rate limit key expression is empty".into()),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) fn to_proto(&self) -> v1::CreateTaskRateLimit {
+        let window = self.window.map(|w| {
+            (match w {
+                RateLimitWindow::Second => v1::RateLimitDuration::Second,
+                RateLimitWindow::Minute => v1::RateLimitDuration::Minute,
+                RateLimitWindow::Hour => v1::RateLimitDuration::Hour,
+                RateLimitWindow::Day => v1::RateLimitDuration::Day,
+                RateLimitWindow::Week => v1::RateLimitDuration::Week,
+                RateLimitWindow::Month => v1::RateLimitDuration::Month,
+                RateLimitWindow::Year => v1::RateLimitDuration::Year,
+            }) as i32
+        });
+        v1::CreateTaskRateLimit {
+            key: self.key.clone().or_else(|| self.key_expr.clone()).unwrap_or_default(),
+            units: self.units.map(|u| u as i32),
+            key_expr: self.key_expr.clone(),
+            units_expr: self.units_expr.clone(),
+            limit_values_expr: self.limit_expr.clone(),
+            duration: window,
+        }
+    }
+}
+
+/// A worker label value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LabelValue {
+    Str(String),
+    Int(i32),
+}
+
+impl From<&str> for LabelValue {
+    fn from(s: &str) -> Self {
+        Self::Str(s.to_owned())
+    }
+}
+impl From<String> for LabelValue {
+    fn from(s: String) -> Self {
+        Self::Str(s)
+    }
+}
+impl From<i32> for LabelValue {
+    fn from(i: i32) -> Self {
+        Self::Int(i)
+    }
+}
+
+/// How a desired label compares with the worker's label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Comparator {
+    #[default]
+    Equal,
+    NotEqual,
+    GreaterThan,
+    GreaterThanOrEqual,
+    LessThan,
+    LessThanOrEqual,
+}
+
+/// Worker affinity: which workers a task prefers (weighted) or requires.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredLabel {
+    pub(crate) value: LabelValue,
+    pub(crate) required: bool,
+    pub(crate) comparator: Comparator,
+    pub(crate) weight: Option<i32>,
+}
+
+impl DesiredLabel {
+    /// Only workers whose label matches may run the task.
+    pub fn required(value: impl Into<LabelValue>) -> Self {
+        Self {
+            value: value.into(),
+            required: true,
+            comparator: Comparator::Equal,
+            weight: None,
+        }
+    }
+
+    /// Matching workers are preferred with `weight` (engine default 100).
+    pub fn preferred(value: impl Into<LabelValue>, weight: i32) -> Self {
+        Self {
+            value: value.into(),
+            required: false,
+            comparator: Comparator::Equal,
+            weight: Some(weight),
+        }
+    }
+
+    /// Compares with something other than equality.
+    pub fn comparator(mut self, c: Comparator) -> Self {
+        self.comparator = c;
+        self
+    }
+
+    pub(crate) fn to_proto(&self) -> v1::DesiredWorkerLabels {
+        let (str_value, int_value) = match &self.value {
+            LabelValue::Str(s) => (Some(s.clone()), None),
+            LabelValue::Int(i) => (None, Some(*i)),
+        };
+        let comparator = match self.comparator {
+            Comparator::Equal => v1::WorkerLabelComparator::Equal,
+            Comparator::NotEqual => v1::WorkerLabelComparator::NotEqual,
+            Comparator::GreaterThan => v1::WorkerLabelComparator::GreaterThan,
+            Comparator::GreaterThanOrEqual => v1::WorkerLabelComparator::GreaterThanOrEqual,
+            Comparator::LessThan => v1::WorkerLabelComparator::LessThan,
+            Comparator::LessThanOrEqual => v1::WorkerLabelComparator::LessThanOrEqual,
+        };
+        v1::DesiredWorkerLabels {
+            str_value,
+            int_value,
+            required: Some(self.required),
+            comparator: Some(comparator as i32),
+            weight: self.weight,
+        }
+    }
+}
+
+/// Whether runs of a workflow stay on the worker that started them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sticky {
+    /// Prefer the same worker.
+    Soft,
+    /// Require the same worker.
+    Hard,
+}
+
+/// Default execution timeout of a task, as in the official SDKs.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);

@@ -1,0 +1,222 @@
+//! One task of a workflow: its typed handler and its scheduling options.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::options::{Concurrency, DEFAULT_TIMEOUT, DesiredLabel, RateLimit};
+use crate::context::Context;
+
+/// How a task failed. Any `std::error::Error` converts into a retryable `TaskError`, so
+/// handlers can use `?`; [`TaskError::non_retryable`] stops the engine's retries.
+pub struct TaskError {
+    pub(crate) error_type: String,
+    pub(crate) message: String,
+    pub(crate) retryable: bool,
+}
+
+impl TaskError {
+    /// A failure the engine may retry (if the task has retries left).
+    pub fn retryable(message: impl fmt::Display) -> Self {
+        Self {
+            error_type: "TaskError".into(),
+            message: message.to_string(),
+            retryable: true,
+        }
+    }
+
+    /// A failure that retrying cannot fix: the engine fails the run at once.
+    pub fn non_retryable(message: impl fmt::Display) -> Self {
+        Self {
+            error_type: "NonRetryableException".into(),
+            message: message.to_string(),
+            retryable: false,
+        }
+    }
+
+    /// Names the error type shown before the message (`<type>: <message>`).
+    pub fn with_type(mut self, error_type: impl Into<String>) -> Self {
+        self.error_type = error_type.into();
+        self
+    }
+
+    /// Whether the engine may retry.
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+
+    /// The message without its type.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Debug for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.error_type, self.message)
+    }
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.error_type, self.message)
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for TaskError {
+    fn from(e: E) -> Self {
+        let ty = std::any::type_name::<E>()
+            .rsplit("::")
+            .next()
+            .unwrap_or("Error")
+            .to_owned();
+        Self {
+            error_type: ty,
+            message: e.to_string(),
+            retryable: true,
+        }
+    }
+}
+
+/// A handler after its input and output types are erased to JSON.
+pub(crate) type Handler =
+    Arc<dyn Fn(Context) -> BoxFuture<'static, Result<serde_json::Value, TaskError>> + Send + Sync>;
+
+/// A task: a named async handler `Fn(Input, Context) -> Result<Output, TaskError>` plus options.
+#[derive(Clone)]
+pub struct Task {
+    pub(crate) name: String,
+    pub(crate) description: Option<String>,
+    pub(crate) handler: Handler,
+    pub(crate) parents: Vec<String>,
+    pub(crate) retries: u32,
+    pub(crate) backoff_factor: Option<f32>,
+    pub(crate) backoff_max: Option<Duration>,
+    pub(crate) timeout: Duration,
+    pub(crate) schedule_timeout: Option<Duration>,
+    pub(crate) rate_limits: Vec<RateLimit>,
+    pub(crate) desired_labels: BTreeMap<String, DesiredLabel>,
+    pub(crate) concurrency: Vec<Concurrency>,
+}
+
+impl fmt::Debug for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task")
+            .field("name", &self.name)
+            .field("parents", &self.parents)
+            .field("retries", &self.retries)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Task {
+    /// Declares a task. The run's input is deserialized into `I`; a payload that does not fit
+    /// fails the run (without retries) with the serde error, and the worker keeps serving.
+    pub fn new<I, O, F, Fut>(name: impl Into<String>, handler: F) -> Self
+    where
+        I: DeserializeOwned + Send + 'static,
+        O: Serialize + Send + 'static,
+        F: Fn(I, Context) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, TaskError>> + Send + 'static,
+    {
+        let name = name.into();
+        let task_name = name.clone();
+        let handler = Arc::new(handler);
+        let erased: Handler = Arc::new(move |ctx: Context| {
+            let handler = Arc::clone(&handler);
+            let task_name = task_name.clone();
+            Box::pin(async move {
+                let input: I = serde_json::from_value(ctx.raw_input().clone()).map_err(|e| {
+                    TaskError::non_retryable(format!("input of task {task_name:?} does not match its type: {e}"))
+                        .with_type("InvalidInput")
+                })?;
+                let output = handler(input, ctx).await?;
+                serde_json::to_value(output).map_err(|e| {
+                    TaskError::non_retryable(format!("output of task {task_name:?} is not JSON: {e}"))
+                        .with_type("InvalidOutput")
+                })
+            })
+        });
+        Self {
+            name,
+            description: None,
+            handler: erased,
+            parents: Vec::new(),
+            retries: 0,
+            backoff_factor: None,
+            backoff_max: None,
+            timeout: DEFAULT_TIMEOUT,
+            schedule_timeout: None,
+            rate_limits: Vec::new(),
+            desired_labels: BTreeMap::new(),
+            concurrency: Vec::new(),
+        }
+    }
+
+    /// The task's name (its readable id; outputs are keyed by it).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A human description.
+    pub fn description(mut self, d: impl Into<String>) -> Self {
+        self.description = Some(d.into());
+        self
+    }
+
+    /// Tasks of the same workflow that must complete first; their outputs reach this one.
+    pub fn parents<S: Into<String>>(mut self, parents: impl IntoIterator<Item = S>) -> Self {
+        self.parents = parents.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// How many times the engine retries a failed run.
+    pub fn retries(mut self, n: u32) -> Self {
+        self.retries = n;
+        self
+    }
+
+    /// Exponential backoff between retries: wait grows by `factor`, capped at `max`.
+    pub fn backoff(mut self, factor: f32, max: Duration) -> Self {
+        self.backoff_factor = Some(factor);
+        self.backoff_max = Some(max);
+        self
+    }
+
+    /// Execution timeout (default 60 s); the engine times the run out after it.
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = d;
+        self
+    }
+
+    /// How long a run may wait in the queue for a worker.
+    pub fn schedule_timeout(mut self, d: Duration) -> Self {
+        self.schedule_timeout = Some(d);
+        self
+    }
+
+    /// Consumes units of a rate limit.
+    pub fn rate_limit(mut self, r: RateLimit) -> Self {
+        self.rate_limits.push(r);
+        self
+    }
+
+    /// Worker affinity on label `key`.
+    pub fn desired_label(mut self, key: impl Into<String>, label: DesiredLabel) -> Self {
+        self.desired_labels.insert(key.into(), label);
+        self
+    }
+
+    /// A task-level CEL concurrency limit.
+    pub fn concurrency(mut self, c: Concurrency) -> Self {
+        self.concurrency.push(c);
+        self
+    }
+}

@@ -1,0 +1,121 @@
+use super::*;
+use crate::Context;
+
+async fn echo(v: serde_json::Value, _ctx: Context) -> Result<serde_json::Value, TaskError> {
+    Ok(v)
+}
+
+fn mk_dag() -> Workflow {
+    Workflow::new("Order-Flow")
+        .description("d")
+        .on_event("order:created")
+        .on_cron("*/5 * * * *")
+        .concurrency(
+            Concurrency::new("input.user")
+                .max_runs(2)
+                .strategy(ConcurrencyStrategy::GroupRoundRobin),
+        )
+        .task(
+            Task::new("Fetch", echo)
+                .retries(3)
+                .backoff(2.0, Duration::from_secs(60))
+                .timeout(Duration::from_secs(90)),
+        )
+        .task(
+            Task::new("charge", echo)
+                .parents(["Fetch"])
+                .rate_limit(RateLimit::fixed("payments", 1))
+                .desired_label("gpu", DesiredLabel::required("yes")),
+        )
+        .on_failure(Task::new("on-failure", echo))
+}
+
+#[test]
+fn dag_becomes_the_engines_request() {
+    let req = mk_dag().to_proto("team_").unwrap();
+    assert_eq!(req.name, "team_Order-Flow");
+    assert_eq!(req.event_triggers, vec!["team_order:created"]);
+    assert_eq!(req.cron_triggers, vec!["*/5 * * * *"]);
+    assert_eq!(req.tasks.len(), 2);
+    let fetch = &req.tasks[0];
+    assert_eq!(fetch.readable_id, "Fetch");
+    assert_eq!(fetch.action, "team_order-flow:fetch");
+    assert_eq!(fetch.timeout, "90s");
+    assert_eq!(fetch.retries, 3);
+    assert_eq!(fetch.backoff_factor, Some(2.0));
+    assert_eq!(fetch.backoff_max_seconds, Some(60));
+    assert_eq!(fetch.slot_requests.get("default"), Some(&1));
+    let charge = &req.tasks[1];
+    assert_eq!(charge.parents, vec!["Fetch"]);
+    assert_eq!(charge.timeout, "1m");
+    assert_eq!(charge.rate_limits[0].key, "payments");
+    assert_eq!(charge.worker_labels["gpu"].str_value.as_deref(), Some("yes"));
+    assert_eq!(charge.worker_labels["gpu"].required, Some(true));
+    assert_eq!(
+        req.on_failure_task.as_ref().unwrap().action,
+        "team_order-flow:on-failure"
+    );
+    assert_eq!(req.concurrency_arr[0].max_runs, Some(2));
+    assert_eq!(
+        req.concurrency_arr[0].limit_strategy,
+        Some(v1::ConcurrencyLimitStrategy::GroupRoundRobin as i32)
+    );
+}
+
+#[test]
+fn no_namespace_keeps_names() {
+    let req = Workflow::new("simple")
+        .task(Task::new("step", echo))
+        .to_proto("")
+        .unwrap();
+    assert_eq!(req.name, "simple");
+    assert_eq!(req.tasks[0].action, "simple:step");
+}
+
+#[test]
+fn invalid_definitions_are_refused_before_any_call() {
+    let cases: Vec<(Workflow, &str)> = vec![
+        (Workflow::new("bad name").task(Task::new("t", echo)), "workflow name"),
+        (Workflow::new("empty"), "has no tasks"),
+        (Workflow::new("w").task(Task::new("t:1", echo)), "task name"),
+        (
+            Workflow::new("w").task(Task::new("t", echo)).task(Task::new("T", echo)),
+            "declared twice",
+        ),
+        (
+            Workflow::new("w").task(Task::new("t", echo).parents(["nope"])),
+            "parent \"nope\"",
+        ),
+        (
+            Workflow::new("w").task(Task::new("t", echo).timeout(Duration::ZERO)),
+            "timeout",
+        ),
+        (
+            Workflow::new("w").task(Task::new("t", echo)).on_cron("every minute"),
+            "cron",
+        ),
+        (
+            Workflow::new("w").task(Task::new("t", echo).backoff(0.5, Duration::from_secs(5))),
+            "backoff factor",
+        ),
+        (
+            Workflow::new("w").task(Task::new("t", echo)).default_priority(4),
+            "priority",
+        ),
+        (
+            Workflow::new("w").task(Task::new("t", echo).concurrency(Concurrency::new(" "))),
+            "concurrency",
+        ),
+        (
+            Workflow::new("w")
+                .task(Task::new("a", echo).parents(["b"]))
+                .task(Task::new("b", echo).parents(["a"])),
+            "cycle",
+        ),
+    ];
+    for (wf, want) in cases {
+        let err = wf.validate().unwrap_err().to_string();
+        assert!(err.contains(want), "expected {want:?} in {err}");
+    }
+    assert!(mk_dag().validate().is_ok());
+}
