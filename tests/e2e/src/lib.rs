@@ -4,6 +4,8 @@
 //! Tests never start peers themselves: `tests/run` brings the world up first, so a missing
 //! env file is an error that says how to start it, never a silent skip.
 
+pub mod hatchet;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,13 +18,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 #[derive(Debug, thiserror::Error)]
 pub enum WorldError {
     /// The env file is missing: the world was not started (fatal for the test run).
-    #[error(
-        "cannot read {path}: {source}; start the local world with tests/env/up (or run tests/run)"
-    )]
-    EnvFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot read {path}: {source}; start the local world with tests/env/up (or run tests/run)")]
+    EnvFile { path: PathBuf, source: std::io::Error },
     /// A variable the tests need is absent from the env file (fatal).
     #[error("{0} is not set in the env file written by tests/env/up")]
     Missing(&'static str),
@@ -43,8 +40,7 @@ impl World {
         let path = std::env::var_os("HATCHET_E2E_ENV_FILE")
             .map(PathBuf::from)
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../env/.run/env"));
-        let text = std::fs::read_to_string(&path)
-            .map_err(|source| WorldError::EnvFile { path, source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| WorldError::EnvFile { path, source })?;
         Ok(Self {
             vars: parse_env_file(&text),
         })
@@ -52,10 +48,7 @@ impl World {
 
     /// A variable from the env file.
     pub fn var(&self, name: &'static str) -> Result<&str, WorldError> {
-        self.vars
-            .get(name)
-            .map(String::as_str)
-            .ok_or(WorldError::Missing(name))
+        self.vars.get(name).map(String::as_str).ok_or(WorldError::Missing(name))
     }
 
     /// The API token for the default tenant.
@@ -65,8 +58,7 @@ impl World {
 
     /// The REST base URL (no trailing slash).
     pub fn server_url(&self) -> Result<&str, WorldError> {
-        self.var("HATCHET_CLIENT_SERVER_URL")
-            .map(|u| u.trim_end_matches('/'))
+        self.var("HATCHET_CLIENT_SERVER_URL").map(|u| u.trim_end_matches('/'))
     }
 
     /// The tenant the token belongs to.
@@ -234,9 +226,7 @@ mod tests {
 
     #[test]
     fn env_file_lines_are_parsed_and_unquoted() {
-        let vars = parse_env_file(
-            "# comment\nexport A=1\nB='two words'\nexport C=\"x=y\"\n\nnot a pair\n",
-        );
+        let vars = parse_env_file("# comment\nexport A=1\nB='two words'\nexport C=\"x=y\"\n\nnot a pair\n");
         assert_eq!(vars["A"], "1");
         assert_eq!(vars["B"], "two words");
         assert_eq!(vars["C"], "x=y");
@@ -245,10 +235,7 @@ mod tests {
 
     #[test]
     fn run_returns_stdout_or_says_what_failed() {
-        assert_eq!(
-            run(Command::new("sh").args(["-c", "echo hi"])).unwrap(),
-            "hi\n"
-        );
+        assert_eq!(run(Command::new("sh").args(["-c", "echo hi"])).unwrap(), "hi\n");
         let err = run(Command::new("sh").args(["-c", "echo oops >&2; exit 3"])).unwrap_err();
         assert!(err.outcome.contains('3'), "{err}");
         assert_eq!(err.stderr, "oops\n");
@@ -258,22 +245,14 @@ mod tests {
     #[test]
     fn wait_for_is_bounded_and_reports_the_last_observation() {
         let mut n = 0;
-        let got = wait_for(
-            "n to reach 3",
-            Duration::from_secs(5),
-            Duration::ZERO,
-            || {
-                n += 1;
-                if n >= 3 { Ok(n) } else { Err(format!("n={n}")) }
-            },
-        );
+        let got = wait_for("n to reach 3", Duration::from_secs(5), Duration::ZERO, || {
+            n += 1;
+            if n >= 3 { Ok(n) } else { Err(format!("n={n}")) }
+        });
         assert_eq!(got.unwrap(), 3);
-        let err = wait_for::<()>(
-            "never",
-            Duration::from_millis(30),
-            Duration::from_millis(10),
-            || Err("still no".into()),
-        )
+        let err = wait_for::<()>("never", Duration::from_millis(30), Duration::from_millis(10), || {
+            Err("still no".into())
+        })
         .unwrap_err();
         assert_eq!(err.last, "still no");
         assert!(err.to_string().contains("never"), "{err}");

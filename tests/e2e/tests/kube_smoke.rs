@@ -25,11 +25,7 @@ impl<'w> Namespace<'w> {
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
         let name = format!("{prefix}-{}-{nanos}", std::process::id());
-        run(world
-            .kubectl()
-            .unwrap()
-            .args(["create", "namespace", &name]))
-        .expect("create namespace");
+        run(world.kubectl().unwrap().args(["create", "namespace", &name])).expect("create namespace");
         Self { world, name }
     }
 }
@@ -37,13 +33,7 @@ impl<'w> Namespace<'w> {
 impl Drop for Namespace<'_> {
     fn drop(&mut self) {
         if let Ok(mut kubectl) = self.world.kubectl() {
-            let _ = run(kubectl.args([
-                "delete",
-                "namespace",
-                &self.name,
-                "--wait=false",
-                "--ignore-not-found",
-            ]));
+            let _ = run(kubectl.args(["delete", "namespace", &self.name, "--wait=false", "--ignore-not-found"]));
         }
     }
 }
@@ -60,10 +50,9 @@ fn list(world: &World, ns: &str, kind: &str, selector: &str) -> Result<Vec<Value
 }
 
 fn condition_true(obj: &Value, kind: &str) -> bool {
-    obj["status"]["conditions"].as_array().is_some_and(|cs| {
-        cs.iter()
-            .any(|c| c["type"] == kind && c["status"] == "True")
-    })
+    obj["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == kind && c["status"] == "True"))
 }
 
 fn names(items: &[Value]) -> Vec<String> {
@@ -76,8 +65,7 @@ fn names(items: &[Value]) -> Vec<String> {
 #[test]
 fn kubectl_and_apiserver_report_the_pinned_version() {
     let world = World::load().expect("local world");
-    let out =
-        run(world.kubectl().unwrap().args(["version", "-o", "json"])).expect("kubectl version");
+    let out = run(world.kubectl().unwrap().args(["version", "-o", "json"])).expect("kubectl version");
     let v: Value = serde_json::from_str(&out).expect("kubectl version JSON");
     assert_eq!(v["serverVersion"]["gitVersion"], KUBE_VERSION, "{v}");
     assert_eq!(v["serverVersion"]["minor"], "37", "{v}");
@@ -88,8 +76,8 @@ fn kubectl_and_apiserver_report_the_pinned_version() {
 fn deployment_runs_on_the_kwok_node_and_is_garbage_collected() {
     let world = World::load().expect("local world");
     let node = world.var("KWOK_NODE").expect("KWOK_NODE").to_owned();
-    let ns = Namespace::create(&world, "smoke-deploy");
-    let ns = ns.name.as_str();
+    let namespace = Namespace::create(&world, "smoke-deploy");
+    let ns = namespace.name.as_str();
     let replicas = 2;
     let manifest = format!(
         r#"apiVersion: apps/v1
@@ -112,37 +100,23 @@ spec:
             requests: {{cpu: 100m, memory: 64Mi}}
 "#
     );
-    run_with_stdin(
-        world.kubectl().unwrap().args(["apply", "-f", "-"]),
-        manifest.as_bytes(),
-    )
-    .expect("kubectl apply the Deployment");
+    run_with_stdin(world.kubectl().unwrap().args(["apply", "-f", "-"]), manifest.as_bytes())
+        .expect("kubectl apply the Deployment");
 
     // Deployment controller: one ReplicaSet owned by the Deployment.
-    let rs = wait_for(
-        "a ReplicaSet owned by deployment/smoke",
-        SETTLE,
-        POLL,
-        || {
-            let items = list(&world, ns, "replicasets", "app=smoke")?;
-            items
-                .into_iter()
-                .find(|rs| {
-                    rs["metadata"]["ownerReferences"]
-                        .as_array()
-                        .is_some_and(|o| {
-                            o.iter()
-                                .any(|o| o["kind"] == "Deployment" && o["name"] == "smoke")
-                        })
-                })
-                .ok_or_else(|| "no ReplicaSet owned by the Deployment yet".to_owned())
-        },
-    )
+    let rs = wait_for("a ReplicaSet owned by deployment/smoke", SETTLE, POLL, || {
+        let items = list(&world, ns, "replicasets", "app=smoke")?;
+        items
+            .into_iter()
+            .find(|rs| {
+                rs["metadata"]["ownerReferences"]
+                    .as_array()
+                    .is_some_and(|o| o.iter().any(|o| o["kind"] == "Deployment" && o["name"] == "smoke"))
+            })
+            .ok_or_else(|| "no ReplicaSet owned by the Deployment yet".to_owned())
+    })
     .unwrap_or_else(|e| panic!("{e}"));
-    let rs_name = rs["metadata"]["name"]
-        .as_str()
-        .expect("ReplicaSet name")
-        .to_owned();
+    let rs_name = rs["metadata"]["name"].as_str().expect("ReplicaSet name").to_owned();
 
     // ReplicaSet controller, scheduler and kwok: the pods exist, are bound to the fake node and Ready.
     let pods = wait_for(
@@ -187,15 +161,10 @@ spec:
     }
 
     wait_for("deployment/smoke Available", SETTLE, POLL, || {
-        let out = run(world.kubectl().unwrap().args([
-            "get",
-            "deployment",
-            "smoke",
-            "-n",
-            ns,
-            "-o",
-            "json",
-        ]))
+        let out = run(world
+            .kubectl()
+            .unwrap()
+            .args(["get", "deployment", "smoke", "-n", ns, "-o", "json"]))
         .map_err(|e| e.to_string())?;
         let d: Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
         if condition_true(&d, "Available") && d["status"]["availableReplicas"] == replicas {
@@ -212,24 +181,39 @@ spec:
         .unwrap()
         .args(["delete", "deployment", "smoke", "-n", ns, "--wait=false"]))
     .expect("delete the Deployment");
-    wait_for(
-        "the ReplicaSet and pods to be garbage-collected",
-        SETTLE,
-        POLL,
-        || {
-            let rs = list(&world, ns, "replicasets", "app=smoke")?;
-            let pods = list(&world, ns, "pods", "app=smoke")?;
-            if rs.is_empty() && pods.is_empty() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "replicasets {:?}, pods {:?}",
-                    names(&rs),
-                    names(&pods)
-                ))
-            }
-        },
-    )
+    wait_for("the ReplicaSet and pods to be garbage-collected", SETTLE, POLL, || {
+        let rs = list(&world, ns, "replicasets", "app=smoke")?;
+        let pods = list(&world, ns, "pods", "app=smoke")?;
+        if rs.is_empty() && pods.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("replicasets {:?}, pods {:?}", names(&rs), names(&pods)))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    // Namespace controller: a deleted namespace is emptied and goes away (not stuck Terminating).
+    run(world
+        .kubectl()
+        .unwrap()
+        .args(["delete", "namespace", ns, "--wait=false"]))
+    .expect("delete the namespace");
+    wait_for(&format!("namespace {ns} to be deleted"), SETTLE, POLL, || {
+        let out = run(world.kubectl().unwrap().args([
+            "get",
+            "namespace",
+            ns,
+            "--ignore-not-found",
+            "-o",
+            "jsonpath={.status.phase}",
+        ]))
+        .map_err(|e| e.to_string())?;
+        if out.trim().is_empty() {
+            Ok(())
+        } else {
+            Err(format!("phase {}", out.trim()))
+        }
+    })
     .unwrap_or_else(|e| panic!("{e}"));
 }
 
@@ -243,22 +227,17 @@ fn helm_lints_renders_and_the_apiserver_accepts_the_trivial_chart() {
     let chart = trivial_chart();
     let chart = chart.to_str().expect("UTF-8 chart path");
 
-    let version = run(world
-        .helm()
-        .unwrap()
-        .args(["version", "--template", "{{.Version}}"]))
-    .expect("helm version");
+    let version = run(world.helm().unwrap().args(["version", "--template", "{{.Version}}"])).expect("helm version");
     assert_eq!(version.trim(), HELM_VERSION);
 
     run(world.helm().unwrap().args(["lint", "--strict", chart])).expect("helm lint --strict");
 
     let ns = Namespace::create(&world, "smoke-helm");
-    let rendered =
-        run(world
-            .helm()
-            .unwrap()
-            .args(["template", "smoke", chart, "--namespace", &ns.name]))
-        .expect("helm template");
+    let rendered = run(world
+        .helm()
+        .unwrap()
+        .args(["template", "smoke", chart, "--namespace", &ns.name]))
+    .expect("helm template");
     assert!(rendered.contains("kind: Deployment"), "{rendered}");
     assert!(rendered.contains("kind: ConfigMap"), "{rendered}");
     // The chart's kubeVersion constraint passed, and this is the minor helm was built for.

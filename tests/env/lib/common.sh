@@ -140,7 +140,7 @@ component_failed() {
 }
 
 # The components of the world, in start order; down stops them in reverse.
-COMPONENTS=(postgres hatchet)
+COMPONENTS=(postgres hatchet etcd kube-apiserver kube-controller-manager kube-scheduler kwok helm prometheus)
 
 for _c in "${COMPONENTS[@]}"; do
   # shellcheck source=/dev/null

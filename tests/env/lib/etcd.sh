@@ -45,11 +45,11 @@ etcd_up() {
   stop_bg etcd
   mkdir -p "$RUN_DIR/etcd"
   chmod 700 "$RUN_DIR/etcd"
-  start_bg etcd "$ETCD_BIN/etcd" --name=default --data-dir="$RUN_DIR/etcd" \
+  start_bg etcd "$ETCD_BIN/etcd" --name=local --data-dir="$RUN_DIR/etcd" \
     --listen-client-urls="$ETCD_URL" --advertise-client-urls="$ETCD_URL" \
     --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
     --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-cluster="default=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster="local=http://127.0.0.1:$ETCD_PEER_PORT" \
     --unsafe-no-fsync=true --log-level=warn
   wait_until 60 etcd_ready || component_failed etcd "GET $ETCD_URL/health not healthy after 60s"
   log "etcd up at $ETCD_URL"

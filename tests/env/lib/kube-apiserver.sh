@@ -109,6 +109,16 @@ extendedKeyUsage=clientAuth"
   fi
 }
 
+# kube_wait SECONDS NAME PROBE WHAT: wait for PROBE, failing at once (with the log's tail) if the
+# process we started for NAME exits meanwhile.
+kube_wait() {
+  local secs=$1 name=$2 probe=$3 what=$4
+  _kube_probe_or_exited() { "$probe" || ! is_running "$name"; }
+  wait_until "$secs" _kube_probe_or_exited || component_failed "$name" "$what not ok after ${secs}s"
+  is_running "$name" || component_failed "$name" "exited during start-up"
+  "$probe" || component_failed "$name" "$what not ok"
+}
+
 kube-apiserver_build() {
   command -v openssl >/dev/null || step "install openssl (Debian)" apt_install openssl
   kube_build
@@ -136,8 +146,8 @@ kube-apiserver_up() {
       --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true \
       --service-account-issuer="$KUBE_API_URL" --service-account-key-file="$KUBE_PKI/sa.pub" \
       --service-account-signing-key-file="$KUBE_PKI/sa.key" \
-      --profiling=false --v=1
-    wait_until 120 kube_readyz || component_failed kube-apiserver "GET $KUBE_API_URL/readyz not ok after 120s"
+      --endpoint-reconciler-type=none --profiling=false --v=1
+    kube_wait 120 kube-apiserver kube_readyz "GET $KUBE_API_URL/readyz"
     log "kube-apiserver up at $KUBE_API_URL"
   fi
   kube_write_env

@@ -1,7 +1,10 @@
 # kube-controller-manager (built with kube-apiserver): Deployments -> ReplicaSets -> Pods, garbage
 # collection, namespace deletion, default service accounts. Admin kubeconfig, loopback only.
 
-kube-controller-manager_build() { kube_built || die "kube-controller-manager: built with kube-apiserver; run tests/env/build-peers"; }
+kube-controller-manager_build() {
+  kube_built || die "kube-controller-manager: not built; kube-apiserver's build makes it (tests/env/build-peers)"
+  log "kube-controller-manager $KUBE_VERSION built with kube-apiserver in $KUBE_BIN"
+}
 
 kube-controller-manager_ready() {
   is_running kube-controller-manager \
@@ -22,8 +25,8 @@ kube-controller-manager_up() {
     --service-account-private-key-file="$KUBE_PKI/sa.key" --root-ca-file="$KUBE_PKI/ca.crt" \
     --use-service-account-credentials=false --service-cluster-ip-range=10.0.0.0/24 \
     --profiling=false --v=1
-  wait_until 60 kube-controller-manager_ready \
-    || component_failed kube-controller-manager "GET https://127.0.0.1:$KUBE_CONTROLLER_MANAGER_PORT/healthz not ok after 60s"
+  kube_wait 60 kube-controller-manager kube-controller-manager_ready \
+    "GET https://127.0.0.1:$KUBE_CONTROLLER_MANAGER_PORT/healthz"
   log "kube-controller-manager up (health 127.0.0.1:$KUBE_CONTROLLER_MANAGER_PORT)"
 }
 

@@ -1,7 +1,10 @@
 # kube-scheduler (built with kube-apiserver): binds pods to the kwok node. Admin kubeconfig,
 # loopback only.
 
-kube-scheduler_build() { kube_built || die "kube-scheduler: built with kube-apiserver; run tests/env/build-peers"; }
+kube-scheduler_build() {
+  kube_built || die "kube-scheduler: not built; kube-apiserver's build makes it (tests/env/build-peers)"
+  log "kube-scheduler $KUBE_VERSION built with kube-apiserver in $KUBE_BIN"
+}
 
 kube-scheduler_ready() {
   is_running kube-scheduler \
@@ -19,8 +22,7 @@ kube-scheduler_up() {
     --authentication-kubeconfig="$KUBECONFIG_FILE" --authorization-kubeconfig="$KUBECONFIG_FILE" \
     --bind-address=127.0.0.1 --secure-port="$KUBE_SCHEDULER_PORT" \
     --cert-dir="$KUBE_DIR/scheduler-certs" --leader-elect=false --profiling=false --v=1
-  wait_until 60 kube-scheduler_ready \
-    || component_failed kube-scheduler "GET https://127.0.0.1:$KUBE_SCHEDULER_PORT/healthz not ok after 60s"
+  kube_wait 60 kube-scheduler kube-scheduler_ready "GET https://127.0.0.1:$KUBE_SCHEDULER_PORT/healthz"
   log "kube-scheduler up (health 127.0.0.1:$KUBE_SCHEDULER_PORT)"
 }
 

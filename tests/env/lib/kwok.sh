@@ -38,9 +38,13 @@ kwok_build() {
   rm -rf "$wrap"
 }
 
+# Ready, and none of the node lifecycle controller's taints (not-ready, unreachable, ...) left,
+# so the scheduler will place pods on it.
 kwok_node_ready() {
-  [ "$("$KUBECTL" --kubeconfig="$KUBECONFIG_FILE" get node "$KWOK_NODE" \
-    -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
+  local state
+  state=$("$KUBECTL" --kubeconfig="$KUBECONFIG_FILE" get node "$KWOK_NODE" \
+    -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status} {.spec.taints[*].key}' 2>/dev/null) || return 1
+  [[ $state == True* && $state != *node.kubernetes.io/* ]]
 }
 
 kwok_ready() {
@@ -83,6 +87,7 @@ YAML
 
 kwok_up() {
   kwok_built || die "kwok: binary or stages missing in $KWOK_PEER; run tests/env/build-peers"
+  echo "export KWOK_NODE=$KWOK_NODE" >"$ENV_FILE.kwok"
   if kwok_ready; then
     log "kwok already up (node $KWOK_NODE Ready; health 127.0.0.1:$KWOK_PORT)"
     return 0
@@ -94,7 +99,7 @@ kwok_up() {
     --server-address="127.0.0.1:$KWOK_PORT" --cidr=10.0.1.0/24
   kwok_node_manifest | "$KUBECTL" --kubeconfig="$KUBECONFIG_FILE" apply -f - >>"$LOG_DIR/kwok.log" 2>&1 \
     || component_failed kwok "could not create node $KWOK_NODE"
-  wait_until 60 kwok_ready || component_failed kwok "node $KWOK_NODE not Ready (or kwok not healthy) after 60s"
+  kube_wait 60 kwok kwok_ready "node $KWOK_NODE Ready and kwok's /healthz"
   log "kwok up: node $KWOK_NODE Ready (health 127.0.0.1:$KWOK_PORT)"
 }
 
