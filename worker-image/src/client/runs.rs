@@ -11,6 +11,9 @@ use super::{Client, call};
 use crate::workflow::{DesiredLabel, namespaced};
 use crate::{Error, Result};
 
+/// A run the engine still does not know after this long was never created (e.g. its
+/// workflow is not registered).
+const RUN_VISIBLE_WITHIN: Duration = Duration::from_secs(30);
 /// How often `wait_for_run` polls the engine.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -233,6 +236,7 @@ impl Client {
 
     /// Waits until the run finishes; its outputs on success, [`Error::RunFailed`] otherwise.
     pub async fn wait_for_run(&self, run_id: &str) -> Result<BTreeMap<String, Value>> {
+        let not_found_until = tokio::time::Instant::now() + RUN_VISIBLE_WITHIN;
         loop {
             match self.run_details(run_id).await {
                 Ok(d)
@@ -253,7 +257,8 @@ impl Client {
                 }
                 Ok(_) => {}
                 // A run just triggered may not be visible yet.
-                Err(Error::Refused { status, .. }) if status.code() == tonic::Code::NotFound => {}
+                Err(Error::Refused { status, .. })
+                    if status.code() == tonic::Code::NotFound && tokio::time::Instant::now() < not_found_until => {}
                 Err(e) => return Err(e),
             }
             tokio::time::sleep(POLL_INTERVAL).await;

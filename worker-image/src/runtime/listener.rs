@@ -13,6 +13,9 @@ use crate::retry::{RECONNECT_BASE, RECONNECT_MAX, full_jitter, is_retryable};
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(4);
 /// A heartbeat acknowledged longer ago than this makes the worker unready.
 pub const HEARTBEAT_FRESHNESS: Duration = Duration::from_secs(5);
+/// Pause between opening the stream and the first heartbeat, so the engine has taken the
+/// stream when the heartbeat arrives.
+const FIRST_HEARTBEAT_DELAY: Duration = Duration::from_millis(500);
 /// Consecutive failed heartbeats after which the stream is reopened.
 const HEARTBEAT_FAILURES_BEFORE_RECONNECT: u32 = 2;
 
@@ -154,7 +157,7 @@ impl Listener {
             Input::RegisterFailed(code) => self.fatal(format!("the engine refused to register the worker ({code:?})")),
             Input::StreamOpened => {
                 self.phase = Phase::Streaming;
-                self.next_heartbeat = Some(now);
+                self.next_heartbeat = Some(now + FIRST_HEARTBEAT_DELAY);
                 self.heartbeat_failures = 0;
                 Vec::new()
             }
@@ -271,7 +274,9 @@ mod tests {
             l.step(Input::Registered { worker_id: "w1".into() }, now, 0.5),
             vec![Effect::OpenStream { worker_id: "w1".into() }]
         );
-        assert!(l.step(Input::StreamOpened, now, 0.5).is_empty());
+        let opened = now - FIRST_HEARTBEAT_DELAY;
+        assert!(l.step(Input::StreamOpened, opened, 0.5).is_empty());
+        assert_eq!(l.next_deadline(), Some(now), "first heartbeat shortly after opening");
         l
     }
 

@@ -7,4 +7,4 @@ mod shared;
 pub mod slots;
 mod worker;
 
-pub use worker::{DEFAULT_DRAIN_TIMEOUT, DEFAULT_SLOTS, Exit, ShutdownHandle, Worker, WorkerBuilder};
+pub use worker::{DEFAULT_DRAIN_TIMEOUT, DEFAULT_SLOTS, Exit, Worker, WorkerBuilder, WorkerHandle};

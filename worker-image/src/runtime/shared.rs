@@ -62,6 +62,8 @@ pub(crate) struct Shared {
     pub(crate) running: Mutex<HashMap<String, RunningTask>>,
     pub(crate) connection: Mutex<Connection>,
     pub(crate) metrics: WorkerMetrics,
+    /// Readiness as probes see it, republished by the loop on every turn.
+    pub(crate) ready: tokio::sync::watch::Sender<bool>,
     /// Cancelled to begin draining.
     pub(crate) shutdown: CancellationToken,
     pub(crate) draining: std::sync::atomic::AtomicBool,

@@ -8,14 +8,13 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use hatchet_proto::{
-    ActionType, AssignedAction, HeartbeatRequest, RuntimeInfo, Sdks, WorkerListenRequest, WorkerRegisterRequest,
+    ActionType, AssignedAction, HeartbeatRequest, RuntimeInfo, WorkerListenRequest, WorkerRegisterRequest,
     WorkerUnsubscribeRequest,
 };
 use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tonic::Streaming;
 
 use super::executor;
 use super::listener::{Effect, Input, Listener, Phase};
@@ -33,6 +32,7 @@ pub const DEFAULT_SLOTS: usize = 100;
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Longest the loop sleeps between ticks, so a stalled loop is visible to `/livez`.
 const MAX_TICK: Duration = Duration::from_millis(500);
+/// Deadline for `Register`.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);
 /// After the drain deadline, how long abandoned tasks get to report their failure.
@@ -133,6 +133,7 @@ impl WorkerBuilder {
                 loop_tick: Instant::now(),
             }),
             metrics,
+            ready: tokio::sync::watch::Sender::new(false),
             shutdown: CancellationToken::new(),
             draining: Default::default(),
             drain_timeout: self.drain_timeout,
@@ -161,16 +162,32 @@ pub struct Worker {
     registry: Arc<Registry>,
 }
 
-/// A cloneable handle to ask a running worker to drain and stop.
+/// A cloneable handle on a running worker: readiness, identity, and the drain switch.
 #[derive(Clone)]
-pub struct ShutdownHandle {
+pub struct WorkerHandle {
     shared: Arc<Shared>,
 }
 
-impl ShutdownHandle {
+impl WorkerHandle {
     /// Starts draining; idempotent and returns at once.
     pub fn initiate_shutdown(&self) {
         self.shared.shutdown.cancel();
+    }
+
+    /// Registered, assignment stream up, heartbeat fresh, not draining.
+    pub fn is_ready(&self) -> bool {
+        *self.shared.ready.borrow()
+    }
+
+    /// Resolves once the worker is ready to receive tasks.
+    pub async fn wait_ready(&self) {
+        let mut rx = self.shared.ready.subscribe();
+        let _ = rx.wait_for(|r| *r).await;
+    }
+
+    /// The engine's id of this worker, once registered.
+    pub fn worker_id(&self) -> Option<String> {
+        self.shared.worker_id()
     }
 }
 
@@ -189,8 +206,8 @@ impl Worker {
     }
 
     /// A handle that can stop the worker from elsewhere.
-    pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle {
+    pub fn handle(&self) -> WorkerHandle {
+        WorkerHandle {
             shared: Arc::clone(&self.shared),
         }
     }
@@ -242,7 +259,7 @@ impl Worker {
 struct Driver {
     shared: Arc<Shared>,
     listener: Listener,
-    stream: Option<Streaming<AssignedAction>>,
+    stream: Option<AssignmentStream>,
     heartbeats: (mpsc::Sender<Input>, mpsc::Receiver<Input>),
     drain_deadline: Option<Instant>,
 }
@@ -324,23 +341,21 @@ impl Driver {
                 }
             }),
             Effect::OpenStream { worker_id } => {
-                let mut d = s.client.engine().dispatcher.clone();
-                let open = d.listen_v2(WorkerListenRequest { worker_id });
-                Some(match tokio::time::timeout(OPEN_TIMEOUT, open).await {
-                    Ok(Ok(resp)) => {
-                        tracing::info!("assignment stream open");
-                        self.stream = Some(resp.into_inner());
-                        Input::StreamOpened
-                    }
-                    Ok(Err(status)) => {
-                        tracing::warn!(code = ?status.code(), "could not open the assignment stream: {}", status.message());
-                        Input::StreamFailed(Some(status.code()))
-                    }
-                    Err(_) => Input::StreamFailed(Some(tonic::Code::DeadlineExceeded)),
-                })
+                // tonic resolves a server-streaming call only when the engine sends response
+                // headers, which it does with the first assignment; so the stream is read by
+                // its own task and counts as open once requested (a heartbeat answered with
+                // FailedPrecondition reopens it if the engine did not take it).
+                let d = s.client.engine().dispatcher.clone();
+                let (tx, rx) = mpsc::channel(64);
+                let task = tokio::spawn(read_assignments(d, worker_id, tx));
+                self.stream = Some(AssignmentStream { rx, task });
+                tracing::info!("assignment stream requested");
+                Some(Input::StreamOpened)
             }
             Effect::CloseStream => {
-                self.stream = None;
+                if let Some(old) = self.stream.take() {
+                    old.task.abort();
+                }
                 None
             }
             Effect::SendHeartbeat { worker_id } => {
@@ -383,7 +398,9 @@ impl Driver {
             webhook_id: None,
             runtime_info: Some(RuntimeInfo {
                 sdk_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
-                language: Some(Sdks::Unknown as i32),
+                // The engine stores only GO/PYTHON/TYPESCRIPT/RUBY and refuses any other value,
+                // UNKNOWN included; a Rust worker leaves it unset and says what it is in `extra`.
+                language: None,
                 language_version: None,
                 os: Some(std::env::consts::OS.to_owned()),
                 extra: Some(format!("hatchet-worker (Rust) {}", env!("CARGO_PKG_VERSION"))),
@@ -501,14 +518,51 @@ impl Driver {
         c.last_heartbeat_ok = self.listener.last_heartbeat_ok();
         c.reconnects = self.listener.reconnects();
         c.loop_tick = Instant::now();
+        let ready = self.listener.is_healthy(Instant::now()) && !self.shared.is_draining();
+        self.shared
+            .ready
+            .send_if_modified(|r| std::mem::replace(r, ready) != ready);
+    }
+}
+
+/// The assignment stream, read by its own task.
+struct AssignmentStream {
+    rx: mpsc::Receiver<std::result::Result<AssignedAction, tonic::Status>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for AssignmentStream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Opens `ListenV2` and forwards what arrives; the channel closing means the stream ended.
+async fn read_assignments(
+    mut d: hatchet_proto::dispatcher_client::DispatcherClient<crate::connection::AuthChannel>,
+    worker_id: String,
+    tx: mpsc::Sender<std::result::Result<AssignedAction, tonic::Status>>,
+) {
+    let mut stream = match d.listen_v2(WorkerListenRequest { worker_id }).await {
+        Ok(r) => r.into_inner(),
+        Err(status) => {
+            let _ = tx.send(Err(status)).await;
+            return;
+        }
+    };
+    while let Some(item) = stream.next().await {
+        let failed = item.is_err();
+        if tx.send(item).await.is_err() || failed {
+            return;
+        }
     }
 }
 
 async fn next_action(
-    stream: &mut Option<Streaming<AssignedAction>>,
+    stream: &mut Option<AssignmentStream>,
 ) -> std::result::Result<Option<AssignedAction>, tonic::Status> {
     match stream {
-        Some(s) => s.next().await.transpose(),
+        Some(s) => s.rx.recv().await.transpose(),
         None => futures::future::pending().await,
     }
 }

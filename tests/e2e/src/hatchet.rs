@@ -1,0 +1,86 @@
+//! Helpers for tests that run `hatchet-worker` workers in-process against the local engine.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hatchet_worker::{Client, ClientConfig, Exit, TlsStrategy, Worker, WorkerHandle};
+use tokio::task::JoinHandle;
+
+use crate::World;
+
+/// A client for the local engine, configured from the env file `tests/env/up` wrote.
+/// Also routes the worker's logs to the test output (filter with `RUST_LOG`).
+pub fn client(world: &World) -> Client {
+    init_logs();
+    Client::new(config(world)).expect("client for the local engine")
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,hatchet_worker=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
+/// The client configuration for the local engine (health server off: tests run many workers).
+pub fn config(world: &World) -> ClientConfig {
+    ClientConfig::builder(world.token().expect("token"))
+        .host_port(world.var("HATCHET_CLIENT_HOST_PORT").expect("host port"))
+        .server_url(world.server_url().expect("server url"))
+        .tenant_id(world.tenant_id().expect("tenant"))
+        .tls_strategy(TlsStrategy::None)
+        .healthcheck_enabled(false)
+        .build()
+        .expect("config for the local engine")
+}
+
+/// A name no other test (or earlier run) uses, so workers only receive their own test's runs.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{:x}-{}",
+        std::process::id(),
+        nanos % 0xffff_ffff,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A worker running on this test's runtime.
+pub struct RunningWorker {
+    pub handle: WorkerHandle,
+    join: JoinHandle<hatchet_worker::Result<Exit>>,
+}
+
+/// Starts `worker` in the background and waits until it is ready (workflows registered,
+/// stream up, heartbeat acknowledged), so runs triggered next find their workflow.
+pub async fn start(worker: Worker) -> RunningWorker {
+    let handle = worker.handle();
+    let join = tokio::spawn(worker.run());
+    tokio::time::timeout(Duration::from_secs(60), handle.wait_ready())
+        .await
+        .expect("worker ready within 60s");
+    RunningWorker { handle, join }
+}
+
+impl RunningWorker {
+    /// Drains and stops the worker, returning how it exited.
+    pub async fn stop(self) -> Exit {
+        self.handle.initiate_shutdown();
+        tokio::time::timeout(Duration::from_secs(120), self.join)
+            .await
+            .expect("worker stopped within 120s")
+            .expect("worker task did not panic")
+            .expect("worker exited without error")
+    }
+
+    /// Whether the worker's loop has ended (it should not, until stopped).
+    pub fn is_finished(&self) -> bool {
+        self.join.is_finished()
+    }
+}
