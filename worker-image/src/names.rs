@@ -43,14 +43,14 @@ pub fn go_duration(what: &str, d: Duration) -> Result<String, String> {
     if ms == 0 {
         return Err(format!("{what} must be at least 1ms, got {d:?}"));
     }
-    if d.subsec_nanos() % 1_000_000 != 0 {
+    if !d.subsec_nanos().is_multiple_of(1_000_000) {
         return Err(format!("{what} must be a whole number of milliseconds, got {d:?}"));
     }
-    Ok(if ms % 3_600_000 == 0 {
+    Ok(if ms.is_multiple_of(3_600_000) {
         format!("{}h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

@@ -473,10 +473,10 @@ impl Driver {
         s.slots.close();
         self.drain_deadline = Some(Instant::now() + s.drain_timeout);
         tracing::info!(in_flight = s.slots.used(), timeout = ?s.drain_timeout, "draining: no new tasks, waiting for running ones");
-        if let Some(id) = s.worker_id() {
-            if let Err(e) = s.client.set_worker_paused(&id, true).await {
-                tracing::warn!("could not pause the worker in the engine: {e}");
-            }
+        if let Some(id) = s.worker_id()
+            && let Err(e) = s.client.set_worker_paused(&id, true).await
+        {
+            tracing::warn!("could not pause the worker in the engine: {e}");
         }
     }
 

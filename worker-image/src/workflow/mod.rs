@@ -151,15 +151,15 @@ impl Workflow {
             if let Some(d) = t.schedule_timeout {
                 go_duration("schedule timeout", d).map_err(tk)?;
             }
-            if let Some(f) = t.backoff_factor {
-                if !(1.0..=1000.0).contains(&f) {
-                    return Err(tk(format!("backoff factor must be between 1 and 1000, got {f}")));
-                }
+            if let Some(f) = t.backoff_factor
+                && !(1.0..=1000.0).contains(&f)
+            {
+                return Err(tk(format!("backoff factor must be between 1 and 1000, got {f}")));
             }
-            if let Some(m) = t.backoff_max {
-                if !(1..=86_400).contains(&m.as_secs()) {
-                    return Err(tk(format!("backoff max must be between 1s and 24h, got {m:?}")));
-                }
+            if let Some(m) = t.backoff_max
+                && !(1..=86_400).contains(&m.as_secs())
+            {
+                return Err(tk(format!("backoff max must be between 1s and 24h, got {m:?}")));
             }
             for r in &t.rate_limits {
                 r.validate().map_err(tk)?;
@@ -181,10 +181,10 @@ impl Workflow {
                 }
             }
         }
-        if let Some(t) = &self.on_failure {
-            if !t.parents.is_empty() {
-                return Err(wf("the on-failure task cannot have parents".into()));
-            }
+        if let Some(t) = &self.on_failure
+            && !t.parents.is_empty()
+        {
+            return Err(wf("the on-failure task cannot have parents".into()));
         }
         self.check_acyclic().map_err(wf)?;
         for c in &self.crons {
@@ -198,10 +198,10 @@ impl Workflow {
         for c in &self.concurrency {
             c.validate().map_err(wf)?;
         }
-        if let Some(p) = self.default_priority {
-            if !(1..=3).contains(&p) {
-                return Err(wf(format!("default priority must be 1, 2 or 3, got {p}")));
-            }
+        if let Some(p) = self.default_priority
+            && !(1..=3).contains(&p)
+        {
+            return Err(wf(format!("default priority must be 1, 2 or 3, got {p}")));
         }
         Ok(())
     }

@@ -1,0 +1,88 @@
+//! The engine restarts mid-load; the worker reconnects on its own and no run is lost or
+//! stuck. In its own test binary so the restart cannot disturb other tests.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use hatchet_e2e::World;
+use hatchet_e2e::hatchet::{client, start, unique};
+use hatchet_worker::{Context, Task, TriggerOptions, Worker, Workflow};
+use serde_json::{Value, json};
+use tokio::time::timeout;
+
+fn restart_engine() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../env/restart");
+    let out = Command::new(&script)
+        .arg("hatchet")
+        .output()
+        .expect("run tests/env/restart");
+    assert!(
+        out.status.success(),
+        "engine restart failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn worker_survives_an_engine_restart_without_losing_runs() {
+    let client = client(&World::load().expect("local world"));
+    let wf = unique("restart");
+    let w = start(
+        Worker::builder(client.clone(), unique("w"))
+            .slots(5)
+            .workflow(
+                Workflow::new(&wf).task(Task::new("slow-echo", |i: Value, _c: Context| async move {
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    Ok(i)
+                })),
+            )
+            .build()
+            .unwrap(),
+    )
+    .await;
+
+    let mut runs = Vec::new();
+    for i in 0..10 {
+        runs.push((
+            i,
+            client
+                .trigger(&wf, &json!({"i": i}), TriggerOptions::default())
+                .await
+                .unwrap(),
+        ));
+    }
+    // Let the first five start, then take the engine away under them.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::task::spawn_blocking(restart_engine).await.unwrap();
+
+    for i in 10..15 {
+        runs.push((
+            i,
+            client
+                .trigger(&wf, &json!({"i": i}), TriggerOptions::default())
+                .await
+                .unwrap(),
+        ));
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for (i, run) in runs {
+        let c = client.clone();
+        set.spawn(async move { (i, timeout(Duration::from_secs(180), c.wait_for_run(&run.id)).await) });
+    }
+    let mut done = 0;
+    for (i, r) in set.join_all().await {
+        let out = r
+            .unwrap_or_else(|_| panic!("run {i} stuck"))
+            .unwrap_or_else(|e| panic!("run {i} lost: {e}"));
+        assert_eq!(out["slow-echo"], json!({"i": i}));
+        done += 1;
+    }
+    assert_eq!(done, 15);
+    assert!(!w.is_finished(), "the worker must not exit on an engine restart");
+    timeout(Duration::from_secs(30), w.handle.wait_ready())
+        .await
+        .expect("worker ready again");
+    w.stop().await;
+}
