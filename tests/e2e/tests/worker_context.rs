@@ -1,0 +1,96 @@
+//! What a running task can ask of the engine: logs, stream chunks, releasing its slot,
+//! extending its timeout, relabelling its worker.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hatchet_e2e::World;
+use hatchet_e2e::hatchet::{client, start, unique};
+use hatchet_worker::{Context, LabelValue, Task, TriggerOptions, Worker, Workflow};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, mpsc};
+use tokio::time::timeout;
+
+const WAIT: Duration = Duration::from_secs(90);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn log_stream_labels_and_refresh_timeout() {
+    let client = client(&World::load().expect("local world"));
+    let wf = unique("ctx");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let flow = Workflow::new(&wf).task(
+        Task::new("chatty", move |_: Value, c: Context| {
+            let tx = tx.clone();
+            async move {
+                c.log("hello from the task").await?;
+                c.stream(b"chunk-1".to_vec()).await?;
+                c.upsert_labels(BTreeMap::from([("phase".to_owned(), LabelValue::from("upserted"))])).await?;
+                // Outlive the 2 s timeout only because it was extended.
+                c.refresh_timeout(Duration::from_secs(15)).await?;
+                tokio::time::sleep(Duration::from_secs(4)).await;
+                tx.send(c.task_run_id().to_owned()).unwrap();
+                Ok(json!({"done": true}))
+            }
+        })
+        .timeout(Duration::from_secs(2)),
+    );
+    let w = start(Worker::builder(client.clone(), unique("w")).workflow(flow).build().unwrap()).await;
+    let out = timeout(WAIT, client.run(&wf, &json!({}), TriggerOptions::default())).await.unwrap().unwrap();
+    assert_eq!(out["chatty"], json!({"done": true}));
+    let task_run = rx.recv().await.unwrap();
+
+    let logs = timeout(WAIT, async {
+        loop {
+            let v = client.rest_get(&format!("/api/v1/stable/tasks/{task_run}/logs")).await.unwrap();
+            let rows = v["rows"].as_array().cloned().unwrap_or_default();
+            if !rows.is_empty() {
+                return rows;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+    .await
+    .expect("task logs visible");
+    assert!(logs.iter().any(|r| r["message"] == "hello from the task"), "{logs:?}");
+
+    let worker_id = w.handle.worker_id().unwrap();
+    let worker = client.rest_get(&format!("/api/v1/workers/{worker_id}")).await.unwrap();
+    let labels = worker["labels"].as_array().cloned().unwrap_or_default();
+    assert!(labels.iter().any(|l| l["key"] == "phase" && l["value"] == "upserted"), "{worker}");
+    w.stop().await;
+}
+
+/// The engine accepts the release and the run still completes normally. (Engine v0.104.7's
+/// scheduler does not hand the released slot to queued runs until the holder ends, so this
+/// checks the call and the holder's completion, not the reuse.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn released_slot_keeps_the_task_running_to_completion() {
+    let client = client(&World::load().expect("local world"));
+    let holder = unique("holder");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let go = Arc::new(Notify::new());
+    let g = Arc::clone(&go);
+    let w = start(
+        Worker::builder(client.clone(), unique("w"))
+            .slots(1)
+            .workflow(Workflow::new(&holder).task(Task::new("hold", move |_: Value, c: Context| {
+                let (tx, g) = (tx.clone(), Arc::clone(&g));
+                async move {
+                    c.release_slot().await?;
+                    tx.send(()).unwrap();
+                    g.notified().await;
+                    Ok(json!("released and finished"))
+                }
+            })))
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let h = client.trigger(&holder, &json!({}), TriggerOptions::default()).await.unwrap();
+    timeout(WAIT, rx.recv()).await.expect("holder released its slot").unwrap();
+    go.notify_one();
+    let out = timeout(WAIT, client.wait_for_run(&h.id)).await.unwrap().unwrap();
+    assert_eq!(out["hold"], "released and finished");
+    w.stop().await;
+}
