@@ -1,0 +1,359 @@
+//! The `HatchetWorker` custom resource (`hatchet.run/v1alpha1`): a fleet of Hatchet workers.
+//!
+//! The Rust types are the source of truth for the CustomResourceDefinition in
+//! `crds/hatchet.run_hatchetworkers.yaml` (regenerate it with
+//! `cargo run -p hatchet-operator -- crd > crds/hatchet.run_hatchetworkers.yaml`). Bad specs are
+//! refused at admission: schema types and enums, plus CEL rules (`x-kubernetes-validations`)
+//! whose messages name the field they are about.
+
+// KubeSchema derives a private shadow copy of each struct, which trips this lint on the copy.
+#![allow(unreachable_pub)]
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, CustomResourceExt, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// API group of the operator's resources.
+pub const GROUP: &str = "hatchet.run";
+/// Slots per worker when `spec.slots` is not given.
+pub const DEFAULT_SLOTS: i32 = 100;
+/// Replicas when `spec.replicas` is not given.
+pub const DEFAULT_REPLICAS: i32 = 1;
+/// Drain deadline when `spec.drain.timeoutSeconds` is not given (one hour, as the worker's).
+pub const DEFAULT_DRAIN_TIMEOUT_SECONDS: i64 = 3600;
+
+/// Desired state of a fleet of Hatchet workers.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[kube(
+    group = "hatchet.run",
+    version = "v1alpha1",
+    kind = "HatchetWorker",
+    plural = "hatchetworkers",
+    shortname = "hw",
+    namespaced,
+    status = "HatchetWorkerStatus",
+    derive = "PartialEq",
+    doc = "A fleet of Hatchet workers: the operator runs it as a Deployment with a Service, a PodDisruptionBudget and a ServiceAccount.",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "integer",
+        json_path = ".status.readyReplicas",
+        description = "Ready worker pods"
+    ),
+    printcolumn(
+        name = "Desired",
+        type_ = "integer",
+        json_path = ".spec.replicas",
+        description = "Desired worker pods"
+    ),
+    printcolumn(
+        name = "Slots Used",
+        type_ = "integer",
+        json_path = ".status.slots.used",
+        description = "Task slots in use"
+    ),
+    printcolumn(
+        name = "Slots Total",
+        type_ = "integer",
+        json_path = ".status.slots.total",
+        description = "Task slots of ready workers"
+    ),
+    printcolumn(
+        name = "Utilization",
+        type_ = "number",
+        json_path = ".status.utilization",
+        description = "Slots used / slots total"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.template.spec) && size(self.template.spec.containers) > 0")
+    .message("spec.template.spec.containers must hold the worker container"))]
+pub struct HatchetWorkerSpec {
+    /// Where the workers connect and how they authenticate.
+    pub connection: Connection,
+    /// The worker pod: the user's container(s). The operator injects the Hatchet environment,
+    /// the health port, probes and the drain hook into the worker container (the one named
+    /// `worker`, else the first one); whatever the template sets explicitly wins.
+    pub template: PodTemplateSpec,
+    /// Task slots per worker (concurrent tasks one worker runs).
+    #[serde(default = "default_slots")]
+    #[x_kube(validation = Rule::new("self >= 1").message("spec.slots must be at least 1"))]
+    pub slots: i32,
+    /// Hatchet worker labels (for task affinity), sent by every worker of the fleet. The
+    /// operator adds `hatchet.run/fleet=<namespace>.<name>`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    #[x_kube(validation = Rule::new("self.all(k, size(k) <= 255 && k.matches('^[A-Za-z0-9._/-]+$'))")
+        .message("spec.labels keys must be 1 to 255 characters of letters, digits, '.', '-', '_' or '/'"))]
+    #[x_kube(validation = Rule::new("self.all(k, size(self[k]) > 0 && size(self[k]) <= 253)")
+        .message("spec.labels values must be 1 to 253 characters"))]
+    #[x_kube(validation = Rule::new("!('hatchet.run/fleet' in self)")
+        .message("spec.labels must not set hatchet.run/fleet: the operator sets it"))]
+    pub labels: BTreeMap<String, String>,
+    /// Number of worker pods (the `/scale` subresource maps here).
+    #[serde(default = "default_replicas")]
+    #[x_kube(validation = Rule::new("self >= 0").message("spec.replicas must not be negative"))]
+    pub replicas: i32,
+    /// How long a terminating worker may finish its in-flight tasks.
+    #[serde(default)]
+    pub drain: Drain,
+    /// The fleet's PodDisruptionBudget (default: `maxUnavailable: 1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disruption_budget: Option<DisruptionBudget>,
+}
+
+/// Where workers connect and how they authenticate.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Connection {
+    /// The Secret key holding the Hatchet API token (`HATCHET_CLIENT_TOKEN`); the token never
+    /// appears in the pod spec.
+    pub token_secret_ref: SecretKeyRef,
+    /// The engine's gRPC `host:port`; default: the token's `grpc_broadcast_address` claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
+    #[x_kube(validation = Rule::new("self.matches('^(\\\\[[0-9A-Fa-f:.]+\\\\]|[A-Za-z0-9_.-]+):[0-9]{1,5}$')")
+        .message("spec.connection.hostPort must be host:port, with a port"))]
+    pub host_port: Option<String>,
+    /// The REST base URL; default: the token's `server_url` claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new("self.matches('^https?://[^/ ]+')")
+        .message("spec.connection.serverUrl must be an http:// or https:// URL"))]
+    pub server_url: Option<String>,
+    /// Transport security towards the engine.
+    #[serde(default)]
+    pub tls: Tls,
+    /// Hatchet namespace: prefixes workflow names, event keys and worker names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9_.-]*$')")
+        .message("spec.connection.namespace may hold only letters, digits, '.', '-' and '_'"))]
+    pub namespace: Option<String>,
+}
+
+/// A key of a Secret in the HatchetWorker's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SecretKeyRef {
+    /// The Secret's name.
+    #[schemars(length(max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')")
+        .message("secret name must be a non-empty DNS subdomain name (lowercase letters, digits, '-', '.')"))]
+    pub name: String,
+    /// The key inside the Secret.
+    #[schemars(length(max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[-._a-zA-Z0-9]+$')")
+        .message("secret key must be non-empty and hold only letters, digits, '-', '_' and '.'"))]
+    pub key: String,
+}
+
+/// A Secret holding a certificate and/or key under fixed keys.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SecretRef {
+    /// The Secret's name. A CA Secret holds `ca.crt`; a client certificate Secret holds
+    /// `tls.crt` and `tls.key` (the `kubernetes.io/tls` layout).
+    #[schemars(length(max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')")
+        .message("secret name must be a non-empty DNS subdomain name (lowercase letters, digits, '-', '.')"))]
+    pub name: String,
+}
+
+/// How workers secure their connection to the engine.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.strategy != 'mtls' || has(self.clientCertSecretRef)")
+    .message("spec.connection.tls.clientCertSecretRef is required when strategy is mtls"))]
+#[x_kube(validation = Rule::new("self.strategy != 'none' || (!has(self.caSecretRef) && !has(self.clientCertSecretRef))")
+    .message("spec.connection.tls.caSecretRef and clientCertSecretRef need strategy tls or mtls"))]
+pub struct Tls {
+    /// `tls` (default), `mtls` (client certificate) or `none` (plaintext).
+    #[serde(default)]
+    pub strategy: TlsStrategy,
+    /// Secret with the CA bundle (`ca.crt`) that signs the engine's certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretRef>,
+    /// Secret with the client certificate (`tls.crt`, `tls.key`) for `mtls`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_secret_ref: Option<SecretRef>,
+    /// Server name to verify instead of the host in `hostPort`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9.-]+$')")
+        .message("spec.connection.tls.serverName must be a host name"))]
+    pub server_name: Option<String>,
+}
+
+/// `HATCHET_CLIENT_TLS_STRATEGY`.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsStrategy {
+    /// TLS, verifying the engine's certificate.
+    #[default]
+    Tls,
+    /// TLS with a client certificate.
+    Mtls,
+    /// Plaintext gRPC.
+    None,
+}
+
+impl TlsStrategy {
+    /// The value of `HATCHET_CLIENT_TLS_STRATEGY`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tls => "tls",
+            Self::Mtls => "mtls",
+            Self::None => "none",
+        }
+    }
+}
+
+/// Drain-safe termination.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Drain {
+    /// Seconds a terminating worker may spend finishing in-flight tasks; the pod's
+    /// `terminationGracePeriodSeconds` is this plus 30.
+    #[serde(default = "default_drain_timeout")]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 604800")
+        .message("spec.drain.timeoutSeconds must be between 0 and 604800 (7 days)"))]
+    pub timeout_seconds: i64,
+}
+
+impl Default for Drain {
+    fn default() -> Self {
+        Self {
+            timeout_seconds: DEFAULT_DRAIN_TIMEOUT_SECONDS,
+        }
+    }
+}
+
+/// The fleet's PodDisruptionBudget: one of `maxUnavailable` or `minAvailable`.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.maxUnavailable) && has(self.minAvailable))")
+    .message("spec.disruptionBudget takes maxUnavailable or minAvailable, not both"))]
+pub struct DisruptionBudget {
+    /// Pods that may be down at once (a number or a percentage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>,
+    /// Pods that must stay up (a number or a percentage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_available: Option<k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>,
+}
+
+/// Observed state of the fleet.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HatchetWorkerStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Worker pods that exist (the `/scale` subresource reads this).
+    #[serde(default)]
+    pub replicas: i32,
+    /// Worker pods that are Ready.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Worker pods that run the current template.
+    #[serde(default)]
+    pub updated_replicas: i32,
+    /// Label selector of the fleet's pods, for the `/scale` subresource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// Task slots of the fleet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slots: Option<SlotStatus>,
+    /// `slots.used / slots.total`, once slot use is observed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utilization: Option<f64>,
+    /// `Ready`, `Progressing` and `Degraded`, with stable reasons.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// Task slots of the fleet.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SlotStatus {
+    /// Slots of Ready workers (`readyReplicas * spec.slots`).
+    pub total: i64,
+    /// Slots in use, once observed from the engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used: Option<i64>,
+}
+
+fn default_slots() -> i32 {
+    DEFAULT_SLOTS
+}
+
+fn default_replicas() -> i32 {
+    DEFAULT_REPLICAS
+}
+
+fn default_drain_timeout() -> i64 {
+    DEFAULT_DRAIN_TIMEOUT_SECONDS
+}
+
+/// The CustomResourceDefinition as YAML (what `hatchet-operator crd` prints and `crds/` holds).
+pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
+    serde_yaml::to_string(&HatchetWorker::crd()).map(|y| format!("---\n{y}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CRD_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/hatchet.run_hatchetworkers.yaml");
+
+    #[test]
+    fn committed_crd_matches_the_types() {
+        let want = crd_yaml().unwrap();
+        let have = std::fs::read_to_string(CRD_FILE).unwrap_or_default();
+        assert!(
+            have == want,
+            "crds/hatchet.run_hatchetworkers.yaml is stale; regenerate it with \
+             `cargo run -p hatchet-operator -- crd > crds/hatchet.run_hatchetworkers.yaml`"
+        );
+    }
+
+    #[test]
+    fn crd_has_subresources_short_name_and_rules() {
+        let crd = HatchetWorker::crd();
+        assert_eq!(crd.spec.group, GROUP);
+        assert_eq!(crd.spec.names.short_names.as_deref(), Some(&["hw".to_owned()][..]));
+        let v = &crd.spec.versions[0];
+        let sub = v.subresources.as_ref().unwrap();
+        assert!(sub.status.is_some());
+        let scale = sub.scale.as_ref().unwrap();
+        assert_eq!(scale.spec_replicas_path, ".spec.replicas");
+        assert_eq!(scale.status_replicas_path, ".status.replicas");
+        assert_eq!(scale.label_selector_path.as_deref(), Some(".status.selector"));
+        let yaml = crd_yaml().unwrap();
+        assert!(yaml.contains("x-kubernetes-validations"), "CEL rules in the schema");
+        assert!(yaml.contains("spec.slots must be at least 1"));
+        assert!(yaml.contains("default: 100"));
+    }
+
+    #[test]
+    fn defaults_fill_a_minimal_spec() {
+        let spec: HatchetWorkerSpec = serde_json::from_value(serde_json::json!({
+            "connection": {"tokenSecretRef": {"name": "t", "key": "token"}},
+            "template": {"spec": {"containers": [{"name": "worker", "image": "w:1"}]}}
+        }))
+        .unwrap();
+        assert_eq!(spec.slots, DEFAULT_SLOTS);
+        assert_eq!(spec.replicas, DEFAULT_REPLICAS);
+        assert_eq!(spec.drain.timeout_seconds, DEFAULT_DRAIN_TIMEOUT_SECONDS);
+        assert_eq!(spec.connection.tls.strategy, TlsStrategy::Tls);
+        assert!(spec.disruption_budget.is_none());
+    }
+}

@@ -1,0 +1,344 @@
+//! Shared pieces of the operator's end-to-end tests: a namespace per test, the CRD installed
+//! from `crds/`, the operator's RBAC with a token-based kubeconfig (never the admin one), and
+//! the operator binary as a child process.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use hatchet_e2e::{World, run, run_with_stdin, wait_for};
+use serde_json::Value;
+
+pub const POLL: Duration = Duration::from_millis(500);
+pub const SETTLE: Duration = Duration::from_secs(90);
+
+pub fn world() -> World {
+    World::load().expect("local world (start it with tests/env/up)")
+}
+
+pub fn kubectl(world: &World, args: &[&str]) -> Result<String, String> {
+    run(world.kubectl().map_err(|e| e.to_string())?.args(args)).map_err(|e| e.to_string())
+}
+
+pub fn kubectl_stdin(world: &World, args: &[&str], input: &str) -> Result<String, String> {
+    run_with_stdin(world.kubectl().map_err(|e| e.to_string())?.args(args), input.as_bytes()).map_err(|e| e.to_string())
+}
+
+pub fn get_json(world: &World, args: &[&str]) -> Result<Value, String> {
+    let mut a = vec!["get"];
+    a.extend_from_slice(args);
+    a.extend_from_slice(&["-o", "json"]);
+    let out = kubectl(world, &a)?;
+    serde_json::from_str(&out).map_err(|e| format!("JSON from kubectl {a:?}: {e}"))
+}
+
+/// A namespace of the test's own, deleted (without waiting) when the test ends.
+pub struct Namespace<'w> {
+    world: &'w World,
+    pub name: String,
+}
+
+impl<'w> Namespace<'w> {
+    pub fn create(world: &'w World, prefix: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let name = format!(
+            "{prefix}-{}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed),
+            nanos % 100_000
+        );
+        kubectl(world, &["create", "namespace", &name]).expect("create namespace");
+        Self { world, name }
+    }
+}
+
+impl Drop for Namespace<'_> {
+    fn drop(&mut self) {
+        let _ = kubectl(
+            self.world,
+            &["delete", "namespace", &self.name, "--wait=false", "--ignore-not-found"],
+        );
+    }
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Installs (server-side apply, idempotent) the generated CRD and waits until it is Established.
+pub fn install_crd(world: &World) {
+    let file = repo_root().join("crds/hatchet.run_hatchetworkers.yaml");
+    let file = file.to_str().unwrap();
+    kubectl(
+        world,
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=e2e-crds",
+            "-f",
+            file,
+        ],
+    )
+    .expect("apply the CRD");
+    kubectl(
+        world,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/hatchetworkers.hatchet.run",
+        ],
+    )
+    .expect("CRD established");
+}
+
+/// Applies `operator/rbac/role.yaml` (admin) and writes a kubeconfig that authenticates as the
+/// operator's ServiceAccount with a freshly minted token: the operator runs with exactly the
+/// rules the project ships.
+pub fn operator_kubeconfig(world: &World, dir: &Path) -> PathBuf {
+    let ns_yaml = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: hatchet-system\n";
+    kubectl_stdin(
+        world,
+        &["apply", "--server-side", "--field-manager=e2e-rbac", "-f", "-"],
+        ns_yaml,
+    )
+    .expect("hatchet-system namespace");
+    let rbac = repo_root().join("operator/rbac/role.yaml");
+    kubectl(
+        world,
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=e2e-rbac",
+            "-f",
+            rbac.to_str().unwrap(),
+        ],
+    )
+    .expect("apply operator/rbac/role.yaml");
+    let token = kubectl(
+        world,
+        &[
+            "create",
+            "token",
+            "hatchet-operator",
+            "-n",
+            "hatchet-system",
+            "--duration=2h",
+        ],
+    )
+    .expect("mint a token for the operator's ServiceAccount");
+    let admin: Value = serde_json::from_str(
+        &kubectl(world, &["config", "view", "--raw", "--minify", "-o", "json"]).expect("admin kubeconfig"),
+    )
+    .unwrap();
+    let cluster = &admin["clusters"][0]["cluster"];
+    let config = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "local", "cluster": cluster}],
+        "users": [{"name": "hatchet-operator", "user": {"token": token.trim()}}],
+        "contexts": [{"name": "operator", "context": {"cluster": "local", "user": "hatchet-operator"}}],
+        "current-context": "operator",
+    });
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("operator.kubeconfig");
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    path
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The operator binary running as a child process; killed when dropped.
+pub struct Operator {
+    pub child: Child,
+    pub metrics_port: u16,
+    pub log: PathBuf,
+}
+
+impl Operator {
+    /// Starts `hatchet-operator` watching `namespace` with the operator's own kubeconfig.
+    pub fn start(kubeconfig: &Path, namespace: &str, identity: &str, extra: &[&str]) -> Self {
+        let metrics_port = free_port();
+        let log = kubeconfig.with_file_name(format!("operator-{identity}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_hatchet-operator"))
+            .args(["--namespaces", namespace])
+            .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
+            .args(["--lease-name", &format!("hatchet-operator-{namespace}")])
+            .args(["--identity", identity])
+            .args(["--log-format", "text", "--log-level", "info,hatchet_operator=debug"])
+            .args(extra)
+            .env("KUBECONFIG", kubeconfig)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("start hatchet-operator");
+        Self {
+            child,
+            metrics_port,
+            log,
+        }
+    }
+
+    /// GET a path of the operator's HTTP server.
+    pub fn http_get(&self, path: &str) -> Result<(u16, String), String> {
+        http_get(self.metrics_port, path)
+    }
+
+    /// Waits until `/readyz` answers 200 (watches synced).
+    pub fn wait_ready(&mut self) {
+        let port = self.metrics_port;
+        let log = self.log.clone();
+        wait_for("operator /readyz", SETTLE, POLL, || match http_get(port, "/readyz") {
+            Ok((200, _)) => Ok(()),
+            other => Err(format!("{other:?}; log: {}", tail(&log))),
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// The sum of a metric's samples (all label sets) from `/metrics`.
+    pub fn metric_sum(&self, name: &str) -> Result<f64, String> {
+        let (code, body) = self.http_get("/metrics")?;
+        if code != 200 {
+            return Err(format!("/metrics answered {code}"));
+        }
+        Ok(metric_sum(&body, name))
+    }
+
+    /// SIGTERM (graceful) and wait for the exit.
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..200 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGKILL (no lease release).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn log_tail(&self) -> String {
+        tail(&self.log)
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// Sums every sample of `name` (with or without labels) in Prometheus text.
+pub fn metric_sum(body: &str, name: &str) -> f64 {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A minimal HTTP/1.0 GET (enough for the operator's own server).
+pub fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).map_err(|e| e.to_string())?;
+    let code = buf
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("bad response: {buf:.80}"))?;
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((code, body))
+}
+
+/// A HatchetWorker manifest: `extra_spec` is YAML lines indented by two spaces under `spec:`.
+pub fn hatchet_worker(ns: &str, name: &str, secret: &str, extra_spec: &str) -> String {
+    format!(
+        r#"apiVersion: hatchet.run/v1alpha1
+kind: HatchetWorker
+metadata:
+  name: {name}
+  namespace: {ns}
+spec:
+  connection:
+    tokenSecretRef: {{name: {secret}, key: token}}
+    hostPort: 127.0.0.1:17077
+    tls: {{strategy: none}}
+  template:
+    metadata:
+      labels: {{team: payments}}
+    spec:
+      containers:
+        - name: worker
+          image: example.invalid/worker:1
+          resources:
+            requests: {{cpu: 10m, memory: 16Mi}}
+{extra_spec}"#
+    )
+}
+
+/// Creates the token Secret `name` (key `token`) in `ns`.
+pub fn token_secret(world: &World, ns: &str, name: &str) {
+    kubectl(
+        world,
+        &[
+            "create",
+            "secret",
+            "generic",
+            name,
+            "-n",
+            ns,
+            "--from-literal=token=not-a-real-token",
+        ],
+    )
+    .expect("create the token Secret");
+}
+
+pub fn condition<'a>(obj: &'a Value, kind: &str) -> Option<&'a Value> {
+    obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind)
+}
