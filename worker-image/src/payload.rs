@@ -65,6 +65,14 @@ pub fn failure_payload(error_type: &str, message: &str, task_run_external_id: &s
     format!("{error_type}: {message}\n\n\n{trailer}")
 }
 
+/// An error as the engine stores it, without the metadata trailer [`failure_payload`] adds.
+pub fn error_message(stored: &str) -> &str {
+    match stored.find("__hatchet_error_metadata__") {
+        Some(at) => stored[..at].trim_end_matches(['{', '"']).trim_end(),
+        None => stored.trim_end(),
+    }
+}
+
 /// A COMPLETED payload: JSON without NUL characters (the engine refuses `\u0000`).
 pub fn completion_payload(output: &Value) -> Result<String, String> {
     let s = serde_json::to_string(output).map_err(|e| format!("output is not JSON: {e}"))?;
@@ -115,6 +123,8 @@ mod tests {
         let trailer: Value = serde_json::from_str(p.rsplit("\n\n").next().unwrap()).unwrap();
         assert_eq!(trailer["__hatchet_error_metadata__"]["task_run_external_id"], "run-1");
         assert!(failure_payload("E", "", "r").contains("without a message"));
+        assert_eq!(error_message(&p), "ValueError: bad thing");
+        assert_eq!(error_message("plain error\n"), "plain error");
     }
 
     #[test]

@@ -220,7 +220,10 @@ impl Client {
                 external_id: id,
                 name: t.readable_id,
                 status: RunStatus::from_wire(t.status),
-                error: t.error.filter(|e| !e.is_empty()),
+                error: t
+                    .error
+                    .filter(|e| !e.is_empty())
+                    .map(|e| crate::payload::error_message(&e).to_owned()),
                 output: t.output.as_deref().map(parse),
             })
             .collect();
