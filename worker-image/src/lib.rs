@@ -23,6 +23,7 @@ pub mod config;
 mod connection;
 mod context;
 mod error;
+mod health;
 mod metrics;
 pub mod names;
 pub mod payload;

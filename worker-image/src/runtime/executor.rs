@@ -66,6 +66,8 @@ pub(crate) async fn run(shared: Arc<Shared>, action: AssignedAction, permit: Slo
     shared.running.lock().expect("running lock").insert(
         id.clone(),
         RunningTask {
+            action_id: action.action_id.clone(),
+            started_at: started,
             cancel: cancel.clone(),
             reason: Arc::clone(&reason),
         },

@@ -7,4 +7,5 @@ mod shared;
 pub mod slots;
 mod worker;
 
+pub(crate) use shared::{Connection, Shared};
 pub use worker::{DEFAULT_DRAIN_TIMEOUT, DEFAULT_SLOTS, Exit, Worker, WorkerBuilder, WorkerHandle};

@@ -31,6 +31,8 @@ pub(crate) enum CancelReason {
 
 /// A task in flight.
 pub(crate) struct RunningTask {
+    pub(crate) action_id: String,
+    pub(crate) started_at: Instant,
     pub(crate) cancel: CancellationToken,
     pub(crate) reason: Arc<Mutex<Option<CancelReason>>>,
 }
@@ -66,6 +68,10 @@ pub(crate) struct Shared {
     pub(crate) ready: tokio::sync::watch::Sender<bool>,
     /// Cancelled to begin draining.
     pub(crate) shutdown: CancellationToken,
+    /// Cancelled once the worker has stopped (drained or abandoned, and unsubscribed).
+    pub(crate) finished: CancellationToken,
+    /// How the worker ended, once it has.
+    pub(crate) exit: Mutex<Option<super::Exit>>,
     pub(crate) draining: std::sync::atomic::AtomicBool,
     pub(crate) drain_timeout: Duration,
 }

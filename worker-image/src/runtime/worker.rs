@@ -47,9 +47,17 @@ pub struct WorkerBuilder {
     workflows: Vec<Workflow>,
     drain_timeout: Duration,
     registry: Option<Registry>,
+    handle_signals: bool,
 }
 
 impl WorkerBuilder {
+    /// Whether SIGTERM and SIGINT start a drain (default on). A second signal does not cut
+    /// the drain short: running tasks still finish or are reported.
+    pub fn handle_signals(mut self, on: bool) -> Self {
+        self.handle_signals = on;
+        self
+    }
+
     /// Slots: how many tasks run at once (default 100).
     pub fn slots(mut self, n: usize) -> Self {
         self.slots = n;
@@ -135,6 +143,8 @@ impl WorkerBuilder {
             metrics,
             ready: tokio::sync::watch::Sender::new(false),
             shutdown: CancellationToken::new(),
+            finished: CancellationToken::new(),
+            exit: std::sync::Mutex::new(None),
             draining: Default::default(),
             drain_timeout: self.drain_timeout,
         });
@@ -142,6 +152,7 @@ impl WorkerBuilder {
             shared,
             workflows: self.workflows,
             registry: Arc::new(registry),
+            handle_signals: self.handle_signals,
         })
     }
 }
@@ -160,6 +171,7 @@ pub struct Worker {
     shared: Arc<Shared>,
     workflows: Vec<Workflow>,
     registry: Arc<Registry>,
+    handle_signals: bool,
 }
 
 /// A cloneable handle on a running worker: readiness, identity, and the drain switch.
@@ -202,6 +214,7 @@ impl Worker {
             workflows: Vec::new(),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             registry: None,
+            handle_signals: true,
         }
     }
 
@@ -222,12 +235,35 @@ impl Worker {
         self.shared.worker_id()
     }
 
-    /// Registers the workflows, then serves assignments until shut down and drained.
+    /// Starts the health server, registers the workflows, then serves assignments until shut
+    /// down and drained.
     pub async fn run(self) -> Result<Exit> {
         let shared = Arc::clone(&self.shared);
-        self.register_workflows().await?;
-        let mut driver = Driver::new(Arc::clone(&shared));
-        driver.run().await
+        let hc = &shared.client.config().healthcheck;
+        let server = if hc.enabled {
+            let addr = format!("{}:{}", hc.bind_address, hc.port)
+                .parse()
+                .map_err(|e| Error::Config(format!("health server address {}:{}: {e}", hc.bind_address, hc.port)))?;
+            Some(crate::health::serve(Arc::clone(&shared), Arc::clone(&self.registry), addr).await?)
+        } else {
+            None
+        };
+        if self.handle_signals {
+            tokio::spawn(drain_on_signals(self.handle()));
+        }
+        let result = match self.register_workflows().await {
+            Ok(()) => Driver::new(Arc::clone(&shared)).run().await,
+            Err(e) => Err(e),
+        };
+        if let Ok(exit) = &result {
+            *shared.exit.lock().expect("exit lock") = Some(exit.clone());
+        }
+        shared.finished.cancel();
+        if let Some(server) = server {
+            // Lets a pending `/drain` answer before the process goes away.
+            let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+        }
+        result
     }
 
     async fn register_workflows(&self) -> Result<()> {
@@ -361,6 +397,7 @@ impl Driver {
             Effect::SendHeartbeat { worker_id } => {
                 let mut d = s.client.engine().dispatcher.clone();
                 let tx = self.heartbeats.0.clone();
+                let metrics = s.metrics.clone();
                 tokio::spawn(async move {
                     let req = HeartbeatRequest {
                         worker_id,
@@ -374,6 +411,9 @@ impl Driver {
                         }
                         Err(_) => Input::HeartbeatFailed(tonic::Code::DeadlineExceeded),
                     };
+                    if input != Input::HeartbeatOk {
+                        metrics.heartbeat_failed();
+                    }
                     let _ = tx.send(input).await;
                 });
                 None
@@ -522,6 +562,33 @@ impl Driver {
         self.shared
             .ready
             .send_if_modified(|r| std::mem::replace(r, ready) != ready);
+    }
+}
+
+/// Turns SIGTERM and SIGINT into a drain; later signals are logged and ignored so the drain
+/// still reports every task.
+async fn drain_on_signals(handle: WorkerHandle) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::warn!("cannot listen for SIGTERM/SIGINT; drain only through /drain");
+        return;
+    };
+    let mut first = true;
+    loop {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        if first {
+            tracing::info!(signal = name, "shutdown requested; draining");
+            handle.initiate_shutdown();
+            first = false;
+        } else {
+            tracing::warn!(
+                signal = name,
+                "already draining; running tasks will still finish or be reported"
+            );
+        }
     }
 }
 

@@ -1,0 +1,105 @@
+//! Tasks useful for exercising a fleet: sleep, burn CPU, echo, fail N times then succeed.
+//! Every output names the worker that ran it, so tests can see where runs went.
+
+use std::time::Duration;
+
+use hatchet_worker::{Context, Task, TaskError, Workflow};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Workflow names (the namespace, if any, is prefixed at registration).
+pub(crate) const SLEEP: &str = "fleet-sleep";
+pub(crate) const CPU: &str = "fleet-cpu";
+pub(crate) const ECHO: &str = "fleet-echo";
+pub(crate) const FLAKY: &str = "fleet-flaky";
+
+/// Long enough for any demo or drain test; the engine enforces it.
+const LONG_TASK_TIMEOUT: Duration = Duration::from_secs(3600);
+
+#[derive(Deserialize)]
+struct Millis {
+    #[serde(default)]
+    ms: u64,
+}
+
+#[derive(Deserialize)]
+struct Flaky {
+    #[serde(default)]
+    fail_times: u32,
+}
+
+/// The fleet's workflows, with `worker` (this worker's name) echoed in every output.
+pub(crate) fn workflows(worker: &str) -> Vec<Workflow> {
+    let name = worker.to_owned();
+    let (n1, n2, n3, n4) = (name.clone(), name.clone(), name.clone(), name);
+    vec![
+        Workflow::new(SLEEP).description("sleeps for `ms` milliseconds").task(
+            Task::new("sleep", move |i: Millis, ctx: Context| {
+                let worker = n1.clone();
+                async move {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(i.ms)) => {}
+                        _ = ctx.cancelled() => return Err(TaskError::retryable("cancelled while sleeping")),
+                    }
+                    Ok(json!({"worker": worker, "slept_ms": i.ms}))
+                }
+            })
+            .timeout(LONG_TASK_TIMEOUT)
+            .retries(3),
+        ),
+        Workflow::new(CPU)
+            .description("keeps one core busy for `ms` milliseconds")
+            .task(
+                Task::new("burn", move |i: Millis, _ctx: Context| {
+                    let worker = n2.clone();
+                    async move {
+                        let spins = tokio::task::spawn_blocking(move || burn(Duration::from_millis(i.ms)))
+                            .await
+                            .map_err(|e| TaskError::retryable(format!("cpu task aborted: {e}")))?;
+                        Ok(json!({"worker": worker, "burned_ms": i.ms, "spins": spins}))
+                    }
+                })
+                .timeout(LONG_TASK_TIMEOUT),
+            ),
+        Workflow::new(ECHO)
+            .description("returns its input")
+            .task(Task::new("echo", move |i: Value, _ctx: Context| {
+                let worker = n3.clone();
+                async move { Ok(json!({"worker": worker, "input": i})) }
+            })),
+        Workflow::new(FLAKY)
+            .description("fails `fail_times` times, then succeeds")
+            .task(
+                Task::new("flaky", move |i: Flaky, ctx: Context| {
+                    let worker = n4.clone();
+                    async move {
+                        if ctx.retry_count() < i.fail_times {
+                            return Err(TaskError::retryable(format!(
+                                "planned failure {} of {}",
+                                ctx.retry_count() + 1,
+                                i.fail_times
+                            )));
+                        }
+                        Ok(json!({"worker": worker, "attempts": ctx.retry_count() + 1}))
+                    }
+                })
+                .retries(5),
+            ),
+    ]
+}
+
+fn burn(d: Duration) -> u64 {
+    let start = std::time::Instant::now();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut spins = 0;
+    while start.elapsed() < d {
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+        }
+        spins += 1;
+    }
+    std::hint::black_box(x);
+    spins
+}

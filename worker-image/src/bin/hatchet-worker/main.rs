@@ -1,0 +1,146 @@
+//! `hatchet-worker`: the fleet worker image's entry point. Serves the fleet tasks with health
+//! probes, metrics and drain; configured only by environment variables. `burst` triggers runs
+//! and prints their results (used by the demo).
+
+mod fleet;
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use hatchet_worker::{Client, ClientConfig, Exit, TriggerOptions, Worker};
+
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Worker name (the operator sets the pod name).
+    #[arg(long, env = "HATCHET_WORKER_NAME", default_value = "hatchet-worker")]
+    name: String,
+    /// Tasks run at once.
+    #[arg(long, env = "HATCHET_WORKER_SLOTS", default_value_t = 100)]
+    slots: usize,
+    /// Longest a drain waits for running tasks before reporting them failed.
+    #[arg(long, env = "HATCHET_WORKER_DRAIN_TIMEOUT_SECONDS", default_value_t = 3600)]
+    drain_timeout_seconds: u64,
+    /// Log level filter (e.g. info, debug, hatchet_worker=debug).
+    #[arg(long, env = "HATCHET_CLIENT_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+    /// Log format.
+    #[arg(long, env = "HATCHET_CLIENT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Trigger `count` runs of a fleet workflow, wait for them and print the results.
+    Burst {
+        #[arg(long, default_value = fleet::SLEEP)]
+        workflow: String,
+        #[arg(long, default_value_t = 20)]
+        count: usize,
+        /// JSON input of every run.
+        #[arg(long, default_value = r#"{"ms": 500}"#)]
+        input: String,
+    },
+}
+
+impl Cli {
+    async fn run(self) -> anyhow::Result<std::process::ExitCode> {
+        let Cli {
+            command,
+            name,
+            slots,
+            drain_timeout_seconds,
+            log_level,
+            log_format,
+        } = self;
+        init_logs(&log_level, log_format)?;
+        let config = ClientConfig::from_env().context("reading the HATCHET_CLIENT_* environment")?;
+        let client = Client::new(config)?;
+        match command {
+            Some(Command::Burst { workflow, count, input }) => burst(client, &workflow, count, &input).await,
+            None => serve(client, &name, slots, Duration::from_secs(drain_timeout_seconds)).await,
+        }
+    }
+}
+
+async fn serve(client: Client, name: &str, slots: usize, drain: Duration) -> anyhow::Result<std::process::ExitCode> {
+    let mut builder = Worker::builder(client, name).slots(slots).drain_timeout(drain);
+    for wf in fleet::workflows(name) {
+        builder = builder.workflow(wf);
+    }
+    match builder.build()?.run().await? {
+        Exit::Drained => Ok(std::process::ExitCode::SUCCESS),
+        Exit::DeadlineExceeded { abandoned } => {
+            tracing::error!(
+                abandoned,
+                "drain deadline passed; abandoned tasks were reported failed for retry"
+            );
+            Ok(std::process::ExitCode::from(3))
+        }
+    }
+}
+
+async fn burst(client: Client, workflow: &str, count: usize, input: &str) -> anyhow::Result<std::process::ExitCode> {
+    let input: serde_json::Value = serde_json::from_str(input).context("--input is not JSON")?;
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..count {
+        let (c, wf, input) = (client.clone(), workflow.to_owned(), input.clone());
+        set.spawn(async move {
+            (
+                i,
+                c.run(&wf, &input, TriggerOptions::default().metadata("burst_index", i))
+                    .await,
+            )
+        });
+    }
+    let mut results = set.join_all().await;
+    results.sort_by_key(|(i, _)| *i);
+    let mut failed = 0;
+    for (i, r) in &results {
+        match r {
+            Ok(out) => println!("run {i:>3}: {}", serde_json::to_string(out)?),
+            Err(e) => {
+                failed += 1;
+                println!("run {i:>3}: FAILED {e}");
+            }
+        }
+    }
+    println!(
+        "{} runs of {workflow} in {:.1}s: {} succeeded, {failed} failed",
+        count,
+        started.elapsed().as_secs_f64(),
+        count - failed
+    );
+    Ok(if failed == 0 {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
+}
+
+fn init_logs(level: &str, format: LogFormat) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level).context("HATCHET_CLIENT_LOG_LEVEL")?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<std::process::ExitCode> {
+    Cli::parse().run().await
+}

@@ -1,0 +1,284 @@
+//! The worker's HTTP server for Kubernetes and Prometheus: `/livez`, `/readyz`, `/health`
+//! (Python-SDK compatible), `/status`, `/metrics`, and `/drain` for a preStop hook.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::registry::Registry;
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::Error;
+use crate::metrics::StateSample;
+use crate::runtime::listener::{HEARTBEAT_FRESHNESS, Phase};
+use crate::runtime::{Connection, Shared};
+
+/// The loop turns over at least every 500 ms; this long without a turn means it is wedged.
+const STALL_AFTER: Duration = Duration::from_secs(15);
+
+#[derive(Clone)]
+struct AppState {
+    shared: Arc<Shared>,
+    registry: Arc<Registry>,
+}
+
+/// Binds the server and serves it until the worker has finished.
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    registry: Arc<Registry>,
+    addr: SocketAddr,
+) -> Result<tokio::task::JoinHandle<()>, Error> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Config(format!("health server cannot listen on {addr}: {e}")))?;
+    tracing::info!(%addr, "health server listening");
+    let finished = shared.finished.clone();
+    let app = Router::new()
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .route("/health", get(health))
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .route("/drain", get(drain).post(drain))
+        .with_state(AppState { shared, registry });
+    Ok(tokio::spawn(async move {
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move { finished.cancelled().await });
+        if let Err(e) = server.await {
+            tracing::error!("health server failed: {e}");
+        }
+    }))
+}
+
+/// Why the worker is not ready, or `None` when it is.
+pub(crate) fn unready_reason(c: &Connection, draining: bool, now: Instant) -> Option<String> {
+    if draining {
+        return Some("draining".into());
+    }
+    if c.worker_id.is_none() {
+        return Some("not registered with the engine yet".into());
+    }
+    if c.phase != Phase::Streaming {
+        return Some(format!("assignment stream is not up ({:?})", c.phase));
+    }
+    match c.last_heartbeat_ok {
+        None => Some("no heartbeat acknowledged yet".into()),
+        Some(t) if now.saturating_duration_since(t) >= HEARTBEAT_FRESHNESS => Some(format!(
+            "last heartbeat acknowledged {:.1}s ago",
+            now.saturating_duration_since(t).as_secs_f64()
+        )),
+        Some(_) => None,
+    }
+}
+
+/// Whether the worker's loop has stopped turning over.
+pub(crate) fn stalled_for(c: &Connection, now: Instant) -> Option<Duration> {
+    let idle = now.saturating_duration_since(c.loop_tick);
+    (idle >= STALL_AFTER && c.phase != Phase::Stopped).then_some(idle)
+}
+
+fn json_response(code: StatusCode, body: serde_json::Value) -> Response {
+    (code, axum::Json(body)).into_response()
+}
+
+async fn livez(State(s): State<AppState>) -> Response {
+    let c = s.shared.connection.lock().expect("connection lock").clone();
+    match stalled_for(&c, Instant::now()) {
+        None => json_response(StatusCode::OK, json!({"status": "alive"})),
+        Some(d) => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "stalled", "reason": format!("worker loop has not run for {:.1}s", d.as_secs_f64())}),
+        ),
+    }
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    let c = s.shared.connection.lock().expect("connection lock").clone();
+    match unready_reason(&c, s.shared.is_draining(), Instant::now()) {
+        None => json_response(StatusCode::OK, json!({"ready": true})),
+        Some(reason) => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"ready": false, "reason": reason}),
+        ),
+    }
+}
+
+async fn health(State(s): State<AppState>) -> Response {
+    let c = s.shared.connection.lock().expect("connection lock").clone();
+    let now = Instant::now();
+    let (code, status) = if unready_reason(&c, s.shared.is_draining(), now).is_none() {
+        (StatusCode::OK, "HEALTHY")
+    } else if c.last_heartbeat_ok.is_none() && !s.shared.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, "STARTING")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "UNHEALTHY")
+    };
+    json_response(code, json!({"status": status}))
+}
+
+async fn status(State(s): State<AppState>) -> Response {
+    let sh = &s.shared;
+    let c = sh.connection.lock().expect("connection lock").clone();
+    let now = Instant::now();
+    let running: Vec<_> = sh
+        .running
+        .lock()
+        .expect("running lock")
+        .iter()
+        .map(|(id, t)| {
+            json!({
+                "task_run_id": id,
+                "action": t.action_id,
+                "age_seconds": now.saturating_duration_since(t.started_at).as_secs_f64(),
+            })
+        })
+        .collect();
+    let mut actions: Vec<_> = sh.actions.keys().cloned().collect();
+    actions.sort();
+    let labels: serde_json::Map<_, _> = sh
+        .labels
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                crate::LabelValue::Str(s) => json!(s),
+                crate::LabelValue::Int(i) => json!(i),
+            };
+            (k.clone(), v)
+        })
+        .collect();
+    json_response(
+        StatusCode::OK,
+        json!({
+            "worker_id": c.worker_id,
+            "name": sh.name,
+            "slots": {"total": sh.slots.total(), "used": sh.slots.used()},
+            "running": running,
+            "labels": labels,
+            "actions": actions,
+            "connection": {
+                "state": format!("{:?}", c.phase),
+                "last_heartbeat_age_seconds": c.last_heartbeat_ok.map(|t| now.saturating_duration_since(t).as_secs_f64()),
+                "reconnects": c.reconnects,
+            },
+            "ready": unready_reason(&c, sh.is_draining(), now).is_none(),
+            "draining": sh.is_draining(),
+        }),
+    )
+}
+
+async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let sh = &s.shared;
+    let c = sh.connection.lock().expect("connection lock").clone();
+    sh.metrics.observe(&StateSample {
+        slots_total: sh.slots.total(),
+        slots_used: sh.slots.used(),
+        heartbeat_age: c.last_heartbeat_ok.map(|t| Instant::now().saturating_duration_since(t)),
+        phase: c.phase,
+        draining: sh.is_draining(),
+        reconnects: c.reconnects,
+    });
+    let mut body = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &s.registry) {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding metrics failed: {e}"),
+        )
+            .into_response();
+    }
+    let wants_openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    if wants_openmetrics {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            crate::metrics::openmetrics_to_prometheus(&body),
+        )
+            .into_response()
+    }
+}
+
+/// Starts the drain (idempotent) and answers once the worker has stopped, so a preStop hook
+/// holds the pod until in-flight tasks are done.
+async fn drain(State(s): State<AppState>) -> Response {
+    s.shared.shutdown.cancel();
+    s.shared.finished.cancelled().await;
+    let exit = s.shared.exit.lock().expect("exit lock").clone();
+    match exit {
+        Some(crate::Exit::DeadlineExceeded { abandoned }) => {
+            json_response(StatusCode::OK, json!({"drained": false, "abandoned": abandoned}))
+        }
+        _ => json_response(StatusCode::OK, json!({"drained": true})),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mk_conn(phase: Phase, hb_ago: Option<u64>, now: Instant) -> Connection {
+        Connection {
+            worker_id: Some("w".into()),
+            phase,
+            last_heartbeat_ok: hb_ago.map(|s| now - Duration::from_secs(s)),
+            reconnects: 0,
+            loop_tick: now,
+        }
+    }
+
+    #[test]
+    fn readiness_needs_stream_fresh_heartbeat_and_no_drain() {
+        let now = Instant::now() + Duration::from_secs(100);
+        assert_eq!(
+            unready_reason(&mk_conn(Phase::Streaming, Some(1), now), false, now),
+            None
+        );
+        let cases = [
+            (mk_conn(Phase::Streaming, Some(1), now), true, "draining"),
+            (mk_conn(Phase::BackingOff, Some(1), now), false, "stream is not up"),
+            (mk_conn(Phase::Streaming, None, now), false, "no heartbeat"),
+            (
+                mk_conn(Phase::Streaming, Some(6), now),
+                false,
+                "last heartbeat acknowledged 6.0s ago",
+            ),
+            (
+                Connection {
+                    worker_id: None,
+                    ..mk_conn(Phase::Registering, None, now)
+                },
+                false,
+                "not registered",
+            ),
+        ];
+        for (c, draining, want) in cases {
+            let got = unready_reason(&c, draining, now).expect("unready");
+            assert!(got.contains(want), "{got} should mention {want}");
+        }
+    }
+
+    #[test]
+    fn a_loop_that_stops_turning_is_stalled() {
+        let now = Instant::now() + Duration::from_secs(100);
+        let mut c = mk_conn(Phase::Streaming, Some(1), now);
+        assert_eq!(stalled_for(&c, now), None);
+        c.loop_tick = now - Duration::from_secs(20);
+        assert_eq!(stalled_for(&c, now), Some(Duration::from_secs(20)));
+        c.phase = Phase::Stopped;
+        assert_eq!(stalled_for(&c, now), None, "a stopped worker is not wedged");
+    }
+}
