@@ -42,37 +42,12 @@ pub const DEFAULT_DRAIN_TIMEOUT_SECONDS: i64 = 3600;
         status_replicas_path = ".status.replicas",
         label_selector_path = ".status.selector"
     ),
-    printcolumn(
-        name = "Ready",
-        type_ = "integer",
-        json_path = ".status.readyReplicas",
-        description = "Ready worker pods"
-    ),
-    printcolumn(
-        name = "Desired",
-        type_ = "integer",
-        json_path = ".spec.replicas",
-        description = "Desired worker pods"
-    ),
-    printcolumn(
-        name = "Slots Used",
-        type_ = "integer",
-        json_path = ".status.slots.used",
-        description = "Task slots in use"
-    ),
-    printcolumn(
-        name = "Slots Total",
-        type_ = "integer",
-        json_path = ".status.slots.total",
-        description = "Task slots of ready workers"
-    ),
-    printcolumn(
-        name = "Utilization",
-        type_ = "number",
-        json_path = ".status.utilization",
-        description = "Slots used / slots total"
-    ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas", "description": "Ready worker pods"}"#,
+    printcolumn = r#"{"name": "Desired", "type": "integer", "jsonPath": ".spec.replicas", "description": "Desired worker pods"}"#,
+    printcolumn = r#"{"name": "Slots Used", "type": "integer", "jsonPath": ".status.slots.used", "description": "Task slots in use"}"#,
+    printcolumn = r#"{"name": "Slots Total", "type": "integer", "jsonPath": ".status.slots.total", "description": "Task slots of ready workers"}"#,
+    printcolumn = r#"{"name": "Utilization", "type": "number", "jsonPath": ".status.utilization", "description": "Slots used / slots total"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp", "description": "Time since creation"}"#
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.template.spec) && size(self.template.spec.containers) > 0")

@@ -1,4 +1,19 @@
 //! The `HatchetWorker` operator: turns custom resources into fleets of Hatchet worker pods
 //! and scales them on slot utilization and queue depth without killing running tasks.
+//!
+//! Layout: [`crd`] (the resource types), [`desired`] (pure desired state of the children),
+//! [`status`] (pure status and conditions), `reconcile` and `controller` (the kube-runtime
+//! wiring), `leader` (Lease-based leader election), [`metrics`] and `http` (the operator's
+//! own endpoints).
 
+pub mod controller;
 pub mod crd;
+pub mod desired;
+pub mod error;
+pub mod http;
+pub mod leader;
+pub mod metrics;
+mod reconcile;
+pub mod status;
+
+pub use error::Error;

@@ -1,0 +1,498 @@
+//! The fleet's Deployment: the user's pod template with the Hatchet worker contract injected.
+//!
+//! # Merge rules
+//!
+//! The worker container is the one named `worker`, else the first container. Into it the
+//! operator injects, **unless the template already sets the same thing** (what the user set
+//! explicitly always wins):
+//!
+//! - environment variables (`HATCHET_CLIENT_TOKEN` from the Secret via `secretKeyRef`,
+//!   `HATCHET_CLIENT_HOST_PORT`, `_SERVER_URL`, `_TLS_*`, `_NAMESPACE`, `HATCHET_WORKER_NAME`
+//!   from the pod name, `HATCHET_WORKER_SLOTS`, `HATCHET_CLIENT_WORKER_PRESET_LABELS`,
+//!   `HATCHET_CLIENT_WORKER_HEALTHCHECK_PORT`, `HATCHET_WORKER_DRAIN_TIMEOUT_SECONDS`): a user
+//!   variable of the same name replaces the injected one; injected variables come first so the
+//!   user's can refer to them with `$(NAME)`;
+//! - the container port `8001` named `health`, unless a port with that name or number exists;
+//! - readiness (`/readyz`), liveness (`/livez`) and startup (`/livez`) HTTP probes, each only
+//!   when the container has none of that kind;
+//! - a `preStop` hook `GET /drain` on port `health`, unless the container has a `preStop`;
+//! - TLS volumes and mounts (under `/etc/hatchet/tls/`), unless a volume or mount of the same
+//!   name (or mount path) exists.
+//!
+//! At pod level: `terminationGracePeriodSeconds` = drain timeout + 30 unless the template sets
+//! it; `serviceAccountName` = the operator-made ServiceAccount unless the template names one.
+//! Pod labels: the template's, plus the fleet's selector and instance labels (these override
+//! the template's same keys, since the Deployment's selector depends on them).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, Lifecycle, LifecycleHandler,
+    ObjectFieldSelector, Probe, SecretKeySelector, SecretVolumeSource, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::{
+    FLEET_LABEL, HEALTH_PORT, HEALTH_PORT_NAME, child_meta, common_labels, name_and_namespace, selector_labels,
+    with_hash,
+};
+use crate::crd::{HatchetWorker, TlsStrategy};
+use crate::error::Error;
+
+/// Where TLS material is mounted in the worker container.
+const TLS_DIR: &str = "/etc/hatchet/tls";
+const CA_VOLUME: &str = "hatchet-tls-ca";
+const CLIENT_VOLUME: &str = "hatchet-tls-client";
+/// Seconds added to the drain timeout for the pod's termination grace period.
+const GRACE_MARGIN_SECONDS: i64 = 30;
+
+/// Which container of the template is the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerContainer(pub usize);
+
+impl WorkerContainer {
+    /// The container named `worker`, else the first one; `None` without containers.
+    pub fn find(containers: &[Container]) -> Option<Self> {
+        if containers.is_empty() {
+            return None;
+        }
+        Some(Self(containers.iter().position(|c| c.name == "worker").unwrap_or(0)))
+    }
+}
+
+/// The Deployment for a HatchetWorker (see the module docs for the merge rules), stamped
+/// with its hash annotation. Fails with [`Error::InvalidTemplate`] when the template has no
+/// container.
+pub fn desired_deployment(hw: &HatchetWorker) -> Result<Deployment, Error> {
+    let (name, ns) = name_and_namespace(hw)?;
+    let mut template = hw.spec.template.clone();
+    let meta = template.metadata.get_or_insert_with(Default::default);
+    let labels = meta.labels.get_or_insert_with(BTreeMap::new);
+    labels.extend(common_labels(&name));
+    // The template's own name/namespace fields are meaningless in a Deployment.
+    meta.name = None;
+    meta.namespace = None;
+
+    let pod = template
+        .spec
+        .as_mut()
+        .ok_or_else(|| Error::InvalidTemplate("spec.template.spec is missing".into()))?;
+    let idx = WorkerContainer::find(&pod.containers)
+        .ok_or_else(|| Error::InvalidTemplate("spec.template.spec.containers is empty".into()))?
+        .0;
+
+    if pod.service_account_name.as_deref().unwrap_or("").is_empty() {
+        pod.service_account_name = Some(name.clone());
+    }
+    if pod.termination_grace_period_seconds.is_none() {
+        pod.termination_grace_period_seconds = Some(hw.spec.drain.timeout_seconds + GRACE_MARGIN_SECONDS);
+    }
+    let (volumes, mounts) = tls_volumes(hw);
+    let pod_volumes = pod.volumes.get_or_insert_with(Vec::new);
+    for v in volumes {
+        if !pod_volumes.iter().any(|have| have.name == v.name) {
+            pod_volumes.push(v);
+        }
+    }
+    if pod_volumes.is_empty() {
+        pod.volumes = None;
+    }
+    inject_container(&mut pod.containers[idx], injected_env(hw, &ns, &name), mounts);
+
+    let dep = Deployment {
+        metadata: child_meta(hw)?,
+        spec: DeploymentSpec {
+            replicas: Some(hw.spec.replicas),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(&name)),
+                ..LabelSelector::default()
+            },
+            template,
+            ..DeploymentSpec::default()
+        },
+        status: None,
+    };
+    with_hash(dep)
+}
+
+/// The Hatchet environment for the worker container, in injection order.
+fn injected_env(hw: &HatchetWorker, ns: &str, name: &str) -> Vec<EnvVar> {
+    let c = &hw.spec.connection;
+    let mut env = vec![EnvVar {
+        name: "HATCHET_CLIENT_TOKEN".into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: c.token_secret_ref.name.clone(),
+                key: c.token_secret_ref.key.clone(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }];
+    let mut plain = |k: &str, v: String| {
+        env.push(EnvVar {
+            name: k.into(),
+            value: Some(v),
+            ..EnvVar::default()
+        })
+    };
+    if let Some(hp) = &c.host_port {
+        plain("HATCHET_CLIENT_HOST_PORT", hp.clone());
+    }
+    if let Some(url) = &c.server_url {
+        plain("HATCHET_CLIENT_SERVER_URL", url.clone());
+    }
+    plain("HATCHET_CLIENT_TLS_STRATEGY", c.tls.strategy.as_str().into());
+    if c.tls.strategy != TlsStrategy::None {
+        if c.tls.ca_secret_ref.is_some() {
+            plain("HATCHET_CLIENT_TLS_ROOT_CA_FILE", format!("{TLS_DIR}/ca/ca.crt"));
+        }
+        if c.tls.client_cert_secret_ref.is_some() {
+            plain("HATCHET_CLIENT_TLS_CERT_FILE", format!("{TLS_DIR}/client/tls.crt"));
+            plain("HATCHET_CLIENT_TLS_KEY_FILE", format!("{TLS_DIR}/client/tls.key"));
+        }
+        if let Some(sn) = &c.tls.server_name {
+            plain("HATCHET_CLIENT_TLS_SERVER_NAME", sn.clone());
+        }
+    }
+    if let Some(hns) = c.namespace.as_ref().filter(|n| !n.is_empty()) {
+        plain("HATCHET_CLIENT_NAMESPACE", hns.clone());
+    }
+    plain("HATCHET_WORKER_SLOTS", hw.spec.slots.to_string());
+    let mut labels: BTreeMap<&str, String> = hw.spec.labels.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    labels.insert(FLEET_LABEL, format!("{ns}.{name}"));
+    plain(
+        "HATCHET_CLIENT_WORKER_PRESET_LABELS",
+        serde_json::to_string(&labels).unwrap_or_else(|_| "{}".into()),
+    );
+    plain("HATCHET_CLIENT_WORKER_HEALTHCHECK_PORT", HEALTH_PORT.to_string());
+    plain(
+        "HATCHET_WORKER_DRAIN_TIMEOUT_SECONDS",
+        hw.spec.drain.timeout_seconds.to_string(),
+    );
+    env.push(EnvVar {
+        name: "HATCHET_WORKER_NAME".into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: "metadata.name".into(),
+                api_version: None,
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    });
+    env
+}
+
+/// Volumes and mounts for the TLS Secrets the spec names (none with strategy `none`).
+fn tls_volumes(hw: &HatchetWorker) -> (Vec<Volume>, Vec<VolumeMount>) {
+    let tls = &hw.spec.connection.tls;
+    let mut vols = Vec::new();
+    let mut mounts = Vec::new();
+    if tls.strategy == TlsStrategy::None {
+        return (vols, mounts);
+    }
+    let mut add = |vol: &str, secret: &str, keys: &[&str], dir: &str| {
+        vols.push(Volume {
+            name: vol.into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret.into()),
+                items: Some(
+                    keys.iter()
+                        .map(|k| KeyToPath {
+                            key: (*k).into(),
+                            path: (*k).into(),
+                            mode: None,
+                            user: None,
+                        })
+                        .collect(),
+                ),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+        mounts.push(VolumeMount {
+            name: vol.into(),
+            mount_path: format!("{TLS_DIR}/{dir}"),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+    };
+    if let Some(ca) = &tls.ca_secret_ref {
+        add(CA_VOLUME, &ca.name, &["ca.crt"], "ca");
+    }
+    if let Some(cc) = &tls.client_cert_secret_ref {
+        add(CLIENT_VOLUME, &cc.name, &["tls.crt", "tls.key"], "client");
+    }
+    (vols, mounts)
+}
+
+fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String(HEALTH_PORT_NAME.into()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        timeout_seconds: Some(2),
+        ..Probe::default()
+    }
+}
+
+/// Injects env, port, probes, preStop and mounts into the worker container (user's wins).
+fn inject_container(c: &mut Container, env: Vec<EnvVar>, mounts: Vec<VolumeMount>) {
+    let user_env = c.env.take().unwrap_or_default();
+    let mut merged: Vec<EnvVar> = env
+        .into_iter()
+        .filter(|e| !user_env.iter().any(|u| u.name == e.name))
+        .collect();
+    merged.extend(user_env);
+    c.env = Some(merged);
+
+    let ports = c.ports.get_or_insert_with(Vec::new);
+    if !ports
+        .iter()
+        .any(|p| p.name.as_deref() == Some(HEALTH_PORT_NAME) || p.container_port == HEALTH_PORT)
+    {
+        ports.push(ContainerPort {
+            name: Some(HEALTH_PORT_NAME.into()),
+            container_port: HEALTH_PORT,
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        });
+    }
+    c.readiness_probe.get_or_insert_with(|| http_probe("/readyz", 5, 3));
+    c.liveness_probe.get_or_insert_with(|| http_probe("/livez", 10, 3));
+    c.startup_probe.get_or_insert_with(|| http_probe("/livez", 2, 60));
+    let lifecycle = c.lifecycle.get_or_insert_with(Lifecycle::default);
+    lifecycle.pre_stop.get_or_insert_with(|| LifecycleHandler {
+        http_get: Some(HTTPGetAction {
+            path: Some("/drain".into()),
+            port: IntOrString::String(HEALTH_PORT_NAME.into()),
+            ..HTTPGetAction::default()
+        }),
+        ..LifecycleHandler::default()
+    });
+    let have = c.volume_mounts.get_or_insert_with(Vec::new);
+    for m in mounts {
+        if !have.iter().any(|h| h.name == m.name || h.mount_path == m.mount_path) {
+            have.push(m);
+        }
+    }
+    if have.is_empty() {
+        c.volume_mounts = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::desired::fixtures::mk_hw;
+
+    fn worker(d: &Deployment) -> &Container {
+        let pod = d.spec.template.spec.as_ref().unwrap();
+        let idx = WorkerContainer::find(&pod.containers).unwrap().0;
+        &pod.containers[idx]
+    }
+
+    fn env<'a>(c: &'a Container, name: &str) -> Option<&'a EnvVar> {
+        c.env.as_ref()?.iter().find(|e| e.name == name)
+    }
+
+    fn env_value(c: &Container, name: &str) -> Option<String> {
+        env(c, name)?.value.clone()
+    }
+
+    #[test]
+    fn injected_environment_table() {
+        let hw = mk_hw(json!({
+            "slots": 7,
+            "labels": {"gpu": "a100"},
+            "drain": {"timeoutSeconds": 60},
+            "connection": {
+                "tokenSecretRef": {"name": "tok", "key": "t"},
+                "hostPort": "engine:7077",
+                "serverUrl": "https://hatchet.example",
+                "namespace": "staging",
+                "tls": {"strategy": "mtls", "caSecretRef": {"name": "ca"}, "clientCertSecretRef": {"name": "cc"}, "serverName": "engine.internal"}
+            }
+        }));
+        let d = desired_deployment(&hw).unwrap();
+        let c = worker(&d);
+        let cases: &[(&str, Option<&str>)] = &[
+            ("HATCHET_CLIENT_HOST_PORT", Some("engine:7077")),
+            ("HATCHET_CLIENT_SERVER_URL", Some("https://hatchet.example")),
+            ("HATCHET_CLIENT_TLS_STRATEGY", Some("mtls")),
+            ("HATCHET_CLIENT_TLS_ROOT_CA_FILE", Some("/etc/hatchet/tls/ca/ca.crt")),
+            ("HATCHET_CLIENT_TLS_CERT_FILE", Some("/etc/hatchet/tls/client/tls.crt")),
+            ("HATCHET_CLIENT_TLS_KEY_FILE", Some("/etc/hatchet/tls/client/tls.key")),
+            ("HATCHET_CLIENT_TLS_SERVER_NAME", Some("engine.internal")),
+            ("HATCHET_CLIENT_NAMESPACE", Some("staging")),
+            ("HATCHET_WORKER_SLOTS", Some("7")),
+            (
+                "HATCHET_CLIENT_WORKER_PRESET_LABELS",
+                Some(r#"{"gpu":"a100","hatchet.run/fleet":"team.fleet"}"#),
+            ),
+            ("HATCHET_CLIENT_WORKER_HEALTHCHECK_PORT", Some("8001")),
+            ("HATCHET_WORKER_DRAIN_TIMEOUT_SECONDS", Some("60")),
+        ];
+        for (name, want) in cases {
+            assert_eq!(env_value(c, name).as_deref(), *want, "{name}");
+        }
+        let token = env(c, "HATCHET_CLIENT_TOKEN").unwrap();
+        assert!(token.value.is_none(), "the token is never inlined");
+        let sel = token.value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
+        assert_eq!((sel.name.as_str(), sel.key.as_str()), ("tok", "t"));
+        let wn = env(c, "HATCHET_WORKER_NAME").unwrap();
+        assert_eq!(
+            wn.value_from.as_ref().unwrap().field_ref.as_ref().unwrap().field_path,
+            "metadata.name"
+        );
+        let mounts: Vec<_> = c
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|m| m.mount_path.as_str())
+            .collect();
+        assert_eq!(mounts, ["/etc/hatchet/tls/ca", "/etc/hatchet/tls/client"]);
+        let pod = d.spec.template.spec.as_ref().unwrap();
+        assert_eq!(pod.termination_grace_period_seconds, Some(90));
+        assert_eq!(pod.volumes.as_ref().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn optional_settings_are_left_out() {
+        let hw =
+            mk_hw(json!({"connection": {"tokenSecretRef": {"name": "tok", "key": "t"}, "tls": {"strategy": "none"}}}));
+        let d = desired_deployment(&hw).unwrap();
+        let c = worker(&d);
+        for absent in [
+            "HATCHET_CLIENT_HOST_PORT",
+            "HATCHET_CLIENT_SERVER_URL",
+            "HATCHET_CLIENT_NAMESPACE",
+            "HATCHET_CLIENT_TLS_ROOT_CA_FILE",
+            "HATCHET_CLIENT_TLS_CERT_FILE",
+        ] {
+            assert!(env(c, absent).is_none(), "{absent}");
+        }
+        assert_eq!(env_value(c, "HATCHET_CLIENT_TLS_STRATEGY").as_deref(), Some("none"));
+        assert_eq!(env_value(c, "HATCHET_WORKER_SLOTS").as_deref(), Some("100"));
+        assert!(c.volume_mounts.is_none());
+        let pod = d.spec.template.spec.as_ref().unwrap();
+        assert!(pod.volumes.is_none());
+        assert_eq!(pod.termination_grace_period_seconds, Some(3630));
+        assert_eq!(pod.service_account_name.as_deref(), Some("fleet"));
+    }
+
+    #[test]
+    fn probes_port_and_prestop_are_injected() {
+        let d = desired_deployment(&mk_hw(json!({}))).unwrap();
+        let c = worker(&d);
+        let path = |p: &Option<Probe>| p.as_ref().unwrap().http_get.as_ref().unwrap().path.clone().unwrap();
+        assert_eq!(path(&c.readiness_probe), "/readyz");
+        assert_eq!(path(&c.liveness_probe), "/livez");
+        assert_eq!(path(&c.startup_probe), "/livez");
+        let pre = c
+            .lifecycle
+            .as_ref()
+            .unwrap()
+            .pre_stop
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap();
+        assert_eq!(pre.path.as_deref(), Some("/drain"));
+        assert_eq!(pre.port, IntOrString::String("health".into()));
+        let port = &c.ports.as_ref().unwrap()[0];
+        assert_eq!((port.name.as_deref(), port.container_port), (Some("health"), 8001));
+        let spec = d.spec;
+        assert_eq!(spec.replicas, Some(1));
+        let labels = spec.template.metadata.as_ref().unwrap().labels.as_ref().unwrap();
+        for (k, v) in [
+            ("app.kubernetes.io/name", "hatchet-worker"),
+            ("app.kubernetes.io/instance", "fleet"),
+            ("hatchet.run/fleet", "fleet"),
+        ] {
+            assert_eq!(labels.get(k).map(String::as_str), Some(v), "{k}");
+        }
+        let sel = spec.selector.match_labels.as_ref().unwrap();
+        assert!(
+            sel.iter().all(|(k, v)| labels.get(k) == Some(v)),
+            "the selector selects the pods"
+        );
+    }
+
+    #[test]
+    fn what_the_user_sets_wins() {
+        let hw = mk_hw(json!({"template": {"spec": {
+        "serviceAccountName": "mine",
+        "terminationGracePeriodSeconds": 5,
+        "containers": [
+            {"name": "sidecar", "image": "s:1"},
+            {"name": "worker", "image": "w:1",
+             "env": [{"name": "HATCHET_WORKER_SLOTS", "value": "3"}, {"name": "EXTRA", "value": "$(HATCHET_WORKER_SLOTS)"}],
+             "ports": [{"name": "health", "containerPort": 9000}],
+             "readinessProbe": {"tcpSocket": {"port": 9000}},
+             "lifecycle": {"preStop": {"exec": {"command": ["sleep", "1"]}}}}
+        ]}}}));
+        let d = desired_deployment(&hw).unwrap();
+        let pod = d.spec.template.spec.as_ref().unwrap();
+        assert_eq!(pod.service_account_name.as_deref(), Some("mine"));
+        assert_eq!(pod.termination_grace_period_seconds, Some(5));
+        assert!(pod.containers[0].env.is_none(), "only the worker container is touched");
+        let c = worker(&d);
+        assert_eq!(c.name, "worker");
+        let slots: Vec<_> = c
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .filter(|e| e.name == "HATCHET_WORKER_SLOTS")
+            .collect();
+        assert_eq!(slots.len(), 1);
+        assert_eq!(slots[0].value.as_deref(), Some("3"));
+        let names: Vec<_> = c.env.as_ref().unwrap().iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names.last(),
+            Some(&"EXTRA"),
+            "user variables come after the injected ones"
+        );
+        assert_eq!(c.ports.as_ref().unwrap().len(), 1);
+        assert!(c.readiness_probe.as_ref().unwrap().tcp_socket.is_some());
+        assert!(c.liveness_probe.as_ref().unwrap().http_get.is_some(), "still injected");
+        assert!(c.lifecycle.as_ref().unwrap().pre_stop.as_ref().unwrap().exec.is_some());
+    }
+
+    #[test]
+    fn a_template_without_containers_is_invalid() {
+        let hw = mk_hw(json!({"template": {"spec": {"containers": []}}}));
+        assert!(matches!(desired_deployment(&hw), Err(Error::InvalidTemplate(_))));
+        let hw = mk_hw(json!({"template": {}}));
+        assert!(matches!(desired_deployment(&hw), Err(Error::InvalidTemplate(_))));
+    }
+
+    #[test]
+    fn first_container_is_the_worker_without_one_named_so() {
+        let cs = vec![
+            Container {
+                name: "a".into(),
+                ..Container::default()
+            },
+            Container {
+                name: "b".into(),
+                ..Container::default()
+            },
+        ];
+        assert_eq!(WorkerContainer::find(&cs), Some(WorkerContainer(0)));
+        assert_eq!(WorkerContainer::find(&[]), None);
+    }
+}

@@ -1,0 +1,43 @@
+//! The fleet's Service: the workers' health/metrics port (8001, named `health`), for scraping.
+
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::{HEALTH_PORT, HEALTH_PORT_NAME, child_meta, name_and_namespace, selector_labels, with_hash};
+use crate::crd::HatchetWorker;
+use crate::error::Error;
+
+/// The Service selecting the fleet's pods on the `health` port, stamped with its hash.
+pub fn desired_service(hw: &HatchetWorker) -> Result<Service, Error> {
+    let (name, _) = name_and_namespace(hw)?;
+    with_hash(Service {
+        metadata: child_meta(hw)?,
+        spec: Some(ServiceSpec {
+            selector: Some(selector_labels(&name)),
+            ports: Some(vec![ServicePort {
+                name: Some(HEALTH_PORT_NAME.into()),
+                port: HEALTH_PORT,
+                target_port: Some(IntOrString::String(HEALTH_PORT_NAME.into())),
+                protocol: Some("TCP".into()),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::fixtures::mk_hw;
+
+    #[test]
+    fn service_exposes_the_health_port_of_the_fleet() {
+        let s = desired_service(&mk_hw(serde_json::json!({}))).unwrap();
+        let spec = s.spec.unwrap();
+        let port = &spec.ports.unwrap()[0];
+        assert_eq!((port.name.as_deref(), port.port), (Some("health"), 8001));
+        assert_eq!(spec.selector.unwrap(), selector_labels("fleet"));
+    }
+}

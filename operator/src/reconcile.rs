@@ -1,0 +1,310 @@
+//! One reconcile of a HatchetWorker: check the Secrets it names, apply the children whose
+//! desired hash differs from the observed one, then patch the status if it changed and
+//! record Events for condition transitions. Only the leader gets past the first lines.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, PartialObjectMeta, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use crate::crd::HatchetWorker;
+use crate::desired::{
+    FIELD_MANAGER, applied_hash, desired_deployment, desired_pdb, desired_service, desired_service_account,
+    name_and_namespace,
+};
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::status::{DEGRADED, Observed, Problem, READY, compute_status, transitions};
+
+/// Watch caches of the children and Secrets (metadata only) in one watch scope.
+#[derive(Clone)]
+pub(crate) struct Stores {
+    pub(crate) deployments: Store<Deployment>,
+    pub(crate) services: Store<Service>,
+    pub(crate) pdbs: Store<PodDisruptionBudget>,
+    pub(crate) service_accounts: Store<ServiceAccount>,
+    pub(crate) secrets: Store<PartialObjectMeta<Secret>>,
+}
+
+impl Stores {
+    /// Resolves once every cache has listed its objects.
+    pub(crate) async fn wait_synced(&self) -> Result<(), Error> {
+        let e = |_| Error::CacheClosed;
+        self.deployments.wait_until_ready().await.map_err(e)?;
+        self.services.wait_until_ready().await.map_err(e)?;
+        self.pdbs.wait_until_ready().await.map_err(e)?;
+        self.service_accounts.wait_until_ready().await.map_err(e)?;
+        self.secrets.wait_until_ready().await.map_err(e)?;
+        Ok(())
+    }
+}
+
+/// What a reconcile needs.
+pub(crate) struct Context {
+    pub(crate) client: Client,
+    pub(crate) stores: Stores,
+    pub(crate) metrics: Metrics,
+    pub(crate) recorder: Recorder,
+    pub(crate) leader: watch::Receiver<bool>,
+    /// How often a healthy HatchetWorker is looked at again without any event.
+    pub(crate) resync: Duration,
+    /// Consecutive failures per object, for the error policy's backoff.
+    pub(crate) failures: Mutex<HashMap<ObjectRef<HatchetWorker>, u32>>,
+}
+
+/// The reconciler (see the module docs).
+pub(crate) async fn reconcile(hw: Arc<HatchetWorker>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile_started();
+    ctx.stores.wait_synced().await?;
+    if !*ctx.leader.borrow() {
+        // Followers keep their caches warm; becoming leader reconciles everything.
+        return Ok(Action::await_change());
+    }
+    if hw.metadata.deletion_timestamp.is_some() {
+        // Owner references let the garbage collector remove the children.
+        return Ok(Action::await_change());
+    }
+    let problem = match apply_children(&hw, &ctx).await {
+        Ok(()) => None,
+        Err(e @ (Error::SecretNotFound { .. } | Error::InvalidTemplate(_))) => Some((
+            Problem {
+                reason: e.condition_reason(),
+                message: e.to_string(),
+            },
+            e,
+        )),
+        Err(e) => return Err(e),
+    };
+    update_status(&hw, &ctx, problem.as_ref().map(|(p, _)| p)).await?;
+    if let Some((_, e)) = problem {
+        return Err(e);
+    }
+    if let Ok(mut f) = ctx.failures.lock() {
+        f.remove(&ObjectRef::from_obj(hw.as_ref()));
+    }
+    Ok(Action::requeue(ctx.resync))
+}
+
+/// Backoff per object: 2 s doubling to 5 min; the failure is counted by reason.
+pub(crate) fn error_policy(hw: Arc<HatchetWorker>, err: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_failed(err.metric_label());
+    let n = ctx
+        .failures
+        .lock()
+        .map(|mut f| {
+            let n = f.entry(ObjectRef::from_obj(hw.as_ref())).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        })
+        .unwrap_or(1);
+    let delay = backoff(n);
+    tracing::warn!(hatchetworker = %ObjectRef::from_obj(hw.as_ref()), error = %err, attempt = n, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Retry delay after `n` consecutive failures: 2 s, 4 s, 8 s, ... capped at 5 minutes.
+pub(crate) fn backoff(n: u32) -> Duration {
+    let secs = 2u64.saturating_pow(n.clamp(1, 20));
+    Duration::from_secs(secs.min(300))
+}
+
+async fn apply_children(hw: &HatchetWorker, ctx: &Context) -> Result<(), Error> {
+    let (_, ns) = name_and_namespace(hw)?;
+    check_secrets(hw, &ns, &ctx.stores.secrets)?;
+
+    let sa_api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &ns);
+    match desired_service_account(hw)? {
+        Some(sa) => apply_if_changed(ctx, &sa_api, &ctx.stores.service_accounts, sa, "ServiceAccount").await?,
+        None => delete_owned(ctx, &sa_api, &ctx.stores.service_accounts, hw, "ServiceAccount").await?,
+    }
+    let svc = desired_service(hw)?;
+    apply_if_changed(
+        ctx,
+        &Api::namespaced(ctx.client.clone(), &ns),
+        &ctx.stores.services,
+        svc,
+        "Service",
+    )
+    .await?;
+    let pdb = desired_pdb(hw)?;
+    apply_if_changed(
+        ctx,
+        &Api::namespaced(ctx.client.clone(), &ns),
+        &ctx.stores.pdbs,
+        pdb,
+        "PodDisruptionBudget",
+    )
+    .await?;
+    let dep = desired_deployment(hw)?;
+    let dep_api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+    match apply_if_changed(ctx, &dep_api, &ctx.stores.deployments, dep, "Deployment").await {
+        // The apiserver refused the pod template (e.g. an invalid container field).
+        Err(Error::Kube(kube::Error::Api(s))) if s.is_invalid() => Err(Error::InvalidTemplate(s.message.clone())),
+        other => other,
+    }
+}
+
+/// Every Secret the spec names must exist (checked in the metadata cache; values are never read).
+fn check_secrets(hw: &HatchetWorker, ns: &str, secrets: &Store<PartialObjectMeta<Secret>>) -> Result<(), Error> {
+    let c = &hw.spec.connection;
+    let mut refs = vec![("spec.connection.tokenSecretRef", c.token_secret_ref.name.as_str())];
+    if c.tls.strategy != crate::crd::TlsStrategy::None {
+        if let Some(ca) = &c.tls.ca_secret_ref {
+            refs.push(("spec.connection.tls.caSecretRef", ca.name.as_str()));
+        }
+        if let Some(cc) = &c.tls.client_cert_secret_ref {
+            refs.push(("spec.connection.tls.clientCertSecretRef", cc.name.as_str()));
+        }
+    }
+    for (what, name) in refs {
+        if secrets.get(&ObjectRef::new(name).within(ns)).is_none() {
+            return Err(Error::SecretNotFound {
+                namespace: ns.to_owned(),
+                name: name.to_owned(),
+                what,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Server-side applies `desired` unless the cached object carries the same hash.
+async fn apply_if_changed<K>(
+    ctx: &Context,
+    api: &Api<K>,
+    store: &Store<K>,
+    desired: K,
+    kind: &'static str,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+{
+    let name = desired.name_any();
+    let ns = desired.namespace().unwrap_or_default();
+    let observed = store.get(&ObjectRef::new(&name).within(&ns));
+    if observed.as_deref().and_then(applied_hash).is_some()
+        && observed.as_deref().and_then(applied_hash) == applied_hash(&desired)
+    {
+        return Ok(());
+    }
+    tracing::info!(kind, namespace = %ns, name = %name, "applying");
+    ctx.metrics.wrote(kind);
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&desired),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletes the cached object of that name if this HatchetWorker controls it.
+async fn delete_owned<K>(
+    ctx: &Context,
+    api: &Api<K>,
+    store: &Store<K>,
+    hw: &HatchetWorker,
+    kind: &'static str,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let (name, ns) = name_and_namespace(hw)?;
+    let Some(obj) = store.get(&ObjectRef::new(&name).within(&ns)) else {
+        return Ok(());
+    };
+    let ours = obj
+        .owner_references()
+        .iter()
+        .any(|o| o.controller == Some(true) && Some(&o.uid) == hw.metadata.uid.as_ref());
+    if ours && obj.meta().deletion_timestamp.is_none() {
+        tracing::info!(kind, namespace = %ns, name = %name, "deleting (no longer wanted)");
+        ctx.metrics.wrote(kind);
+        match api.delete(&name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Patches the status subresource when the computed status differs from the stored one, and
+/// records an Event for each condition transition worth telling.
+async fn update_status(hw: &HatchetWorker, ctx: &Context, problem: Option<&Problem>) -> Result<(), Error> {
+    let (name, ns) = name_and_namespace(hw)?;
+    let dep = ctx.stores.deployments.get(&ObjectRef::new(&name).within(&ns));
+    let now = Time(Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now()));
+    let status = compute_status(
+        hw,
+        Observed {
+            deployment: dep.as_deref(),
+            problem,
+        },
+        &now,
+    );
+    if hw.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let api: Api<HatchetWorker> = Api::namespaced(ctx.client.clone(), &ns);
+    let body = serde_json::json!({
+        "apiVersion": HatchetWorker::api_version(&()),
+        "kind": HatchetWorker::kind(&()),
+        "status": status,
+    });
+    ctx.metrics.wrote("HatchetWorker");
+    api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
+        .await?;
+
+    let old = hw.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or(&[]);
+    let was_degraded = old.iter().any(|c| c.type_ == DEGRADED && c.status == "True");
+    for t in transitions(old, &status.conditions) {
+        let event = match (t.type_.as_str(), t.status.as_str()) {
+            (DEGRADED, "True") => (EventType::Warning, t.reason, t.message),
+            (DEGRADED, "False") if was_degraded => (EventType::Normal, "Recovered".to_owned(), t.message),
+            (READY, "True") => (EventType::Normal, t.reason, t.message),
+            _ => continue,
+        };
+        publish(ctx, hw, event).await;
+    }
+    Ok(())
+}
+
+async fn publish(ctx: &Context, hw: &HatchetWorker, (type_, reason, note): (EventType, String, String)) {
+    ctx.metrics.wrote("Event");
+    let ev = Event {
+        type_,
+        reason,
+        note: Some(note),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &hw.object_ref(&())).await {
+        tracing::warn!(error = %e, "could not record an Event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let got: Vec<u64> = [1, 2, 3, 8, 9, 30].iter().map(|n| backoff(*n).as_secs()).collect();
+        assert_eq!(got, [2, 4, 8, 256, 300, 300]);
+        assert_eq!(backoff(0).as_secs(), 2);
+    }
+}

@@ -1,0 +1,425 @@
+//! Status and conditions: a pure function of the HatchetWorker, its observed Deployment and
+//! the problem (if any) the reconciler ran into. No IO, no clock (the caller passes `now`).
+//!
+//! Conditions and their stable reasons:
+//!
+//! | type | status | reasons |
+//! |---|---|---|
+//! | `Ready` | True | `AllReplicasReady` |
+//! | `Ready` | False | `ReplicasNotReady`, `DeploymentNotFound`, or the `Degraded` reason |
+//! | `Progressing` | True | `RolloutInProgress` |
+//! | `Progressing` | False | `RolloutComplete`, or the `Degraded` reason |
+//! | `Degraded` | True | `SecretNotFound`, `InvalidTemplate`, `ProgressDeadlineExceeded`, `ReconcileError` |
+//! | `Degraded` | False | `AsExpected` |
+//!
+//! A condition's `lastTransitionTime` changes only when its status does, so recomputing the
+//! status of an unchanged fleet yields exactly the stored status (and no write).
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::crd::{HatchetWorker, HatchetWorkerStatus, SlotStatus};
+use crate::desired::selector_string;
+
+/// Condition type: every desired worker is Ready and runs the current template.
+pub const READY: &str = "Ready";
+/// Condition type: a rollout or scale is under way.
+pub const PROGRESSING: &str = "Progressing";
+/// Condition type: the fleet cannot reach its desired state without help.
+pub const DEGRADED: &str = "Degraded";
+
+/// Something that keeps the fleet from its desired state (reported as `Degraded=True`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Stable `PascalCase` reason, e.g. `SecretNotFound`.
+    pub reason: &'static str,
+    /// Human-readable detail.
+    pub message: String,
+}
+
+/// What the reconciler saw.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Observed<'a> {
+    /// The fleet's Deployment, if it exists.
+    pub deployment: Option<&'a Deployment>,
+    /// The problem found while reconciling, if any.
+    pub problem: Option<&'a Problem>,
+}
+
+/// A condition that changed status, for an Event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// Condition type.
+    pub type_: String,
+    /// New status (`True`/`False`).
+    pub status: String,
+    /// New reason.
+    pub reason: String,
+    /// New message.
+    pub message: String,
+}
+
+/// The status the HatchetWorker should have.
+pub fn compute_status(hw: &HatchetWorker, observed: Observed<'_>, now: &Time) -> HatchetWorkerStatus {
+    let desired = hw.spec.replicas;
+    let generation = hw.metadata.generation;
+    let old = hw.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or(&[]);
+    let dep_status = observed.deployment.and_then(|d| d.status.clone()).unwrap_or_default();
+    let (replicas, ready, updated, available) = (
+        dep_status.replicas.unwrap_or(0),
+        dep_status.ready_replicas.unwrap_or(0),
+        dep_status.updated_replicas.unwrap_or(0),
+        dep_status.available_replicas.unwrap_or(0),
+    );
+    let dep_current = observed.deployment.is_some_and(|d| {
+        let spec_replicas = d.spec.replicas;
+        d.metadata.generation.is_some()
+            && dep_status.observed_generation >= d.metadata.generation
+            && spec_replicas == Some(desired)
+    });
+    let settled = dep_current && updated == desired && ready == desired && available == desired && replicas == desired;
+    let deadline_exceeded = dep_status.conditions.iter().flatten().any(|c| {
+        c.type_.as_deref() == Some("Progressing")
+            && c.status.as_deref() == Some("False")
+            && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+    });
+
+    let problem = observed.problem.cloned().or_else(|| {
+        deadline_exceeded.then(|| Problem {
+            reason: "ProgressDeadlineExceeded",
+            message: "the Deployment's rollout exceeded its progress deadline".into(),
+        })
+    });
+
+    let (ready_status, ready_reason, ready_msg) = match (&problem, settled) {
+        (None, true) => ("True", "AllReplicasReady", format!("{ready}/{desired} workers ready")),
+        (Some(p), false) => ("False", p.reason, p.message.clone()),
+        (Some(_), true) => ("True", "AllReplicasReady", format!("{ready}/{desired} workers ready")),
+        (None, false) if observed.deployment.is_none() => (
+            "False",
+            "DeploymentNotFound",
+            "the fleet's Deployment does not exist yet".into(),
+        ),
+        (None, false) => ("False", "ReplicasNotReady", format!("{ready}/{desired} workers ready")),
+    };
+    let (prog_status, prog_reason, prog_msg) = match (&problem, settled) {
+        (_, true) => (
+            "False",
+            "RolloutComplete",
+            format!("{updated}/{desired} workers updated"),
+        ),
+        (Some(p), false) => ("False", p.reason, p.message.clone()),
+        (None, false) => (
+            "True",
+            "RolloutInProgress",
+            format!("{updated}/{desired} updated, {ready} ready, {replicas} existing"),
+        ),
+    };
+    let (deg_status, deg_reason, deg_msg) = match &problem {
+        Some(p) => ("True", p.reason, p.message.clone()),
+        None => ("False", "AsExpected", "no problems found".to_owned()),
+    };
+
+    let cond = |type_: &str, status: &str, reason: &str, message: String| {
+        let last_transition_time = old
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+        Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message,
+            observed_generation: generation,
+            last_transition_time,
+        }
+    };
+
+    let mut slots_used = None;
+    let mut utilization = None;
+    if let Some(s) = hw.status.as_ref().and_then(|s| s.slots.as_ref()) {
+        // Slot use is observed elsewhere (the autoscaler); keep what is there.
+        slots_used = s.used;
+        utilization = hw.status.as_ref().and_then(|s| s.utilization);
+    }
+    HatchetWorkerStatus {
+        observed_generation: generation,
+        replicas,
+        ready_replicas: ready,
+        updated_replicas: updated,
+        selector: Some(selector_string(&hw.metadata.name.clone().unwrap_or_default())),
+        slots: Some(SlotStatus {
+            total: i64::from(ready) * i64::from(hw.spec.slots),
+            used: slots_used,
+        }),
+        utilization,
+        conditions: vec![
+            cond(READY, ready_status, ready_reason, ready_msg),
+            cond(PROGRESSING, prog_status, prog_reason, prog_msg),
+            cond(DEGRADED, deg_status, deg_reason, deg_msg),
+        ],
+    }
+}
+
+/// Conditions whose status or reason differ between `old` and `new` (what deserves an Event).
+pub fn transitions(old: &[Condition], new: &[Condition]) -> Vec<Transition> {
+    new.iter()
+        .filter(|n| {
+            !old.iter()
+                .any(|o| o.type_ == n.type_ && o.status == n.status && o.reason == n.reason)
+        })
+        .map(|n| Transition {
+            type_: n.type_.clone(),
+            status: n.status.clone(),
+            reason: n.reason.clone(),
+            message: n.message.clone(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentSpec, DeploymentStatus};
+    use k8s_openapi::jiff::Timestamp;
+    use serde_json::json;
+
+    use super::*;
+    use crate::desired::fixtures::mk_hw;
+
+    fn t(secs: i64) -> Time {
+        Time(Timestamp::from_second(secs).unwrap())
+    }
+
+    /// A Deployment with generation 2, spec.replicas `want`, and the given status counts.
+    fn mk_dep(want: i32, observed_gen: i64, replicas: i32, updated: i32, ready: i32) -> Deployment {
+        let mut d = Deployment {
+            spec: DeploymentSpec {
+                replicas: Some(want),
+                ..DeploymentSpec::default()
+            },
+            status: Some(DeploymentStatus {
+                observed_generation: Some(observed_gen),
+                replicas: Some(replicas),
+                updated_replicas: Some(updated),
+                ready_replicas: Some(ready),
+                available_replicas: Some(ready),
+                ..DeploymentStatus::default()
+            }),
+            ..Deployment::default()
+        };
+        d.metadata.generation = Some(2);
+        d
+    }
+
+    fn get<'a>(s: &'a HatchetWorkerStatus, type_: &str) -> (&'a str, &'a str) {
+        let c = s.conditions.iter().find(|c| c.type_ == type_).unwrap();
+        (c.status.as_str(), c.reason.as_str())
+    }
+
+    #[test]
+    fn conditions_table() {
+        let secret = Problem {
+            reason: "SecretNotFound",
+            message: "Secret team/tok not found".into(),
+        };
+        let hw = mk_hw(json!({"replicas": 2}));
+        let settled = mk_dep(2, 2, 2, 2, 2);
+        let rolling = mk_dep(2, 2, 3, 1, 2);
+        let stale = mk_dep(2, 1, 2, 2, 2);
+        let scaling = mk_dep(1, 2, 1, 1, 1);
+        type Row<'a> = (
+            &'a str,
+            Option<&'a Deployment>,
+            Option<&'a Problem>,
+            [(&'a str, &'a str); 3],
+        );
+        let rows: Vec<Row<'_>> = vec![
+            (
+                "no deployment yet",
+                None,
+                None,
+                [
+                    ("False", "DeploymentNotFound"),
+                    ("True", "RolloutInProgress"),
+                    ("False", "AsExpected"),
+                ],
+            ),
+            (
+                "settled",
+                Some(&settled),
+                None,
+                [
+                    ("True", "AllReplicasReady"),
+                    ("False", "RolloutComplete"),
+                    ("False", "AsExpected"),
+                ],
+            ),
+            (
+                "rolling",
+                Some(&rolling),
+                None,
+                [
+                    ("False", "ReplicasNotReady"),
+                    ("True", "RolloutInProgress"),
+                    ("False", "AsExpected"),
+                ],
+            ),
+            (
+                "generation not observed",
+                Some(&stale),
+                None,
+                [
+                    ("False", "ReplicasNotReady"),
+                    ("True", "RolloutInProgress"),
+                    ("False", "AsExpected"),
+                ],
+            ),
+            (
+                "spec.replicas not applied",
+                Some(&scaling),
+                None,
+                [
+                    ("False", "ReplicasNotReady"),
+                    ("True", "RolloutInProgress"),
+                    ("False", "AsExpected"),
+                ],
+            ),
+            (
+                "secret gone, fleet still up",
+                Some(&settled),
+                Some(&secret),
+                [
+                    ("True", "AllReplicasReady"),
+                    ("False", "RolloutComplete"),
+                    ("True", "SecretNotFound"),
+                ],
+            ),
+            (
+                "secret missing from the start",
+                None,
+                Some(&secret),
+                [
+                    ("False", "SecretNotFound"),
+                    ("False", "SecretNotFound"),
+                    ("True", "SecretNotFound"),
+                ],
+            ),
+        ];
+        for (what, dep, problem, want) in rows {
+            let s = compute_status(
+                &hw,
+                Observed {
+                    deployment: dep,
+                    problem,
+                },
+                &t(100),
+            );
+            let got = [get(&s, READY), get(&s, PROGRESSING), get(&s, DEGRADED)];
+            assert_eq!(got, want, "{what}");
+            assert_eq!(s.observed_generation, Some(3), "{what}");
+        }
+    }
+
+    #[test]
+    fn counts_selector_and_slots() {
+        let hw = mk_hw(json!({"replicas": 2, "slots": 10}));
+        let d = mk_dep(2, 2, 3, 1, 2);
+        let s = compute_status(
+            &hw,
+            Observed {
+                deployment: Some(&d),
+                problem: None,
+            },
+            &t(1),
+        );
+        assert_eq!((s.replicas, s.updated_replicas, s.ready_replicas), (3, 1, 2));
+        assert_eq!(s.slots.unwrap().total, 20);
+        assert_eq!(
+            s.selector.as_deref(),
+            Some("app.kubernetes.io/name=hatchet-worker,hatchet.run/fleet=fleet")
+        );
+    }
+
+    #[test]
+    fn progress_deadline_is_degraded() {
+        let hw = mk_hw(json!({"replicas": 2}));
+        let mut d = mk_dep(2, 2, 2, 2, 0);
+        d.status.as_mut().unwrap().conditions = Some(vec![DeploymentCondition {
+            type_: Some("Progressing".into()),
+            status: Some("False".into()),
+            reason: Some("ProgressDeadlineExceeded".into()),
+            ..DeploymentCondition::default()
+        }]);
+        let s = compute_status(
+            &hw,
+            Observed {
+                deployment: Some(&d),
+                problem: None,
+            },
+            &t(1),
+        );
+        assert_eq!(get(&s, DEGRADED), ("True", "ProgressDeadlineExceeded"));
+    }
+
+    #[test]
+    fn recomputing_an_unchanged_fleet_is_a_fixed_point() {
+        let mut hw = mk_hw(json!({"replicas": 2}));
+        let d = mk_dep(2, 2, 2, 2, 2);
+        let first = compute_status(
+            &hw,
+            Observed {
+                deployment: Some(&d),
+                problem: None,
+            },
+            &t(100),
+        );
+        hw.status = Some(first.clone());
+        let again = compute_status(
+            &hw,
+            Observed {
+                deployment: Some(&d),
+                problem: None,
+            },
+            &t(200),
+        );
+        assert_eq!(first, again, "same inputs later: same status, same transition times");
+        assert!(transitions(&first.conditions, &again.conditions).is_empty());
+    }
+
+    #[test]
+    fn transition_times_move_only_on_change_and_transitions_are_reported() {
+        let mut hw = mk_hw(json!({"replicas": 2}));
+        let d = mk_dep(2, 2, 2, 2, 2);
+        let ok = compute_status(
+            &hw,
+            Observed {
+                deployment: Some(&d),
+                problem: None,
+            },
+            &t(100),
+        );
+        hw.status = Some(ok.clone());
+        let p = Problem {
+            reason: "SecretNotFound",
+            message: "gone".into(),
+        };
+        let bad = compute_status(
+            &hw,
+            Observed {
+                deployment: Some(&d),
+                problem: Some(&p),
+            },
+            &t(200),
+        );
+        let deg = bad.conditions.iter().find(|c| c.type_ == DEGRADED).unwrap();
+        assert_eq!(deg.last_transition_time, t(200));
+        let ready = bad.conditions.iter().find(|c| c.type_ == READY).unwrap();
+        assert_eq!(ready.last_transition_time, t(100), "Ready did not change");
+        let tr = transitions(&ok.conditions, &bad.conditions);
+        assert_eq!(tr.len(), 1);
+        assert_eq!(
+            (tr[0].type_.as_str(), tr[0].reason.as_str()),
+            (DEGRADED, "SecretNotFound")
+        );
+    }
+}
