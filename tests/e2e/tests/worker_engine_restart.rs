@@ -12,11 +12,11 @@ use serde_json::{Value, json};
 use tokio::time::timeout;
 
 fn restart_engine() {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../env/restart");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../env/ctl");
     let out = Command::new(&script)
-        .arg("hatchet")
+        .args(["restart", "hatchet"])
         .output()
-        .expect("run tests/env/restart");
+        .expect("run tests/env/ctl");
     assert!(
         out.status.success(),
         "engine restart failed: {}{}",

@@ -1,0 +1,52 @@
+//! `/readyz` follows the engine: 503 within one heartbeat interval of the engine going away,
+//! 200 again once it is back. In its own test binary because it stops the shared engine.
+
+#[allow(dead_code)] // shared with drain.rs; this test uses only part of it
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use hatchet_e2e::World;
+use hatchet_e2e::hatchet::unique;
+use hatchet_worker::runtime::listener::HEARTBEAT_INTERVAL;
+use support::spawn_worker;
+
+fn engine(action: &str) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/env/ctl");
+    let out = Command::new(script)
+        .args([action, "hatchet"])
+        .output()
+        .expect("run tests/env/ctl");
+    assert!(
+        out.status.success(),
+        "engine {action}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_engine() {
+    let world = World::load().unwrap();
+    let w = spawn_worker(&world, &unique("ready"), 5, &[]).await;
+
+    tokio::task::spawn_blocking(|| engine("stop")).await.unwrap();
+    let unready_after = w.wait_status(503, Duration::from_secs(30)).await;
+    let (_, body) = w.get("/readyz").await;
+    eprintln!("engine stopped: /readyz 503 after {unready_after:?} ({body})");
+    let (_, health) = w.get("/health").await;
+    assert_eq!(health["status"], "UNHEALTHY");
+    let (live, _) = w.get("/livez").await;
+    assert_eq!(live, 200, "an engine outage does not make the worker dead");
+
+    tokio::task::spawn_blocking(|| engine("start")).await.unwrap();
+    let ready_after = w.wait_status(200, Duration::from_secs(90)).await;
+    eprintln!("engine back: /readyz 200 after {ready_after:?}");
+    assert!(
+        unready_after <= HEARTBEAT_INTERVAL,
+        "readiness took {unready_after:?} to drop, more than one heartbeat interval"
+    );
+    w.signal("TERM");
+    assert_eq!(w.wait_exit(Duration::from_secs(30)).await.code(), Some(0));
+}

@@ -1,0 +1,140 @@
+//! Running the `hatchet-worker` binary against the local engine, as a pod would.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use hatchet_e2e::World;
+use hatchet_e2e::hatchet::unique;
+use hatchet_worker::{Client, ClientConfig, TlsStrategy};
+
+/// A worker process with its health port.
+pub(crate) struct WorkerProcess {
+    pub(crate) child: Child,
+    pub(crate) port: u16,
+    pub(crate) name: String,
+}
+
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A client in `namespace` for the local engine.
+pub(crate) fn client(world: &World, namespace: &str) -> Client {
+    let config = ClientConfig::builder(world.token().unwrap())
+        .host_port(world.var("HATCHET_CLIENT_HOST_PORT").unwrap())
+        .server_url(world.server_url().unwrap())
+        .tls_strategy(TlsStrategy::None)
+        .namespace(namespace)
+        .healthcheck_enabled(false)
+        .build()
+        .unwrap();
+    Client::new(config).unwrap()
+}
+
+/// Starts the binary with the world's connection env plus `extra`, and waits for `/readyz`.
+pub(crate) async fn spawn_worker(world: &World, namespace: &str, slots: usize, extra: &[(&str, &str)]) -> WorkerProcess {
+    let port = free_port();
+    let name = unique("proc");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hatchet-worker"));
+    for var in [
+        "HATCHET_CLIENT_TOKEN",
+        "HATCHET_CLIENT_HOST_PORT",
+        "HATCHET_CLIENT_SERVER_URL",
+        "HATCHET_CLIENT_TLS_STRATEGY",
+        "HATCHET_CLIENT_TENANT_ID",
+    ] {
+        cmd.env(var, world.var(var).unwrap());
+    }
+    cmd.env("HATCHET_CLIENT_NAMESPACE", namespace)
+        .env("HATCHET_CLIENT_WORKER_HEALTHCHECK_PORT", port.to_string())
+        .env("HATCHET_CLIENT_WORKER_HEALTHCHECK_BIND_ADDRESS", "127.0.0.1")
+        .env("HATCHET_WORKER_NAME", &name)
+        .env("HATCHET_WORKER_SLOTS", slots.to_string())
+        .env("HATCHET_CLIENT_LOG_LEVEL", "info")
+        .stdin(Stdio::null());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("start hatchet-worker");
+    let w = WorkerProcess { child, port, name };
+    w.wait_status(200, Duration::from_secs(60)).await;
+    w
+}
+
+impl WorkerProcess {
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = reqwest::get(self.url(path)).await.expect("health server answers");
+        let code = r.status().as_u16();
+        (code, r.json().await.unwrap_or_default())
+    }
+
+    /// Polls `/readyz` until it answers `code`; returns how long that took.
+    pub(crate) async fn wait_status(&self, code: u16, within: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            if let Ok(r) = reqwest::get(self.url("/readyz")).await {
+                if r.status().as_u16() == code {
+                    return start.elapsed();
+                }
+            }
+            assert!(
+                start.elapsed() < within,
+                "/readyz did not answer {code} within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Polls `/status` until `n` tasks are running.
+    pub(crate) async fn wait_running(&self, n: usize) {
+        let start = Instant::now();
+        loop {
+            let (_, s) = self.get("/status").await;
+            if s["running"].as_array().map_or(0, Vec::len) == n {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{n} tasks never ran at once: {s}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub(crate) fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// Waits for the process to exit.
+    pub(crate) async fn wait_exit(mut self, within: Duration) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if start.elapsed() > within {
+                let _ = self.child.kill();
+                panic!("worker {} did not exit within {within:?}", self.name);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
