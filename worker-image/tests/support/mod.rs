@@ -77,10 +77,10 @@ impl WorkerProcess {
     pub(crate) async fn wait_status(&self, code: u16, within: Duration) -> Duration {
         let start = Instant::now();
         loop {
-            if let Ok(r) = reqwest::get(self.url("/readyz")).await {
-                if r.status().as_u16() == code {
-                    return start.elapsed();
-                }
+            if let Ok(r) = reqwest::get(self.url("/readyz")).await
+                && r.status().as_u16() == code
+            {
+                return start.elapsed();
             }
             assert!(
                 start.elapsed() < within,
