@@ -10,7 +10,7 @@ use hatchet_e2e::hatchet::{start, unique};
 use hatchet_worker::{Client, Context, RunRef, Task, TaskError, TriggerOptions, Worker, Workflow};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use support::{client, spawn_worker};
+use support::{client, spawn_worker, spawn_worker_logging};
 use tokio::time::timeout;
 
 #[derive(Deserialize)]
@@ -207,4 +207,41 @@ async fn metrics_match_the_engine_and_pass_promtool() {
     );
     a.signal("TERM");
     assert_eq!(a.wait_exit(Duration::from_secs(30)).await.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logs_never_contain_the_token() {
+    let world = World::load().unwrap();
+    let ns = unique("logs");
+    let client = client(&world, &ns);
+    let log = std::env::temp_dir().join(format!("{ns}.log"));
+    let a = spawn_worker_logging(
+        &world,
+        &ns,
+        2,
+        &[
+            ("HATCHET_CLIENT_LOG_LEVEL", "trace"),
+            ("HATCHET_CLIENT_LOG_FORMAT", "json"),
+        ],
+        Some(&log),
+    )
+    .await;
+    let runs = trigger_sleeps(&client, 2, 100).await;
+    for run in &runs {
+        assert_eq!(worker_of(&client, run).await, a.name);
+    }
+    a.signal("TERM");
+    assert_eq!(a.wait_exit(Duration::from_secs(30)).await.code(), Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let token = world.token().unwrap();
+    assert!(
+        text.lines().count() > 20,
+        "trace logging produced too little to judge:\n{text}"
+    );
+    assert!(text.lines().all(|l| l.starts_with('{')), "json format requested");
+    assert!(!text.contains(token), "the token leaked into the logs");
+    // Nor its signature part alone, in case a header was printed in pieces.
+    let signature = token.rsplit('.').next().unwrap();
+    assert!(!text.contains(signature), "part of the token leaked into the logs");
+    let _ = std::fs::remove_file(&log);
 }

@@ -33,7 +33,23 @@ pub(crate) fn client(world: &World, namespace: &str) -> Client {
 }
 
 /// Starts the binary with the world's connection env plus `extra`, and waits for `/readyz`.
-pub(crate) async fn spawn_worker(world: &World, namespace: &str, slots: usize, extra: &[(&str, &str)]) -> WorkerProcess {
+pub(crate) async fn spawn_worker(
+    world: &World,
+    namespace: &str,
+    slots: usize,
+    extra: &[(&str, &str)],
+) -> WorkerProcess {
+    spawn_worker_logging(world, namespace, slots, extra, None).await
+}
+
+/// As [`spawn_worker`], with the process's output written to `log` when given.
+pub(crate) async fn spawn_worker_logging(
+    world: &World,
+    namespace: &str,
+    slots: usize,
+    extra: &[(&str, &str)],
+    log: Option<&std::path::Path>,
+) -> WorkerProcess {
     let port = free_port();
     let name = unique("proc");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hatchet-worker"));
@@ -55,6 +71,10 @@ pub(crate) async fn spawn_worker(world: &World, namespace: &str, slots: usize, e
         .stdin(Stdio::null());
     for (k, v) in extra {
         cmd.env(k, v);
+    }
+    if let Some(path) = log {
+        let f = std::fs::File::create(path).expect("log file");
+        cmd.stderr(f.try_clone().unwrap()).stdout(f);
     }
     let child = cmd.spawn().expect("start hatchet-worker");
     let w = WorkerProcess { child, port, name };
