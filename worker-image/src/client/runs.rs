@@ -52,6 +52,12 @@ impl TriggerOptions {
     }
 }
 
+impl TriggerOptions {
+    fn desired_labels_proto(&self) -> std::collections::HashMap<String, v1::DesiredWorkerLabels> {
+        self.desired_labels.iter().map(|(k, v)| (k.clone(), v.to_proto())).collect()
+    }
+}
+
 /// A triggered run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunRef {
@@ -128,11 +134,7 @@ impl Client {
         let input = json_bytes(input)?;
         let metadata = json_bytes(&options.metadata)?;
         let name = namespaced(&self.config.namespace, workflow);
-        let labels: std::collections::HashMap<_, _> = options
-            .desired_labels
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_proto()))
-            .collect();
+        let labels = options.desired_labels_proto();
         let r = call("TriggerWorkflowRun", || {
             let mut a = self.engine.admin.clone();
             let req = TriggerWorkflowRunRequest {
@@ -171,11 +173,7 @@ impl Client {
         let input = serde_json::to_string(input).map_err(|e| Error::Payload(e.to_string()))?;
         let metadata = serde_json::to_string(&options.metadata).map_err(|e| Error::Payload(e.to_string()))?;
         let name = namespaced(&self.config.namespace, workflow);
-        let labels: std::collections::HashMap<_, _> = options
-            .desired_labels
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_proto()))
-            .collect();
+        let labels = options.desired_labels_proto();
         let r = call("TriggerWorkflow", || {
             let mut w = self.engine.workflows.clone();
             let req = v1::TriggerWorkflowRequest {
