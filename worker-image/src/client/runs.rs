@@ -54,7 +54,10 @@ impl TriggerOptions {
 
 impl TriggerOptions {
     fn desired_labels_proto(&self) -> std::collections::HashMap<String, v1::DesiredWorkerLabels> {
-        self.desired_labels.iter().map(|(k, v)| (k.clone(), v.to_proto())).collect()
+        self.desired_labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_proto()))
+            .collect()
     }
 }
 
