@@ -1,6 +1,7 @@
 //! The worker runtime: connection state machine, slots, task execution and the loop that
 //! ties them together.
 
+mod driver;
 mod executor;
 pub mod listener;
 mod shared;

@@ -3,24 +3,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use futures::StreamExt;
-use hatchet_proto::{
-    ActionType, AssignedAction, HeartbeatRequest, RuntimeInfo, WorkerListenRequest, WorkerRegisterRequest,
-    WorkerUnsubscribeRequest,
-};
 use prometheus_client::registry::Registry;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::executor;
-use super::listener::{Effect, Input, Listener, Phase};
-use super::shared::{ActionDef, CancelReason, Connection, Shared};
+use super::driver::Driver;
+use super::listener::Phase;
+use super::shared::{ActionDef, Connection, Shared};
 use super::slots::SlotPool;
-use crate::client::{Client, call, now_timestamp, worker_labels};
+use crate::client::{Client, call};
 use crate::metrics::WorkerMetrics;
 use crate::names::validate_name;
 use crate::workflow::{LabelValue, Workflow};
@@ -30,13 +23,6 @@ use crate::{Error, Result};
 pub const DEFAULT_SLOTS: usize = 100;
 /// Default drain deadline: long, so tasks normally finish.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(3600);
-/// Longest the loop sleeps between ticks, so a stalled loop is visible to `/livez`.
-const MAX_TICK: Duration = Duration::from_millis(500);
-/// Deadline for `Register`.
-const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
-const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);
-/// After the drain deadline, how long abandoned tasks get to report their failure.
-const ABANDON_REPORT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Builds a [`Worker`].
 pub struct WorkerBuilder {
@@ -291,280 +277,6 @@ impl Worker {
     }
 }
 
-/// The thin async loop that performs the listener's effects.
-struct Driver {
-    shared: Arc<Shared>,
-    listener: Listener,
-    stream: Option<AssignmentStream>,
-    heartbeats: (mpsc::Sender<Input>, mpsc::Receiver<Input>),
-    drain_deadline: Option<Instant>,
-}
-
-impl Driver {
-    fn new(shared: Arc<Shared>) -> Self {
-        Self {
-            shared,
-            listener: Listener::new(),
-            stream: None,
-            heartbeats: mpsc::channel(8),
-            drain_deadline: None,
-        }
-    }
-
-    async fn run(&mut self) -> Result<Exit> {
-        self.feed(Input::Start).await?;
-        loop {
-            self.publish();
-            if self.shared.is_draining() && self.shared.slots.used() == 0 {
-                return Ok(self.finish(Exit::Drained).await);
-            }
-            if self.drain_deadline.is_some_and(|d| Instant::now() >= d) {
-                let abandoned = self.abandon().await;
-                return Ok(self.finish(Exit::DeadlineExceeded { abandoned }).await);
-            }
-            let mut wake = Instant::now() + MAX_TICK;
-            if let Some(d) = self.listener.next_deadline() {
-                wake = wake.min(d);
-            }
-            if let Some(d) = self.drain_deadline {
-                wake = wake.min(d);
-            }
-            let shutdown = self.shared.shutdown.clone();
-            let draining = self.shared.is_draining();
-            tokio::select! {
-                _ = shutdown.cancelled(), if !draining => self.start_drain().await,
-                Some(input) = self.heartbeats.1.recv() => self.feed(input).await?,
-                msg = next_action(&mut self.stream) => match msg {
-                    Ok(Some(a)) => self.on_action(a).await,
-                    Ok(None) => self.feed(Input::StreamFailed(None)).await?,
-                    Err(s) => {
-                        tracing::warn!(code = ?s.code(), "assignment stream broke: {}", s.message());
-                        self.feed(Input::StreamFailed(Some(s.code()))).await?
-                    }
-                },
-                _ = self.shared.slots.idle(), if draining => {}
-                _ = tokio::time::sleep_until(wake) => self.feed(Input::Tick).await?,
-            }
-        }
-    }
-
-    /// Feeds an input and performs the resulting effects (which may feed more inputs).
-    async fn feed(&mut self, input: Input) -> Result<()> {
-        let mut queue = vec![input];
-        while let Some(input) = queue.pop() {
-            let effects = self.listener.step(input, Instant::now(), rand::random::<f64>());
-            for effect in effects {
-                if let Some(next) = self.perform(effect).await? {
-                    queue.push(next);
-                }
-            }
-        }
-        self.publish();
-        Ok(())
-    }
-
-    async fn perform(&mut self, effect: Effect) -> Result<Option<Input>> {
-        let s = &self.shared;
-        Ok(match effect {
-            Effect::Register => Some(match self.register().await {
-                Ok(worker_id) => {
-                    tracing::info!(worker_id = %worker_id, name = %s.name, "worker registered");
-                    Input::Registered { worker_id }
-                }
-                Err(status) => {
-                    tracing::warn!(code = ?status.code(), "register failed: {}", status.message());
-                    Input::RegisterFailed(status.code())
-                }
-            }),
-            Effect::OpenStream { worker_id } => {
-                // tonic resolves a server-streaming call only when the engine sends response
-                // headers, which it does with the first assignment; so the stream is read by
-                // its own task and counts as open once requested (a heartbeat answered with
-                // FailedPrecondition reopens it if the engine did not take it).
-                let d = s.client.engine().dispatcher.clone();
-                let (tx, rx) = mpsc::channel(64);
-                let task = tokio::spawn(read_assignments(d, worker_id, tx));
-                self.stream = Some(AssignmentStream { rx, task });
-                tracing::info!("assignment stream requested");
-                Some(Input::StreamOpened)
-            }
-            Effect::CloseStream => {
-                if let Some(old) = self.stream.take() {
-                    old.task.abort();
-                }
-                None
-            }
-            Effect::SendHeartbeat { worker_id } => {
-                let mut d = s.client.engine().dispatcher.clone();
-                let tx = self.heartbeats.0.clone();
-                let metrics = s.metrics.clone();
-                tokio::spawn(async move {
-                    let req = HeartbeatRequest {
-                        worker_id,
-                        heartbeat_at: Some(now_timestamp()),
-                    };
-                    let input = match tokio::time::timeout(HEARTBEAT_TIMEOUT, d.heartbeat(req)).await {
-                        Ok(Ok(_)) => Input::HeartbeatOk,
-                        Ok(Err(status)) => {
-                            tracing::warn!(code = ?status.code(), "heartbeat failed: {}", status.message());
-                            Input::HeartbeatFailed(status.code())
-                        }
-                        Err(_) => Input::HeartbeatFailed(tonic::Code::DeadlineExceeded),
-                    };
-                    if input != Input::HeartbeatOk {
-                        metrics.heartbeat_failed();
-                    }
-                    let _ = tx.send(input).await;
-                });
-                None
-            }
-            Effect::Fatal(why) => {
-                return Err(Error::Refused {
-                    call: "Dispatcher",
-                    status: Box::new(tonic::Status::failed_precondition(why)),
-                });
-            }
-        })
-    }
-
-    async fn register(&self) -> std::result::Result<String, tonic::Status> {
-        let s = &self.shared;
-        let req = WorkerRegisterRequest {
-            worker_name: s.name.clone(),
-            actions: s.actions.keys().cloned().collect(),
-            services: Vec::new(),
-            slots: None,
-            labels: worker_labels(&s.labels),
-            webhook_id: None,
-            runtime_info: Some(RuntimeInfo {
-                sdk_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
-                // The engine stores only GO/PYTHON/TYPESCRIPT/RUBY and refuses any other value,
-                // UNKNOWN included; a Rust worker leaves it unset and says what it is in `extra`.
-                language: None,
-                language_version: None,
-                os: Some(std::env::consts::OS.to_owned()),
-                extra: Some(format!("hatchet-worker (Rust) {}", env!("CARGO_PKG_VERSION"))),
-            }),
-            slot_config: [("default".to_owned(), s.slots.total() as i32)].into(),
-        };
-        let mut d = s.client.engine().dispatcher.clone();
-        match tokio::time::timeout(OPEN_TIMEOUT, d.register(req)).await {
-            Ok(Ok(r)) => Ok(r.into_inner().worker_id),
-            Ok(Err(status)) => Err(status),
-            Err(_) => Err(tonic::Status::deadline_exceeded("Register timed out")),
-        }
-    }
-
-    async fn on_action(&mut self, a: AssignedAction) {
-        let assigned_at = Instant::now();
-        match ActionType::try_from(a.action_type) {
-            Ok(ActionType::StartStepRun) => {
-                let shared = Arc::clone(&self.shared);
-                match shared.slots.try_acquire() {
-                    Some(permit) => {
-                        tokio::spawn(executor::run(shared, a, permit, assigned_at));
-                    }
-                    None if shared.is_draining() => {
-                        tracing::warn!(task_run = %a.task_run_external_id, "assignment arrived while draining; handing it back");
-                        tokio::spawn(async move {
-                            let msg = crate::payload::failure_payload(
-                                "WorkerDraining",
-                                "the worker was draining when the task arrived; the engine may retry it",
-                                &a.task_run_external_id,
-                            );
-                            executor::report(
-                                &shared,
-                                &a,
-                                hatchet_proto::StepActionEventType::StepEventTypeFailed,
-                                msg,
-                                false,
-                            )
-                            .await;
-                        });
-                    }
-                    None => {
-                        tokio::spawn(async move {
-                            if let Some(permit) = shared.slots.acquire().await {
-                                executor::run(shared, a, permit, assigned_at).await;
-                            }
-                        });
-                    }
-                }
-            }
-            Ok(ActionType::CancelStepRun) => {
-                let running = self.shared.running.lock().expect("running lock");
-                match running.get(&a.task_run_external_id) {
-                    Some(t) => {
-                        tracing::info!(task_run = %a.task_run_external_id, "engine cancelled a running task");
-                        t.cancel(CancelReason::Engine);
-                    }
-                    None => tracing::debug!(task_run = %a.task_run_external_id, "cancel for a task not running here"),
-                }
-            }
-            other => tracing::warn!(action_type = ?other, "ignoring an assignment type this worker does not handle"),
-        }
-    }
-
-    async fn start_drain(&mut self) {
-        let s = &self.shared;
-        if s.draining.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        s.slots.close();
-        self.drain_deadline = Some(Instant::now() + s.drain_timeout);
-        tracing::info!(in_flight = s.slots.used(), timeout = ?s.drain_timeout, "draining: no new tasks, waiting for running ones");
-        if let Some(id) = s.worker_id()
-            && let Err(e) = s.client.set_worker_paused(&id, true).await
-        {
-            tracing::warn!("could not pause the worker in the engine: {e}");
-        }
-    }
-
-    /// Cancels the remaining tasks so they report FAILED (retryable), and waits for those
-    /// reports, keeping heartbeats going meanwhile.
-    async fn abandon(&mut self) -> usize {
-        let abandoned = self.shared.slots.used();
-        tracing::warn!(abandoned, "drain deadline passed; abandoning running tasks");
-        self.shared.cancel_all(CancelReason::DrainDeadline);
-        let until = Instant::now() + ABANDON_REPORT_TIMEOUT;
-        while self.shared.slots.used() > 0 && Instant::now() < until {
-            tokio::select! {
-                Some(input) = self.heartbeats.1.recv() => { let _ = self.feed(input).await; }
-                _ = self.shared.slots.idle() => {}
-                _ = tokio::time::sleep(MAX_TICK) => { let _ = self.feed(Input::Tick).await; }
-            }
-        }
-        abandoned
-    }
-
-    async fn finish(&mut self, exit: Exit) -> Exit {
-        if let Some(worker_id) = self.shared.worker_id() {
-            let mut d = self.shared.client.engine().dispatcher.clone();
-            match tokio::time::timeout(HEARTBEAT_TIMEOUT, d.unsubscribe(WorkerUnsubscribeRequest { worker_id })).await {
-                Ok(Ok(_)) => tracing::info!("unsubscribed from the engine"),
-                Ok(Err(s)) => tracing::warn!(code = ?s.code(), "unsubscribe failed: {}", s.message()),
-                Err(_) => tracing::warn!("unsubscribe timed out"),
-            }
-        }
-        let _ = self.feed(Input::Shutdown).await;
-        tracing::info!(?exit, "worker stopped");
-        exit
-    }
-
-    fn publish(&self) {
-        let mut c = self.shared.connection.lock().expect("connection lock");
-        c.worker_id = self.listener.worker_id().map(str::to_owned).or(c.worker_id.take());
-        c.phase = self.listener.phase();
-        c.last_heartbeat_ok = self.listener.last_heartbeat_ok();
-        c.reconnects = self.listener.reconnects();
-        c.loop_tick = Instant::now();
-        let ready = self.listener.is_healthy(Instant::now()) && !self.shared.is_draining();
-        self.shared
-            .ready
-            .send_if_modified(|r| std::mem::replace(r, ready) != ready);
-    }
-}
-
 /// Turns SIGTERM and SIGINT into a drain; later signals are logged and ignored so the drain
 /// still reports every task.
 async fn drain_on_signals(handle: WorkerHandle) {
@@ -589,47 +301,5 @@ async fn drain_on_signals(handle: WorkerHandle) {
                 "already draining; running tasks will still finish or be reported"
             );
         }
-    }
-}
-
-/// The assignment stream, read by its own task.
-struct AssignmentStream {
-    rx: mpsc::Receiver<std::result::Result<AssignedAction, tonic::Status>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for AssignmentStream {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Opens `ListenV2` and forwards what arrives; the channel closing means the stream ended.
-async fn read_assignments(
-    mut d: hatchet_proto::dispatcher_client::DispatcherClient<crate::connection::AuthChannel>,
-    worker_id: String,
-    tx: mpsc::Sender<std::result::Result<AssignedAction, tonic::Status>>,
-) {
-    let mut stream = match d.listen_v2(WorkerListenRequest { worker_id }).await {
-        Ok(r) => r.into_inner(),
-        Err(status) => {
-            let _ = tx.send(Err(status)).await;
-            return;
-        }
-    };
-    while let Some(item) = stream.next().await {
-        let failed = item.is_err();
-        if tx.send(item).await.is_err() || failed {
-            return;
-        }
-    }
-}
-
-async fn next_action(
-    stream: &mut Option<AssignmentStream>,
-) -> std::result::Result<Option<AssignedAction>, tonic::Status> {
-    match stream {
-        Some(s) => s.rx.recv().await.transpose(),
-        None => futures::future::pending().await,
     }
 }
