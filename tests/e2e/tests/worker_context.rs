@@ -25,7 +25,8 @@ async fn log_stream_labels_and_refresh_timeout() {
             async move {
                 c.log("hello from the task").await?;
                 c.stream(b"chunk-1".to_vec()).await?;
-                c.upsert_labels(BTreeMap::from([("phase".to_owned(), LabelValue::from("upserted"))])).await?;
+                c.upsert_labels(BTreeMap::from([("phase".to_owned(), LabelValue::from("upserted"))]))
+                    .await?;
                 // Outlive the 2 s timeout only because it was extended.
                 c.refresh_timeout(Duration::from_secs(15)).await?;
                 tokio::time::sleep(Duration::from_secs(4)).await;
@@ -35,14 +36,26 @@ async fn log_stream_labels_and_refresh_timeout() {
         })
         .timeout(Duration::from_secs(2)),
     );
-    let w = start(Worker::builder(client.clone(), unique("w")).workflow(flow).build().unwrap()).await;
-    let out = timeout(WAIT, client.run(&wf, &json!({}), TriggerOptions::default())).await.unwrap().unwrap();
+    let w = start(
+        Worker::builder(client.clone(), unique("w"))
+            .workflow(flow)
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let out = timeout(WAIT, client.run(&wf, &json!({}), TriggerOptions::default()))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(out["chatty"], json!({"done": true}));
     let task_run = rx.recv().await.unwrap();
 
     let logs = timeout(WAIT, async {
         loop {
-            let v = client.rest_get(&format!("/api/v1/stable/tasks/{task_run}/logs")).await.unwrap();
+            let v = client
+                .rest_get(&format!("/api/v1/stable/tasks/{task_run}/logs"))
+                .await
+                .unwrap();
             let rows = v["rows"].as_array().cloned().unwrap_or_default();
             if !rows.is_empty() {
                 return rows;
@@ -57,7 +70,10 @@ async fn log_stream_labels_and_refresh_timeout() {
     let worker_id = w.handle.worker_id().unwrap();
     let worker = client.rest_get(&format!("/api/v1/workers/{worker_id}")).await.unwrap();
     let labels = worker["labels"].as_array().cloned().unwrap_or_default();
-    assert!(labels.iter().any(|l| l["key"] == "phase" && l["value"] == "upserted"), "{worker}");
+    assert!(
+        labels.iter().any(|l| l["key"] == "phase" && l["value"] == "upserted"),
+        "{worker}"
+    );
     w.stop().await;
 }
 
@@ -74,21 +90,29 @@ async fn released_slot_keeps_the_task_running_to_completion() {
     let w = start(
         Worker::builder(client.clone(), unique("w"))
             .slots(1)
-            .workflow(Workflow::new(&holder).task(Task::new("hold", move |_: Value, c: Context| {
-                let (tx, g) = (tx.clone(), Arc::clone(&g));
-                async move {
-                    c.release_slot().await?;
-                    tx.send(()).unwrap();
-                    g.notified().await;
-                    Ok(json!("released and finished"))
-                }
-            })))
+            .workflow(
+                Workflow::new(&holder).task(Task::new("hold", move |_: Value, c: Context| {
+                    let (tx, g) = (tx.clone(), Arc::clone(&g));
+                    async move {
+                        c.release_slot().await?;
+                        tx.send(()).unwrap();
+                        g.notified().await;
+                        Ok(json!("released and finished"))
+                    }
+                })),
+            )
             .build()
             .unwrap(),
     )
     .await;
-    let h = client.trigger(&holder, &json!({}), TriggerOptions::default()).await.unwrap();
-    timeout(WAIT, rx.recv()).await.expect("holder released its slot").unwrap();
+    let h = client
+        .trigger(&holder, &json!({}), TriggerOptions::default())
+        .await
+        .unwrap();
+    timeout(WAIT, rx.recv())
+        .await
+        .expect("holder released its slot")
+        .unwrap();
     go.notify_one();
     let out = timeout(WAIT, client.wait_for_run(&h.id)).await.unwrap().unwrap();
     assert_eq!(out["hold"], "released and finished");
