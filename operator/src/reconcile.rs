@@ -78,7 +78,11 @@ pub(crate) async fn reconcile(hw: Arc<HatchetWorker>, ctx: Arc<Context>) -> Resu
         return Ok(Action::await_change());
     }
     let problem = match apply_children(&hw, &ctx).await {
-        Ok(()) => None,
+        // A child was just written: its watch event brings the next reconcile, which sees the
+        // apiserver's answer; a status computed now from the cache would be stale (one write
+        // saved per change).
+        Ok(true) => return Ok(Action::requeue(ctx.resync)),
+        Ok(false) => None,
         Err(e @ (Error::SecretNotFound { .. } | Error::InvalidTemplate(_))) => Some((
             Problem {
                 reason: e.condition_reason(),
@@ -121,17 +125,18 @@ pub(crate) fn backoff(n: u32) -> Duration {
     Duration::from_secs(secs.min(300))
 }
 
-async fn apply_children(hw: &HatchetWorker, ctx: &Context) -> Result<(), Error> {
+/// Applies what differs; `Ok(true)` when anything was written.
+async fn apply_children(hw: &HatchetWorker, ctx: &Context) -> Result<bool, Error> {
     let (_, ns) = name_and_namespace(hw)?;
     check_secrets(hw, &ns, &ctx.stores.secrets)?;
 
     let sa_api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &ns);
-    match desired_service_account(hw)? {
+    let mut wrote = match desired_service_account(hw)? {
         Some(sa) => apply_if_changed(ctx, &sa_api, &ctx.stores.service_accounts, sa, "ServiceAccount").await?,
         None => delete_owned(ctx, &sa_api, &ctx.stores.service_accounts, hw, "ServiceAccount").await?,
-    }
+    };
     let svc = desired_service(hw)?;
-    apply_if_changed(
+    wrote |= apply_if_changed(
         ctx,
         &Api::namespaced(ctx.client.clone(), &ns),
         &ctx.stores.services,
@@ -140,7 +145,7 @@ async fn apply_children(hw: &HatchetWorker, ctx: &Context) -> Result<(), Error> 
     )
     .await?;
     let pdb = desired_pdb(hw)?;
-    apply_if_changed(
+    wrote |= apply_if_changed(
         ctx,
         &Api::namespaced(ctx.client.clone(), &ns),
         &ctx.stores.pdbs,
@@ -153,7 +158,7 @@ async fn apply_children(hw: &HatchetWorker, ctx: &Context) -> Result<(), Error> 
     match apply_if_changed(ctx, &dep_api, &ctx.stores.deployments, dep, "Deployment").await {
         // The apiserver refused the pod template (e.g. an invalid container field).
         Err(Error::Kube(kube::Error::Api(s))) if s.is_invalid() => Err(Error::InvalidTemplate(s.message.clone())),
-        other => other,
+        other => other.map(|dep_wrote| wrote || dep_wrote),
     }
 }
 
@@ -181,14 +186,14 @@ fn check_secrets(hw: &HatchetWorker, ns: &str, secrets: &Store<PartialObjectMeta
     Ok(())
 }
 
-/// Server-side applies `desired` unless the cached object carries the same hash.
+/// Server-side applies `desired` unless the cached object carries the same hash; `true` if it wrote.
 async fn apply_if_changed<K>(
     ctx: &Context,
     api: &Api<K>,
     store: &Store<K>,
     desired: K,
     kind: &'static str,
-) -> Result<(), Error>
+) -> Result<bool, Error>
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
 {
@@ -198,7 +203,7 @@ where
     if observed.as_deref().and_then(applied_hash).is_some()
         && observed.as_deref().and_then(applied_hash) == applied_hash(&desired)
     {
-        return Ok(());
+        return Ok(false);
     }
     tracing::info!(kind, namespace = %ns, name = %name, "applying");
     ctx.metrics.wrote(kind);
@@ -208,23 +213,23 @@ where
         &Patch::Apply(&desired),
     )
     .await?;
-    Ok(())
+    Ok(true)
 }
 
-/// Deletes the cached object of that name if this HatchetWorker controls it.
+/// Deletes the cached object of that name if this HatchetWorker controls it; `true` if it did.
 async fn delete_owned<K>(
     ctx: &Context,
     api: &Api<K>,
     store: &Store<K>,
     hw: &HatchetWorker,
     kind: &'static str,
-) -> Result<(), Error>
+) -> Result<bool, Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
     let (name, ns) = name_and_namespace(hw)?;
     let Some(obj) = store.get(&ObjectRef::new(&name).within(&ns)) else {
-        return Ok(());
+        return Ok(false);
     };
     let ours = obj
         .owner_references()
@@ -238,8 +243,9 @@ where
             Err(kube::Error::Api(s)) if s.is_not_found() => {}
             Err(e) => return Err(e.into()),
         }
+        return Ok(true);
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Patches the status subresource when the computed status differs from the stored one, and

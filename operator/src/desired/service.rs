@@ -1,4 +1,6 @@
-//! The fleet's Service: the workers' health/metrics port (8001, named `health`), for scraping.
+//! The fleet's Service: the workers' health/metrics port (8001, named `health`), for scraping
+//! and per-pod discovery. It is headless (`clusterIP: None`): nothing load-balances to a
+//! health port, and a cluster with many fleets must not run out of service IPs.
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -13,6 +15,7 @@ pub fn desired_service(hw: &HatchetWorker) -> Result<Service, Error> {
     with_hash(Service {
         metadata: child_meta(hw)?,
         spec: Some(ServiceSpec {
+            cluster_ip: Some("None".into()),
             selector: Some(selector_labels(&name)),
             ports: Some(vec![ServicePort {
                 name: Some(HEALTH_PORT_NAME.into()),
@@ -39,5 +42,6 @@ mod tests {
         let port = &spec.ports.unwrap()[0];
         assert_eq!((port.name.as_deref(), port.port), (Some("health"), 8001));
         assert_eq!(spec.selector.unwrap(), selector_labels("fleet"));
+        assert_eq!(spec.cluster_ip.as_deref(), Some("None"), "headless");
     }
 }

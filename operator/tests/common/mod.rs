@@ -176,15 +176,28 @@ pub struct Operator {
 impl Operator {
     /// Starts `hatchet-operator` watching `namespace` with the operator's own kubeconfig.
     pub fn start(kubeconfig: &Path, namespace: &str, identity: &str, extra: &[&str]) -> Self {
+        let Some(bin) = option_env!("CARGO_BIN_EXE_hatchet-operator") else {
+            panic!("the operator binary is known to integration tests only; use Operator::start_bin");
+        };
+        Self::start_bin(Path::new(bin), kubeconfig, namespace, identity, extra)
+    }
+
+    /// Like [`Operator::start`] with an explicit binary (the benchmark's release build).
+    pub fn start_bin(bin: &Path, kubeconfig: &Path, namespace: &str, identity: &str, extra: &[&str]) -> Self {
         let metrics_port = free_port();
         let log = kubeconfig.with_file_name(format!("operator-{identity}.log"));
         let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_hatchet-operator"))
+        let child = Command::new(bin)
             .args(["--namespaces", namespace])
             .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
             .args(["--lease-name", &format!("hatchet-operator-{namespace}")])
             .args(["--identity", identity])
-            .args(["--log-format", "text", "--log-level", "info,hatchet_operator=debug"])
+            .args(["--log-format", "text"])
+            .args(if extra.contains(&"--log-level") {
+                &[][..]
+            } else {
+                &["--log-level", "info,hatchet_operator=debug"][..]
+            })
             .args(extra)
             .env("KUBECONFIG", kubeconfig)
             .stdin(Stdio::null())
