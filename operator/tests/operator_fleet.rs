@@ -184,17 +184,14 @@ fn hatchet_worker_becomes_a_fleet_scales_rolls_and_is_garbage_collected() {
     .unwrap_or_else(|e| panic!("{e}"));
     let hw = wait_ready(&world, ns, "payments", 3, &op);
     assert_eq!(hw["status"]["observedGeneration"], 2);
-    let scale = get_json(
-        &world,
-        &[
-            "--raw",
-            &format!("/apis/hatchet.run/v1alpha1/namespaces/{ns}/hatchetworkers/payments/scale"),
-        ],
-    );
-    // `kubectl get --raw` ignores -o json; parse what it printed either way.
-    if let Ok(scale) = scale {
-        assert_eq!(scale["status"]["replicas"], 3, "{scale}");
-    }
+    // The /scale subresource reports the same numbers (read raw: `get --raw` prints JSON as is).
+    let url = format!("/apis/hatchet.run/v1alpha1/namespaces/{ns}/hatchetworkers/payments/scale");
+    let raw = kubectl(&world, &["get", "--raw", &url]).expect("GET the scale subresource");
+    let scale: serde_json::Value = serde_json::from_str(&raw).expect("scale subresource is JSON");
+    assert_eq!(scale["kind"], "Scale", "{scale}");
+    assert_eq!(scale["spec"]["replicas"], 3, "{scale}");
+    assert_eq!(scale["status"]["replicas"], 3, "{scale}");
+    assert!(scale["status"]["selector"].as_str().is_some_and(|s| s.contains("payments")), "{scale}");
 
     // A template edit rolls the Deployment: new pods carry the new template.
     kubectl(

@@ -144,6 +144,8 @@ fn make_pki() -> PathBuf {
 }
 
 async fn serve(dir: &Path, require_client_cert: bool) -> SocketAddr {
+    // The test server, unlike the client, has no library to choose its TLS backend.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
     let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read("server.crt"), read("server.key")));
     if require_client_cert {
