@@ -191,7 +191,12 @@ fn hatchet_worker_becomes_a_fleet_scales_rolls_and_is_garbage_collected() {
     assert_eq!(scale["kind"], "Scale", "{scale}");
     assert_eq!(scale["spec"]["replicas"], 3, "{scale}");
     assert_eq!(scale["status"]["replicas"], 3, "{scale}");
-    assert!(scale["status"]["selector"].as_str().is_some_and(|s| s.contains("payments")), "{scale}");
+    assert!(
+        scale["status"]["selector"]
+            .as_str()
+            .is_some_and(|s| s.contains("payments")),
+        "{scale}"
+    );
 
     // A template edit rolls the Deployment: new pods carry the new template.
     kubectl(
