@@ -145,8 +145,11 @@ async fn execute(
     let result = loop {
         let until = *deadline.lock().expect("deadline lock");
         tokio::select! {
-            r = &mut handle => break Some(r),
+            // Cancellation first: a handler that returns because it saw the cancel must not
+            // turn a cancelled run into a completed one.
+            biased;
             _ = cancel.cancelled() => break None,
+            r = &mut handle => break if cancel.is_cancelled() { None } else { Some(r) },
             _ = tokio::time::sleep_until(until) => {
                 if Instant::now() >= *deadline.lock().expect("deadline lock") {
                     handle.abort();
@@ -160,7 +163,7 @@ async fn execute(
 
     let Some(joined) = result else {
         // Cancelled: give the handler a moment to notice, then drop it.
-        if tokio::time::timeout(CANCEL_GRACE, &mut handle).await.is_err() {
+        if !handle.is_finished() && tokio::time::timeout(CANCEL_GRACE, &mut handle).await.is_err() {
             handle.abort();
         }
         let why = *reason.lock().expect("reason lock");
