@@ -147,6 +147,7 @@ fn scope_controller(
         leader: leader.clone(),
         resync: cfg.resync,
         failures: Mutex::new(HashMap::new()),
+        generations: Mutex::new(HashMap::new()),
     });
     let fut = controller
         .owns_stream(dep_stream)

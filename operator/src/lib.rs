@@ -9,6 +9,7 @@
 pub mod controller;
 pub mod crd;
 pub mod desired;
+mod drift;
 pub mod error;
 pub mod http;
 pub mod leader;

@@ -63,6 +63,9 @@ pub(crate) struct Context {
     pub(crate) resync: Duration,
     /// Consecutive failures per object, for the error policy's backoff.
     pub(crate) failures: Mutex<HashMap<ObjectRef<HatchetWorker>, u32>>,
+    /// Per child (kind, namespace, name): the generation this process last applied or
+    /// accepted, to notice spec changes made by someone else.
+    pub(crate) generations: Mutex<HashMap<(&'static str, String, String), i64>>,
 }
 
 /// The reconciler (see the module docs).
@@ -186,7 +189,8 @@ fn check_secrets(hw: &HatchetWorker, ns: &str, secrets: &Store<PartialObjectMeta
     Ok(())
 }
 
-/// Server-side applies `desired` unless the cached object carries the same hash; `true` if it wrote.
+/// Server-side applies `desired` unless the cached object carries the same hash and nobody
+/// changed its spec since (see [`crate::drift`]); `true` if it wrote.
 async fn apply_if_changed<K>(
     ctx: &Context,
     api: &Api<K>,
@@ -199,20 +203,35 @@ where
 {
     let name = desired.name_any();
     let ns = desired.namespace().unwrap_or_default();
+    let key = (kind, ns.clone(), name.clone());
     let observed = store.get(&ObjectRef::new(&name).within(&ns));
-    if observed.as_deref().and_then(applied_hash).is_some()
-        && observed.as_deref().and_then(applied_hash) == applied_hash(&desired)
-    {
+    let facts = observed.as_deref().map(|o| crate::drift::Observed {
+        hash: applied_hash(o),
+        generation: o.meta().generation,
+    });
+    let baseline = ctx.generations.lock().expect("generations lock").get(&key).copied();
+    if !crate::drift::needs_apply(facts, applied_hash(&desired), baseline) {
+        if let (None, Some(g)) = (baseline, facts.and_then(|f| f.generation)) {
+            ctx.generations.lock().expect("generations lock").insert(key, g);
+        }
         return Ok(false);
     }
-    tracing::info!(kind, namespace = %ns, name = %name, "applying");
+    if facts.is_some_and(|f| f.hash.is_some() && f.hash == applied_hash(&desired)) {
+        tracing::info!(kind, namespace = %ns, name = %name, "reverting a change made outside the operator");
+    } else {
+        tracing::info!(kind, namespace = %ns, name = %name, "applying");
+    }
     ctx.metrics.wrote(kind);
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&desired),
-    )
-    .await?;
+    let applied = api
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&desired),
+        )
+        .await?;
+    if let Some(g) = applied.meta().generation {
+        ctx.generations.lock().expect("generations lock").insert(key, g);
+    }
     Ok(true)
 }
 

@@ -198,6 +198,31 @@ fn hatchet_worker_becomes_a_fleet_scales_rolls_and_is_garbage_collected() {
         "{scale}"
     );
 
+    // A hand edit of a child is drift: the operator puts its own spec back.
+    kubectl(
+        &world,
+        &[
+            "patch",
+            "deployment",
+            "payments",
+            "-n",
+            ns,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"replicas":5}}"#,
+        ],
+    )
+    .expect("hand-edit the Deployment");
+    wait_for("the operator to revert the hand edit", SETTLE, POLL, || {
+        let d = get_json(&world, &["deployment", "payments", "-n", ns])?;
+        if d["spec"]["replicas"] == 3 {
+            Ok(())
+        } else {
+            Err(format!("replicas {}", d["spec"]["replicas"]))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+
     // A template edit rolls the Deployment: new pods carry the new template.
     kubectl(
         &world,
