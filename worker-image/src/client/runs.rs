@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{Client, call};
-use crate::workflow::{DesiredLabel, namespaced};
+use crate::workflow::DesiredLabel;
 use crate::{Error, Result};
 
 /// A run the engine still does not know after this long was never created (e.g. its
@@ -136,7 +136,7 @@ impl Client {
     pub async fn trigger<I: Serialize>(&self, workflow: &str, input: &I, options: TriggerOptions) -> Result<RunRef> {
         let input = json_bytes(input)?;
         let metadata = json_bytes(&options.metadata)?;
-        let name = namespaced(&self.config.namespace, workflow);
+        let name = self.config.namespaced(workflow);
         let labels = options.desired_labels_proto();
         let r = call("TriggerWorkflowRun", || {
             let mut a = self.engine.admin.clone();
@@ -175,7 +175,7 @@ impl Client {
     ) -> Result<RunRef> {
         let input = serde_json::to_string(input).map_err(|e| Error::Payload(e.to_string()))?;
         let metadata = serde_json::to_string(&options.metadata).map_err(|e| Error::Payload(e.to_string()))?;
-        let name = namespaced(&self.config.namespace, workflow);
+        let name = self.config.namespaced(workflow);
         let labels = options.desired_labels_proto();
         let r = call("TriggerWorkflow", || {
             let mut w = self.engine.workflows.clone();

@@ -152,11 +152,16 @@ impl ClientConfig {
 
     /// Applies the namespace prefix to a workflow name, event key or worker name.
     pub fn namespaced(&self, name: &str) -> String {
-        if self.namespace.is_empty() || name.starts_with(&self.namespace) {
-            name.to_owned()
-        } else {
-            format!("{}{name}", self.namespace)
-        }
+        apply_namespace(&self.namespace, name)
+    }
+}
+
+/// Prefixes `name` with the (normalised) namespace unless it already carries it.
+pub(crate) fn apply_namespace(namespace: &str, name: &str) -> String {
+    if namespace.is_empty() || name.starts_with(namespace) {
+        name.to_owned()
+    } else {
+        format!("{namespace}{name}")
     }
 }
 

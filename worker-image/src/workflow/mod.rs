@@ -17,6 +17,7 @@ pub(crate) use task::Handler;
 pub use task::{Task, TaskError};
 
 use crate::Error;
+use crate::config::apply_namespace;
 use crate::names::{go_duration, validate_cron, validate_label_key, validate_name};
 
 /// A workflow: one task, or a DAG of tasks, with triggers and limits.
@@ -128,7 +129,7 @@ impl Workflow {
     pub(crate) fn action_id(&self, namespace: &str, task: &str) -> String {
         format!(
             "{}:{}",
-            namespaced(namespace, &self.name).to_lowercase(),
+            apply_namespace(namespace, &self.name).to_lowercase(),
             task.to_lowercase()
         )
     }
@@ -249,10 +250,10 @@ impl Workflow {
             .map(|v| serde_json::to_string(v).map_err(|e| Error::Definition(e.to_string())))
             .transpose()?;
         Ok(v1::CreateWorkflowVersionRequest {
-            name: namespaced(namespace, &self.name),
+            name: apply_namespace(namespace, &self.name),
             description: self.description.clone().unwrap_or_default(),
             version: self.version.clone().unwrap_or_default(),
-            event_triggers: self.events.iter().map(|e| namespaced(namespace, e)).collect(),
+            event_triggers: self.events.iter().map(|e| apply_namespace(namespace, e)).collect(),
             cron_triggers: self.crons.clone(),
             tasks,
             concurrency: None,
@@ -294,15 +295,6 @@ impl Workflow {
             slot_requests: [("default".to_owned(), 1)].into(),
             batch: None,
         })
-    }
-}
-
-/// Prefixes `name` with the namespace unless it already carries it.
-pub(crate) fn namespaced(namespace: &str, name: &str) -> String {
-    if namespace.is_empty() || name.starts_with(namespace) {
-        name.to_owned()
-    } else {
-        format!("{namespace}{name}")
     }
 }
 
