@@ -213,25 +213,61 @@ pub(crate) fn now_timestamp() -> prost_types::Timestamp {
     prost_types::Timestamp::from(std::time::SystemTime::now())
 }
 
+/// How long a unary call keeps retrying transient failures.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Persistence {
+    /// A fixed number of tries: the caller decides what a failure means.
+    Attempts(u32),
+    /// Until this much time has passed: results that must survive an engine restart.
+    Within(Duration),
+}
+
 /// Runs a unary call with a deadline, retrying transient statuses with full-jitter backoff.
-pub(crate) async fn call<T, F, Fut>(name: &'static str, mut f: F) -> Result<T>
+pub(crate) async fn call<T, F, Fut>(name: &'static str, f: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
 {
+    call_with(name, Persistence::Attempts(CALL_ATTEMPTS), CALL_TIMEOUT, f).await
+}
+
+/// [`call`] with its own persistence and per-try deadline. `f` builds each try afresh, so a
+/// request can carry the time it was sent.
+pub(crate) async fn call_with<T, F, Fut>(
+    name: &'static str,
+    persistence: Persistence,
+    per_try: Duration,
+    mut f: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+{
+    let started = tokio::time::Instant::now();
     let mut attempt = 0;
     loop {
-        let status = match tokio::time::timeout(CALL_TIMEOUT, f()).await {
+        let status = match tokio::time::timeout(per_try, f()).await {
             Ok(Ok(r)) => return Ok(r.into_inner()),
             Ok(Err(s)) => s,
-            Err(_) => tonic::Status::deadline_exceeded(format!("{name} took longer than {CALL_TIMEOUT:?}")),
+            Err(_) => tonic::Status::deadline_exceeded(format!("{name} took longer than {per_try:?}")),
         };
         attempt += 1;
-        if !is_retryable(status.code()) || attempt >= CALL_ATTEMPTS {
+        let exhausted = match persistence {
+            Persistence::Attempts(n) => attempt >= n,
+            Persistence::Within(budget) => started.elapsed() >= budget,
+        };
+        if !is_retryable(status.code()) || exhausted {
             return Err(Error::rpc(name, status));
         }
         let wait = jittered(attempt, Duration::from_millis(250), Duration::from_secs(5));
-        tracing::debug!(call = name, code = ?status.code(), ?wait, "retrying engine call");
+        match persistence {
+            Persistence::Attempts(_) => {
+                tracing::debug!(call = name, code = ?status.code(), ?wait, "retrying engine call")
+            }
+            Persistence::Within(_) => {
+                tracing::warn!(call = name, code = ?status.code(), attempt, "engine call failed; retrying")
+            }
+        }
         tokio::time::sleep(wait).await;
     }
 }

@@ -10,10 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::shared::{CancelReason, RunningTask, Shared};
 use super::slots::SlotPermit;
-use crate::client::now_timestamp;
+use crate::client::{Persistence, call_with, now_timestamp};
 use crate::context::{Context, RunIds};
 use crate::payload::{completion_payload, failure_payload, parse_action_payload, parse_metadata};
-use crate::retry::{is_retryable, jittered};
 use crate::workflow::TaskError;
 
 /// Extra time past the task's timeout before the worker gives up on the engine's own
@@ -23,6 +22,8 @@ const TIMEOUT_GRACE: Duration = Duration::from_secs(5);
 const CANCEL_GRACE: Duration = Duration::from_secs(1);
 /// How long result events are retried through an engine outage.
 const EVENT_RETRY_BUDGET: Duration = Duration::from_secs(300);
+/// Deadline of one try at sending an event.
+const EVENT_CALL_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How a run ended on this worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,34 +252,30 @@ pub(crate) async fn report(
     payload: String,
     should_not_retry: bool,
 ) {
-    let give_up = Instant::now() + EVENT_RETRY_BUDGET;
-    let mut attempt = 0;
-    loop {
-        let req = StepActionEvent {
-            worker_id: shared.worker_id().unwrap_or_default(),
-            job_id: action.job_id.clone(),
-            job_run_id: action.job_run_id.clone(),
-            task_id: action.task_id.clone(),
-            task_run_external_id: action.task_run_external_id.clone(),
-            action_id: action.action_id.clone(),
-            event_timestamp: Some(now_timestamp()),
-            event_type: kind as i32,
-            event_payload: payload.clone(),
-            retry_count: Some(action.retry_count),
-            should_not_retry: (kind == StepActionEventType::StepEventTypeFailed).then_some(should_not_retry),
-        };
-        let mut d = shared.client.engine().dispatcher.clone();
-        let status = match tokio::time::timeout(Duration::from_secs(15), d.send_step_action_event(req)).await {
-            Ok(Ok(_)) => return,
-            Ok(Err(s)) => s,
-            Err(_) => tonic::Status::deadline_exceeded("SendStepActionEvent timed out"),
-        };
-        if !is_retryable(status.code()) || Instant::now() >= give_up {
-            tracing::error!(task_run = %action.task_run_external_id, event = ?kind, code = ?status.code(), "could not report task event: {}", status.message());
-            return;
-        }
-        attempt += 1;
-        tracing::warn!(task_run = %action.task_run_external_id, event = ?kind, code = ?status.code(), attempt, "retrying task event");
-        tokio::time::sleep(jittered(attempt, Duration::from_millis(200), Duration::from_secs(5))).await;
+    let sent = call_with(
+        "SendStepActionEvent",
+        Persistence::Within(EVENT_RETRY_BUDGET),
+        EVENT_CALL_TIMEOUT,
+        || {
+            let mut d = shared.client.engine().dispatcher.clone();
+            let req = StepActionEvent {
+                worker_id: shared.worker_id().unwrap_or_default(),
+                job_id: action.job_id.clone(),
+                job_run_id: action.job_run_id.clone(),
+                task_id: action.task_id.clone(),
+                task_run_external_id: action.task_run_external_id.clone(),
+                action_id: action.action_id.clone(),
+                event_timestamp: Some(now_timestamp()),
+                event_type: kind as i32,
+                event_payload: payload.clone(),
+                retry_count: Some(action.retry_count),
+                should_not_retry: (kind == StepActionEventType::StepEventTypeFailed).then_some(should_not_retry),
+            };
+            async move { d.send_step_action_event(req).await }
+        },
+    )
+    .await;
+    if let Err(e) = sent {
+        tracing::error!(task_run = %action.task_run_external_id, event = ?kind, "could not report task event: {e}");
     }
 }
