@@ -6,11 +6,11 @@ mod support;
 use std::time::Duration;
 
 use hatchet_e2e::World;
-use hatchet_e2e::hatchet::{start, unique};
+use hatchet_e2e::hatchet::{client_in, start, unique};
 use hatchet_worker::{Client, Context, RunRef, Task, TaskError, TriggerOptions, Worker, Workflow};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use support::{client, spawn_worker, spawn_worker_logging};
+use support::{spawn_worker, spawn_worker_logging};
 use tokio::time::timeout;
 
 #[derive(Deserialize)]
@@ -61,7 +61,7 @@ async fn worker_of(client: &Client, run: &RunRef) -> String {
 async fn sigterm_finishes_running_tasks_and_takes_no_new_ones() {
     let world = World::load().unwrap();
     let ns = unique("drain");
-    let client = client(&world, &ns);
+    let client = client_in(&world, &ns);
     let a = spawn_worker(&world, &ns, 3, &[]).await;
     let first = trigger_sleeps(&client, 3, 10_000).await;
     a.wait_running(3).await;
@@ -99,7 +99,7 @@ async fn sigterm_finishes_running_tasks_and_takes_no_new_ones() {
 async fn drain_endpoint_blocks_until_drained() {
     let world = World::load().unwrap();
     let ns = unique("drainhttp");
-    let client = client(&world, &ns);
+    let client = client_in(&world, &ns);
     let a = spawn_worker(&world, &ns, 2, &[]).await;
     let runs = trigger_sleeps(&client, 2, 5_000).await;
     a.wait_running(2).await;
@@ -124,7 +124,7 @@ async fn drain_endpoint_blocks_until_drained() {
 async fn past_the_deadline_runs_are_retried_elsewhere() {
     let world = World::load().unwrap();
     let ns = unique("deadline");
-    let client = client(&world, &ns);
+    let client = client_in(&world, &ns);
     let a = spawn_worker(&world, &ns, 2, &[("HATCHET_WORKER_DRAIN_TIMEOUT_SECONDS", "2")]).await;
     let runs = trigger_sleeps(&client, 2, 8_000).await;
     a.wait_running(2).await;
@@ -150,7 +150,7 @@ async fn past_the_deadline_runs_are_retried_elsewhere() {
 async fn metrics_match_the_engine_and_pass_promtool() {
     let world = World::load().unwrap();
     let ns = unique("metrics");
-    let client = client(&world, &ns);
+    let client = client_in(&world, &ns);
     let a = spawn_worker(&world, &ns, 4, &[]).await;
     let runs = trigger_sleeps(&client, 12, 200).await;
     let mut completed = 0;
@@ -213,7 +213,7 @@ async fn metrics_match_the_engine_and_pass_promtool() {
 async fn logs_never_contain_the_token() {
     let world = World::load().unwrap();
     let ns = unique("logs");
-    let client = client(&world, &ns);
+    let client = client_in(&world, &ns);
     let log = std::env::temp_dir().join(format!("{ns}.log"));
     let a = spawn_worker_logging(
         &world,

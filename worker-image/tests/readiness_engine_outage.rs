@@ -4,34 +4,19 @@
 #[allow(dead_code)] // shared with drain.rs; this test uses only part of it
 mod support;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use hatchet_e2e::World;
-use hatchet_e2e::hatchet::unique;
+use hatchet_e2e::hatchet::{engine_ctl, unique};
 use hatchet_worker::runtime::listener::HEARTBEAT_INTERVAL;
 use support::spawn_worker;
-
-fn engine(action: &str) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/env/ctl");
-    let out = Command::new(script)
-        .args([action, "hatchet"])
-        .output()
-        .expect("run tests/env/ctl");
-    assert!(
-        out.status.success(),
-        "engine {action}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_follows_the_engine() {
     let world = World::load().unwrap();
     let w = spawn_worker(&world, &unique("ready"), 5, &[]).await;
 
-    tokio::task::spawn_blocking(|| engine("stop")).await.unwrap();
+    tokio::task::spawn_blocking(|| engine_ctl("stop")).await.unwrap();
     let unready_after = w.wait_status(503, Duration::from_secs(30)).await;
     let (_, body) = w.get("/readyz").await;
     eprintln!("engine stopped: /readyz 503 after {unready_after:?} ({body})");
@@ -40,7 +25,7 @@ async fn readiness_follows_the_engine() {
     let (live, _) = w.get("/livez").await;
     assert_eq!(live, 200, "an engine outage does not make the worker dead");
 
-    tokio::task::spawn_blocking(|| engine("start")).await.unwrap();
+    tokio::task::spawn_blocking(|| engine_ctl("start")).await.unwrap();
     let ready_after = w.wait_status(200, Duration::from_secs(90)).await;
     eprintln!("engine back: /readyz 200 after {ready_after:?}");
     assert!(

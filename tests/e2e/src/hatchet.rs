@@ -24,9 +24,21 @@ fn init_logs() {
         .try_init();
 }
 
+/// A client for the local engine whose workflows, events and workers live in `namespace`.
+pub fn client_in(world: &World, namespace: &str) -> Client {
+    init_logs();
+    Client::new(config_in(world, namespace)).expect("client for the local engine")
+}
+
 /// The client configuration for the local engine (health server off: tests run many workers).
 pub fn config(world: &World) -> ClientConfig {
+    config_in(world, "")
+}
+
+/// [`config`] in a Hatchet namespace (empty for none).
+pub fn config_in(world: &World, namespace: &str) -> ClientConfig {
     ClientConfig::builder(world.token().expect("token"))
+        .namespace(namespace)
         .host_port(world.var("HATCHET_CLIENT_HOST_PORT").expect("host port"))
         .server_url(world.server_url().expect("server url"))
         .tenant_id(world.tenant_id().expect("tenant"))
@@ -83,4 +95,12 @@ impl RunningWorker {
     pub fn is_finished(&self) -> bool {
         self.join.is_finished()
     }
+}
+
+/// Stops, starts or restarts the local engine through `tests/env/ctl` (blocking), for tests
+/// that prove workers ride out an outage.
+pub fn engine_ctl(action: &str) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../env/ctl");
+    crate::run(std::process::Command::new(script).args([action, "hatchet"]))
+        .unwrap_or_else(|e| panic!("engine {action}: {e}"));
 }

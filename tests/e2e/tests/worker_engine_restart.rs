@@ -1,29 +1,13 @@
 //! The engine restarts mid-load; the worker reconnects on its own and no run is lost or
 //! stuck. In its own test binary so the restart cannot disturb other tests.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use hatchet_e2e::World;
-use hatchet_e2e::hatchet::{client, start, unique};
+use hatchet_e2e::hatchet::{client, engine_ctl, start, unique};
 use hatchet_worker::{Context, Task, TriggerOptions, Worker, Workflow};
 use serde_json::{Value, json};
 use tokio::time::timeout;
-
-fn restart_engine() {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../env/ctl");
-    let out = Command::new(&script)
-        .args(["restart", "hatchet"])
-        .output()
-        .expect("run tests/env/ctl");
-    assert!(
-        out.status.success(),
-        "engine restart failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn worker_survives_an_engine_restart_without_losing_runs() {
@@ -55,7 +39,7 @@ async fn worker_survives_an_engine_restart_without_losing_runs() {
     }
     // Let the first five start, then take the engine away under them.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    tokio::task::spawn_blocking(restart_engine).await.unwrap();
+    tokio::task::spawn_blocking(|| engine_ctl("restart")).await.unwrap();
 
     for i in 10..15 {
         runs.push((

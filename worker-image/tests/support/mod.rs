@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use hatchet_e2e::World;
 use hatchet_e2e::hatchet::unique;
-use hatchet_worker::{Client, ClientConfig, TlsStrategy};
 
 /// A worker process with its health port.
 pub(crate) struct WorkerProcess {
@@ -17,19 +16,6 @@ pub(crate) struct WorkerProcess {
 
 pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A client in `namespace` for the local engine.
-pub(crate) fn client(world: &World, namespace: &str) -> Client {
-    let config = ClientConfig::builder(world.token().unwrap())
-        .host_port(world.var("HATCHET_CLIENT_HOST_PORT").unwrap())
-        .server_url(world.server_url().unwrap())
-        .tls_strategy(TlsStrategy::None)
-        .namespace(namespace)
-        .healthcheck_enabled(false)
-        .build()
-        .unwrap();
-    Client::new(config).unwrap()
 }
 
 /// Starts the binary with the world's connection env plus `extra`, and waits for `/readyz`.
