@@ -90,16 +90,16 @@ pub fn install_crd(world: &World) {
         ],
     )
     .expect("apply the CRD");
-    kubectl(
-        world,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/hatchetworkers.hatchet.run",
-        ],
-    )
-    .expect("CRD established");
+    // Polled rather than `kubectl wait`: a CRD created a moment ago has no `status.conditions`
+    // yet, and kubectl 1.37 fails at once on that instead of waiting.
+    wait_for("CRD hatchetworkers.hatchet.run Established", SETTLE, POLL, || {
+        let crd = get_json(world, &["crd", "hatchetworkers.hatchet.run"])?;
+        match condition(&crd, "Established") {
+            Some(c) if c["status"] == "True" => Ok(()),
+            other => Err(format!("Established condition: {other:?}")),
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Applies `operator/rbac/role.yaml` (admin) and writes a kubeconfig that authenticates as the
