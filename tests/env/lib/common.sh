@@ -65,6 +65,34 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
+# go_peer_build NAME MODULE VERSION PEER_DIR BUILD_FN: build a peer from the Go module proxy in a
+# throwaway wrapper module under PEER_DIR (`go install module@version` is refused here: the proxy
+# does not serve the version lists it reads for deprecation notices). The wrapper requires
+# MODULE@VERSION and starts its go.sum from MODULE's own, because some dependencies are served
+# by the proxy but unknown to the checksum database. BUILD_FN runs inside the wrapper with
+# GOFLAGS=-mod=mod and CGO disabled; its arguments are MODULE's directory and go.mod in the cache.
+go_peer_build() {
+  local name=$1 module=$2 version=$3 peer=$4 build_fn=$5
+  command -v go >/dev/null || die "go is required to build $name"
+  local wrap=$peer/wrapper
+  rm -rf "$wrap"
+  mkdir -p "$wrap" "$peer/bin"
+  (
+    cd "$wrap"
+    local json dir gomod
+    json=$(go mod download -json "$module@$version") || die "$name: $module@$version is not served by the module proxy"
+    dir=$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p' <<<"$json")
+    gomod=$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p' <<<"$json")
+    [ -f "$dir/go.sum" ] && [ -f "$gomod" ] || die "$name: $module@$version not in the module cache"
+    printf 'module local.invalid/%s-peer\n\ngo 1.26\n\nrequire %s %s\n' "$name" "$module" "$version" >go.mod
+    cp "$dir/go.sum" go.sum
+    chmod u+w go.sum
+    export GOFLAGS=-mod=mod CGO_ENABLED=0
+    "$build_fn" "$dir" "$gomod"
+  ) || die "$name: build of $module@$version failed"
+  rm -rf "$wrap"
+}
+
 # --- processes: started detached, tracked by pid and executable so down never kills by name ---
 
 pid_file() { echo "$PID_DIR/$1.pid"; }

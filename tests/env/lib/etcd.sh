@@ -10,26 +10,14 @@ etcd_built() { [ -x "$ETCD_BIN/etcd" ]; }
 
 # The server module's main package is its root. Its replace directives (../api, ...) only apply
 # inside etcd's own repository, so a wrapper module requiring it gets the published siblings.
+etcd_go_build() { go build -trimpath -ldflags "-s -w" -o "$ETCD_BIN/etcd" "$ETCD_MODULE"; }
+
 etcd_build() {
   if etcd_built; then
     log "etcd $ETCD_VERSION already built in $ETCD_BIN"
     return 0
   fi
-  command -v go >/dev/null || die "go is required to build etcd"
-  local wrap=$ETCD_PEER/wrapper
-  rm -rf "$wrap"
-  mkdir -p "$wrap" "$ETCD_BIN"
-  (
-    cd "$wrap"
-    printf 'module local.invalid/etcd-peer\n\ngo 1.26\n\nrequire %s %s\n' "$ETCD_MODULE" "$ETCD_VERSION" >go.mod
-    local dir
-    dir=$(go mod download -json "$ETCD_MODULE@$ETCD_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-    [ -f "$dir/go.sum" ] || die "etcd: module $ETCD_MODULE@$ETCD_VERSION not in the module cache"
-    cp "$dir/go.sum" go.sum
-    chmod u+w go.sum
-    GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$ETCD_BIN/etcd" "$ETCD_MODULE"
-  ) || die "etcd: build of $ETCD_MODULE@$ETCD_VERSION failed"
-  rm -rf "$wrap"
+  go_peer_build etcd "$ETCD_MODULE" "$ETCD_VERSION" "$ETCD_PEER" etcd_go_build
 }
 
 etcd_ready() {

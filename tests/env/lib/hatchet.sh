@@ -14,33 +14,18 @@ hatchet_built() {
   for c in "${HATCHET_CMDS[@]}"; do [ -x "$HATCHET_BIN/$c" ] || return 1; done
 }
 
-# `go install module/cmd@version` refuses here (the proxy does not serve the module's version
-# list it reads for deprecation notices), so build from a throwaway wrapper module instead.
-# The wrapper's go.sum starts from the engine's own, because some of the engine's
-# dependencies are served by the proxy but unknown to the checksum database.
+hatchet_go_build() {
+  local pkgs=() c
+  for c in "${HATCHET_CMDS[@]}"; do pkgs+=("$HATCHET_MODULE/cmd/$c"); done
+  go build -trimpath -ldflags "-s -w -X main.Version=$HATCHET_VERSION" -o "$HATCHET_BIN/" "${pkgs[@]}"
+}
+
 hatchet_build() {
   if hatchet_built; then
     log "hatchet $HATCHET_VERSION already built in $HATCHET_BIN"
     return 0
   fi
-  command -v go >/dev/null || die "go is required to build the Hatchet engine"
-  local wrap=$HATCHET_PEER/wrapper
-  rm -rf "$wrap"
-  mkdir -p "$wrap" "$HATCHET_BIN"
-  (
-    cd "$wrap"
-    printf 'module local.invalid/hatchet-peer\n\ngo 1.26\n\nrequire %s %s\n' "$HATCHET_MODULE" "$HATCHET_VERSION" >go.mod
-    local dir
-    dir=$(go mod download -json "$HATCHET_MODULE@$HATCHET_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-    [ -f "$dir/go.sum" ] || die "hatchet: module $HATCHET_MODULE@$HATCHET_VERSION not in the module cache"
-    cp "$dir/go.sum" go.sum
-    chmod u+w go.sum
-    local pkgs=() c
-    for c in "${HATCHET_CMDS[@]}"; do pkgs+=("$HATCHET_MODULE/cmd/$c"); done
-    GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath \
-      -ldflags "-s -w -X main.Version=$HATCHET_VERSION" -o "$HATCHET_BIN/" "${pkgs[@]}"
-  ) || die "hatchet: build of $HATCHET_MODULE@$HATCHET_VERSION failed"
-  rm -rf "$wrap"
+  go_peer_build hatchet "$HATCHET_MODULE" "$HATCHET_VERSION" "$HATCHET_PEER" hatchet_go_build
 }
 
 # The engine's configuration: everything on loopback, Postgres as message queue, plaintext gRPC.

@@ -19,47 +19,34 @@ kube_built() {
 # `go install k8s.io/kubernetes/cmd/...@v1.x` cannot work: k8s.io/kubernetes requires its staging
 # modules (k8s.io/api, client-go, ...) at v0.0.0 and replaces them with ./staging/... paths. The
 # wrapper module replaces each of them with its published v0.<minor>.<patch>; the list is read from
-# the go.mod the proxy serves for k8s.io/kubernetes, so it follows the release exactly.
+# the go.mod the proxy serves for k8s.io/kubernetes ($2), so it follows the release exactly. The
+# wrapper also takes the release's go directive, which sets the binaries' GODEBUG defaults.
+kube_go_build() {
+  local gomod=$2 minor staging m n=0
+  minor=$(cut -d. -f2 <<<"${KUBE_VERSION#v}")
+  staging=v0.${KUBE_VERSION#v1.}
+  go mod edit -go="$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$gomod")"
+  for m in $(sed -n 's#^[[:space:]]*\(k8s.io/[^ ]*\) => \./staging/.*#\1#p' "$gomod"); do
+    go mod edit -replace="$m=$m@$staging"
+    n=$((n + 1))
+  done
+  [ "$n" -gt 0 ] || die "kubernetes: no staging replaces found in $gomod"
+  log "kubernetes: $n staging modules replaced by their published $staging"
+  local ldf="-s -w" p pkgs=() c
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldf+=" -X $p.gitVersion=$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+    ldf+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
+  done
+  for c in "${KUBE_CMDS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
+  go build -trimpath -ldflags "$ldf" -o "$KUBE_BIN/" "${pkgs[@]}"
+}
+
 kube_build() {
   if kube_built; then
     log "kubernetes $KUBE_VERSION already built in $KUBE_BIN"
     return 0
   fi
-  command -v go >/dev/null || die "go is required to build Kubernetes"
-  local wrap=$KUBE_PEER/wrapper
-  rm -rf "$wrap"
-  mkdir -p "$wrap" "$KUBE_BIN"
-  (
-    cd "$wrap"
-    local minor staging json gomod dir m
-    minor=$(cut -d. -f2 <<<"${KUBE_VERSION#v}")
-    staging=v0.${KUBE_VERSION#v1.}
-    json=$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION") \
-      || die "kubernetes: k8s.io/kubernetes@$KUBE_VERSION is not served by the module proxy"
-    gomod=$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p' <<<"$json")
-    dir=$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p' <<<"$json")
-    [ -f "$gomod" ] && [ -f "$dir/go.sum" ] || die "kubernetes: k8s.io/kubernetes@$KUBE_VERSION not in the module cache"
-    printf 'module local.invalid/kubernetes-peer\n\ngo %s\n\nrequire k8s.io/kubernetes %s\n' \
-      "$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$gomod")" "$KUBE_VERSION" >go.mod
-    local n=0
-    for m in $(sed -n 's#^[[:space:]]*\(k8s.io/[^ ]*\) => \./staging/.*#\1#p' "$gomod"); do
-      go mod edit -replace="$m=$m@$staging"
-      n=$((n + 1))
-    done
-    [ "$n" -gt 0 ] || die "kubernetes: no staging replaces found in $gomod"
-    log "kubernetes: $n staging modules replaced by their published $staging"
-    # Start from the release's own go.sum (the staging modules' sums come from the checksum db).
-    cp "$dir/go.sum" go.sum
-    chmod u+w go.sum
-    local ldf="-s -w" p pkgs=() c
-    for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-      ldf+=" -X $p.gitVersion=$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
-      ldf+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
-    done
-    for c in "${KUBE_CMDS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
-    GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "$ldf" -o "$KUBE_BIN/" "${pkgs[@]}"
-  ) || die "kubernetes: build of k8s.io/kubernetes@$KUBE_VERSION failed"
-  rm -rf "$wrap"
+  go_peer_build kubernetes k8s.io/kubernetes "$KUBE_VERSION" "$KUBE_PEER" kube_go_build
 }
 
 kube_ssl() { openssl "$@" >>"$LOG_DIR/kube-pki.log" 2>&1 || component_failed kube-pki "openssl $1 failed"; }

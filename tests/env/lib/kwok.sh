@@ -12,30 +12,22 @@ KWOK_STAGES=(node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heart
 
 kwok_built() { [ -x "$KWOK_BIN/kwok" ] && [ -s "$KWOK_PEER/stages.yaml" ]; }
 
+# The stage files come from the module's own directory ($1).
+kwok_go_build() {
+  go build -trimpath -ldflags "-s -w" -o "$KWOK_BIN/kwok" "$KWOK_MODULE/cmd/kwok"
+  local f
+  for f in "${KWOK_STAGES[@]}"; do
+    echo ---
+    cat "$1/kustomize/stage/$f"
+  done >"$KWOK_PEER/stages.yaml"
+}
+
 kwok_build() {
   if kwok_built; then
     log "kwok $KWOK_VERSION already built in $KWOK_BIN"
     return 0
   fi
-  command -v go >/dev/null || die "go is required to build kwok"
-  local wrap=$KWOK_PEER/wrapper
-  rm -rf "$wrap"
-  mkdir -p "$wrap" "$KWOK_BIN"
-  (
-    cd "$wrap"
-    printf 'module local.invalid/kwok-peer\n\ngo 1.26\n\nrequire %s %s\n' "$KWOK_MODULE" "$KWOK_VERSION" >go.mod
-    local dir f
-    dir=$(go mod download -json "$KWOK_MODULE@$KWOK_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-    [ -f "$dir/go.sum" ] || die "kwok: module $KWOK_MODULE@$KWOK_VERSION not in the module cache"
-    cp "$dir/go.sum" go.sum
-    chmod u+w go.sum
-    GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$KWOK_BIN/kwok" "$KWOK_MODULE/cmd/kwok"
-    for f in "${KWOK_STAGES[@]}"; do
-      echo ---
-      cat "$dir/kustomize/stage/$f"
-    done >"$KWOK_PEER/stages.yaml"
-  ) || die "kwok: build of $KWOK_MODULE@$KWOK_VERSION failed"
-  rm -rf "$wrap"
+  go_peer_build kwok "$KWOK_MODULE" "$KWOK_VERSION" "$KWOK_PEER" kwok_go_build
 }
 
 # Ready, and none of the node lifecycle controller's taints (not-ready, unreachable, ...) left,
