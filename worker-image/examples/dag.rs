@@ -34,7 +34,10 @@ async fn main() -> anyhow::Result<()> {
     let worker = Worker::builder(client.clone(), "example-dag").workflow(flow).build()?;
     let handle = worker.handle();
     let running = tokio::spawn(worker.run());
-    handle.wait_ready().await;
+    if !handle.wait_ready().await {
+        running.await??;
+        anyhow::bail!("the worker stopped before it was ready");
+    }
 
     let out = client.run("example-dag", &json!({}), TriggerOptions::default()).await?;
     println!("{}", serde_json::to_string_pretty(&out)?);

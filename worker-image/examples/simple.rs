@@ -36,7 +36,10 @@ async fn main() -> anyhow::Result<()> {
         .build()?;
     let handle = worker.handle();
     let running = tokio::spawn(worker.run());
-    handle.wait_ready().await;
+    if !handle.wait_ready().await {
+        running.await??;
+        anyhow::bail!("the worker stopped before it was ready");
+    }
 
     let out = client
         .run(

@@ -15,7 +15,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use crate::client::{Client, RunRef, TriggerOptions};
 use crate::names::go_duration;
 use crate::payload::ActionPayload;
-use crate::runtime::slots::SlotPermit;
+use crate::runtime::slots::SharedSlot;
 use crate::workflow::LabelValue;
 use crate::{Error, TaskError};
 
@@ -44,7 +44,7 @@ struct Inner {
     metadata: serde_json::Map<String, Value>,
     client: Client,
     cancel: CancellationToken,
-    slot: Mutex<Option<SlotPermit>>,
+    slot: SharedSlot,
     deadline: Arc<Mutex<Instant>>,
     child_index: AtomicI32,
 }
@@ -64,7 +64,7 @@ impl Context {
         metadata: serde_json::Map<String, Value>,
         client: Client,
         cancel: CancellationToken,
-        slot: SlotPermit,
+        slot: SharedSlot,
         deadline: Arc<Mutex<Instant>>,
     ) -> Self {
         Self {
@@ -74,7 +74,7 @@ impl Context {
                 metadata,
                 client,
                 cancel,
-                slot: Mutex::new(Some(slot)),
+                slot,
                 deadline,
                 child_index: AtomicI32::new(0),
             }),
@@ -113,6 +113,12 @@ impl Context {
     /// What triggered the run (e.g. the event payload), as the engine reports it.
     pub fn triggers(&self) -> &BTreeMap<String, Value> {
         &self.inner.payload.triggers
+    }
+
+    /// How the run was started, as the engine names it (e.g. `manual`, `event`, `cron`), when
+    /// it says.
+    pub fn triggered_by(&self) -> Option<&str> {
+        self.inner.payload.triggered_by.as_deref()
     }
 
     /// The run's additional metadata.
@@ -197,7 +203,7 @@ impl Context {
             .client
             .release_slot(&self.inner.ids.task_run_external_id)
             .await?;
-        self.inner.slot.lock().expect("slot lock").take();
+        self.inner.slot.release();
         Ok(())
     }
 

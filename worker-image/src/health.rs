@@ -68,6 +68,7 @@ pub(crate) fn unready_reason(c: &Connection, draining: bool, now: Instant) -> Op
     }
     match c.last_heartbeat_ok {
         None => Some("no heartbeat acknowledged yet".into()),
+        Some(_) if !c.stream_confirmed => Some("no heartbeat acknowledged on the new assignment stream yet".into()),
         Some(t) if now.saturating_duration_since(t) >= HEARTBEAT_FRESHNESS => Some(format!(
             "last heartbeat acknowledged {:.1}s ago",
             now.saturating_duration_since(t).as_secs_f64()
@@ -219,10 +220,14 @@ async fn drain(State(s): State<AppState>) -> Response {
     s.shared.finished.cancelled().await;
     let exit = s.shared.exit.lock().expect("exit lock").clone();
     match exit {
+        Some(crate::Exit::Drained) => json_response(StatusCode::OK, json!({"drained": true})),
         Some(crate::Exit::DeadlineExceeded { abandoned }) => {
             json_response(StatusCode::OK, json!({"drained": false, "abandoned": abandoned}))
         }
-        _ => json_response(StatusCode::OK, json!({"drained": true})),
+        None => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"drained": false, "error": "the worker stopped with an error; see its log"}),
+        ),
     }
 }
 
@@ -235,6 +240,7 @@ mod tests {
             worker_id: Some("w".into()),
             phase,
             last_heartbeat_ok: hb_ago.map(|s| now - Duration::from_secs(s)),
+            stream_confirmed: hb_ago.is_some(),
             reconnects: 0,
             loop_tick: now,
         }
@@ -251,6 +257,14 @@ mod tests {
             (mk_conn(Phase::Streaming, Some(1), now), true, "draining"),
             (mk_conn(Phase::BackingOff, Some(1), now), false, "stream is not up"),
             (mk_conn(Phase::Streaming, None, now), false, "no heartbeat"),
+            (
+                Connection {
+                    stream_confirmed: false,
+                    ..mk_conn(Phase::Streaming, Some(1), now)
+                },
+                false,
+                "on the new assignment stream",
+            ),
             (
                 mk_conn(Phase::Streaming, Some(6), now),
                 false,

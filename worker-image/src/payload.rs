@@ -21,6 +21,7 @@ pub struct ActionPayload {
     /// What triggered the run (e.g. an event's payload).
     #[serde(default)]
     pub triggers: BTreeMap<String, Value>,
+    /// How the run was started (e.g. `manual`, `event`, `cron`), when the engine says.
     #[serde(default)]
     pub triggered_by: Option<String>,
 }
@@ -75,11 +76,20 @@ pub fn error_message(stored: &str) -> &str {
 
 /// A COMPLETED payload: JSON without NUL characters (the engine refuses `\u0000`).
 pub fn completion_payload(output: &Value) -> Result<String, String> {
-    let s = serde_json::to_string(output).map_err(|e| format!("output is not JSON: {e}"))?;
-    if s.contains("\\u0000") {
+    if has_nul(output) {
         return Err("output contains a NUL character (\\u0000), which the engine refuses".into());
     }
-    Ok(s)
+    serde_json::to_string(output).map_err(|e| format!("output is not JSON: {e}"))
+}
+
+/// Whether a string anywhere in `v` (key or value) holds a NUL character.
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
 }
 
 #[cfg(test)]
@@ -131,5 +141,8 @@ mod tests {
     fn completion_refuses_nul() {
         assert_eq!(completion_payload(&json!({"a":1})).unwrap(), r#"{"a":1}"#);
         assert!(completion_payload(&json!({"a":"x\u{0}y"})).is_err());
+        assert!(completion_payload(&json!({"deep": [{"k\u{0}": 1}]})).is_err());
+        let text = r"a literal backslash-u0000 is text, not a NUL: \u0000";
+        assert!(completion_payload(&json!({ "a": text })).is_ok());
     }
 }

@@ -27,6 +27,13 @@ pub fn is_retryable(code: Code) -> bool {
     )
 }
 
+/// Codes after which the engine has not acted on the request (unreachable, or refused for
+/// load): the only ones a call that is not idempotent (start a run, push an event) retries on,
+/// so a retry cannot start a second run.
+pub fn is_undelivered(code: Code) -> bool {
+    matches!(code, Code::Unavailable | Code::ResourceExhausted)
+}
+
 /// The ceiling of the backoff window for the `attempt`-th retry (0-based): `base * 2^attempt`,
 /// capped at `max`.
 pub fn backoff_ceiling(attempt: u32, base: Duration, max: Duration) -> Duration {

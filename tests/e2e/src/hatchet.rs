@@ -74,9 +74,12 @@ pub struct RunningWorker {
 pub async fn start(worker: Worker) -> RunningWorker {
     let handle = worker.handle();
     let join = tokio::spawn(worker.run());
-    tokio::time::timeout(Duration::from_secs(60), handle.wait_ready())
+    let ready = tokio::time::timeout(Duration::from_secs(60), handle.wait_ready())
         .await
         .expect("worker ready within 60s");
+    if !ready {
+        panic!("the worker stopped before it was ready: {:?}", join.await);
+    }
     RunningWorker { handle, join }
 }
 

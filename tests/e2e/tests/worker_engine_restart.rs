@@ -65,8 +65,9 @@ async fn worker_survives_an_engine_restart_without_losing_runs() {
     }
     assert_eq!(done, 15);
     assert!(!w.is_finished(), "the worker must not exit on an engine restart");
-    timeout(Duration::from_secs(30), w.handle.wait_ready())
+    let ready = timeout(Duration::from_secs(30), w.handle.wait_ready())
         .await
         .expect("worker ready again");
+    assert!(ready, "the worker stopped instead of reconnecting");
     w.stop().await;
 }

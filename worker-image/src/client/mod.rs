@@ -20,7 +20,7 @@ pub use runs::{RunDetails, RunRef, RunStatus, TaskRunDetail, TriggerOptions};
 
 use crate::config::ClientConfig;
 use crate::connection::Engine;
-use crate::retry::{is_retryable, jittered};
+use crate::retry::{is_retryable, is_undelivered, jittered};
 use crate::workflow::LabelValue;
 use crate::{Error, Result};
 
@@ -96,7 +96,7 @@ impl Client {
             .map(|m| serde_json::to_string(&m).map_err(|e| Error::Payload(e.to_string())))
             .transpose()?;
         let key = self.config.namespaced(key);
-        let ev = call("Push", || {
+        let ev = call_unrepeatable("Push", || {
             let mut c = self.engine.events.clone();
             let req = PushEventRequest {
                 key: key.clone(),
@@ -231,12 +231,44 @@ where
     call_with(name, Persistence::Attempts(CALL_ATTEMPTS), CALL_TIMEOUT, f).await
 }
 
+/// [`call`] for a request that must not take effect twice: retried only when the engine
+/// certainly did not act on it ([`is_undelivered`]); an ambiguous failure (a deadline, an
+/// internal error) is returned to the caller, who knows whether a duplicate is acceptable.
+pub(crate) async fn call_unrepeatable<T, F, Fut>(name: &'static str, f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+{
+    call_retrying(
+        name,
+        Persistence::Attempts(CALL_ATTEMPTS),
+        CALL_TIMEOUT,
+        is_undelivered,
+        f,
+    )
+    .await
+}
+
 /// [`call`] with its own persistence and per-try deadline. `f` builds each try afresh, so a
 /// request can carry the time it was sent.
 pub(crate) async fn call_with<T, F, Fut>(
     name: &'static str,
     persistence: Persistence,
     per_try: Duration,
+    f: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+{
+    call_retrying(name, persistence, per_try, is_retryable, f).await
+}
+
+async fn call_retrying<T, F, Fut>(
+    name: &'static str,
+    persistence: Persistence,
+    per_try: Duration,
+    retryable: fn(tonic::Code) -> bool,
     mut f: F,
 ) -> Result<T>
 where
@@ -256,7 +288,7 @@ where
             Persistence::Attempts(n) => attempt >= n,
             Persistence::Within(budget) => started.elapsed() >= budget,
         };
-        if !is_retryable(status.code()) || exhausted {
+        if !retryable(status.code()) || exhausted {
             return Err(Error::rpc(name, status));
         }
         let wait = jittered(attempt, Duration::from_millis(250), Duration::from_secs(5));

@@ -7,7 +7,7 @@ use hatchet_proto::v1::{self, CancelTasksRequest, GetRunDetailsRequest, TriggerW
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Client, call};
+use super::{Client, call, call_unrepeatable};
 use crate::workflow::DesiredLabel;
 use crate::{Error, Result};
 
@@ -138,7 +138,7 @@ impl Client {
         let metadata = json_bytes(&options.metadata)?;
         let name = self.config.namespaced(workflow);
         let labels = options.desired_labels_proto();
-        let r = call("TriggerWorkflowRun", || {
+        let r = call_unrepeatable("TriggerWorkflowRun", || {
             let mut a = self.engine.admin.clone();
             let req = TriggerWorkflowRunRequest {
                 workflow_name: name.clone(),

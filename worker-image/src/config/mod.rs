@@ -17,7 +17,7 @@ const DEFAULT_HOST_PORT: &str = "localhost:7070";
 pub const DEFAULT_HEALTHCHECK_PORT: u16 = 8001;
 
 /// An API token; its `Debug` never shows the value, so it cannot leak into logs.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Token(String);
 
 impl Token {
@@ -95,7 +95,6 @@ pub struct ClientConfig {
     /// Normalised namespace prefix (lowercase, ends in `_`), or empty.
     pub namespace: String,
     pub tls: TlsConfig,
-    pub log_level: Option<String>,
     pub healthcheck: HealthcheckConfig,
     /// Labels every worker built from this config carries (e.g. the fleet label).
     pub preset_labels: BTreeMap<String, String>,
@@ -105,7 +104,7 @@ impl ClientConfig {
     /// Starts a builder for the given token.
     pub fn builder(token: impl Into<String>) -> ClientConfigBuilder {
         ClientConfigBuilder {
-            token: token.into(),
+            token: Token(token.into()),
             ..ClientConfigBuilder::default()
         }
     }
@@ -132,7 +131,6 @@ impl ClientConfig {
         b.tls_key_file = get("HATCHET_CLIENT_TLS_KEY_FILE").map(PathBuf::from);
         b.tls_root_ca_file = get("HATCHET_CLIENT_TLS_ROOT_CA_FILE").map(PathBuf::from);
         b.tls_server_name = get("HATCHET_CLIENT_TLS_SERVER_NAME");
-        b.log_level = get("HATCHET_CLIENT_LOG_LEVEL");
         if let Some(v) = get("HATCHET_CLIENT_WORKER_HEALTHCHECK_ENABLED") {
             b.healthcheck_enabled = Some(parse_bool("HATCHET_CLIENT_WORKER_HEALTHCHECK_ENABLED", &v)?);
         }
@@ -168,7 +166,7 @@ pub(crate) fn apply_namespace(namespace: &str, name: &str) -> String {
 /// Builder for [`ClientConfig`]; unset fields fall back to the token's claims and SDK defaults.
 #[derive(Debug, Default, Clone)]
 pub struct ClientConfigBuilder {
-    token: String,
+    token: Token,
     tenant_id: Option<String>,
     host_port: Option<String>,
     server_url: Option<String>,
@@ -178,7 +176,6 @@ pub struct ClientConfigBuilder {
     tls_key_file: Option<PathBuf>,
     tls_root_ca_file: Option<PathBuf>,
     tls_server_name: Option<String>,
-    log_level: Option<String>,
     healthcheck_enabled: Option<bool>,
     healthcheck_port: Option<u16>,
     healthcheck_bind_address: Option<String>,
@@ -231,7 +228,7 @@ impl ClientConfigBuilder {
 
     /// Validates and resolves defaults from the token's claims.
     pub fn build(self) -> Result<ClientConfig, Error> {
-        let claims = read_claims(&self.token)?;
+        let claims = read_claims(&self.token.0)?;
         let host_port = self
             .host_port
             .or(claims.grpc_broadcast_address)
@@ -268,13 +265,12 @@ impl ClientConfigBuilder {
             }
         }
         Ok(ClientConfig {
-            token: Token(self.token.trim().to_owned()),
+            token: Token(self.token.0.trim().to_owned()),
             tenant_id: self.tenant_id.unwrap_or(claims.sub),
             host_port,
             server_url: server_url.trim_end_matches('/').to_owned(),
             namespace: normalize_namespace(self.namespace.as_deref().unwrap_or("")),
             tls,
-            log_level: self.log_level,
             healthcheck: HealthcheckConfig {
                 enabled: self.healthcheck_enabled.unwrap_or(true),
                 port: self.healthcheck_port.unwrap_or(DEFAULT_HEALTHCHECK_PORT),
@@ -364,6 +360,8 @@ mod tests {
         assert!(c.healthcheck.enabled);
         assert_eq!(c.namespace, "");
         assert!(!format!("{c:?}").contains(&t), "Debug must not print the token");
+        let b = ClientConfig::builder(t.clone()).namespace("team");
+        assert!(!format!("{b:?}").contains(&t), "nor the builder's");
     }
 
     #[test]

@@ -52,7 +52,7 @@ impl Driver {
         self.feed(Input::Start).await?;
         loop {
             self.publish();
-            if self.shared.is_draining() && self.shared.slots.used() == 0 {
+            if self.shared.is_draining() && self.shared.tasks.is_empty() {
                 return Ok(self.finish(Exit::Drained).await);
             }
             if self.drain_deadline.is_some_and(|d| Instant::now() >= d) {
@@ -69,7 +69,7 @@ impl Driver {
             let shutdown = self.shared.shutdown.clone();
             let draining = self.shared.is_draining();
             tokio::select! {
-                _ = shutdown.cancelled(), if !draining => self.start_drain().await,
+                _ = shutdown.cancelled(), if !draining => self.start_drain(),
                 Some(input) = self.heartbeats.1.recv() => self.feed(input).await?,
                 msg = next_action(&mut self.stream) => match msg {
                     Ok(Some(a)) => self.on_action(a).await,
@@ -79,7 +79,7 @@ impl Driver {
                         self.feed(Input::StreamFailed(Some(s.code()))).await?
                     }
                 },
-                _ = self.shared.slots.idle(), if draining => {}
+                _ = self.shared.tasks.wait(), if draining => {}
                 _ = tokio::time::sleep_until(wake) => self.feed(Input::Tick).await?,
             }
         }
@@ -197,32 +197,32 @@ impl Driver {
         match ActionType::try_from(a.action_type) {
             Ok(ActionType::StartStepRun) => {
                 let shared = Arc::clone(&self.shared);
+                // Listed before anything else runs, so a cancel right behind it finds it.
+                let tracked = shared.track(&a.task_run_external_id, &a.action_id);
                 match shared.slots.try_acquire() {
                     Some(permit) => {
-                        tokio::spawn(executor::run(shared, a, permit, assigned_at));
+                        self.shared
+                            .tasks
+                            .spawn(executor::run(shared, a, tracked, permit, assigned_at));
                     }
                     None if shared.is_draining() => {
-                        tracing::warn!(task_run = %a.task_run_external_id, "assignment arrived while draining; handing it back");
-                        tokio::spawn(async move {
-                            let msg = crate::payload::failure_payload(
-                                "WorkerDraining",
-                                "the worker was draining when the task arrived; the engine may retry it",
-                                &a.task_run_external_id,
-                            );
-                            executor::report(
-                                &shared,
-                                &a,
-                                hatchet_proto::StepActionEventType::StepEventTypeFailed,
-                                msg,
-                                false,
-                            )
-                            .await;
-                        });
+                        drop(tracked);
+                        self.shared
+                            .tasks
+                            .spawn(async move { executor::hand_back(&shared, &a).await });
                     }
+                    // The engine believes a slot is free (e.g. just after re-registering): wait
+                    // for one, unless the run is cancelled or the worker starts draining.
                     None => {
-                        tokio::spawn(async move {
-                            if let Some(permit) = shared.slots.acquire().await {
-                                executor::run(shared, a, permit, assigned_at).await;
+                        self.shared.tasks.spawn(async move {
+                            let permit = tokio::select! {
+                                p = shared.slots.acquire() => p,
+                                _ = tracked.cancel.cancelled() => None,
+                            };
+                            match permit {
+                                Some(permit) => executor::run(shared, a, tracked, permit, assigned_at).await,
+                                None if tracked.cancel_reason() == Some(CancelReason::Engine) => {}
+                                None => executor::hand_back(&shared, &a).await,
                             }
                         });
                     }
@@ -242,32 +242,39 @@ impl Driver {
         }
     }
 
-    async fn start_drain(&mut self) {
+    fn start_drain(&mut self) {
         let s = &self.shared;
         if s.draining.swap(true, Ordering::AcqRel) {
             return;
         }
         s.slots.close();
-        self.drain_deadline = Some(Instant::now() + s.drain_timeout);
-        tracing::info!(in_flight = s.slots.used(), timeout = ?s.drain_timeout, "draining: no new tasks, waiting for running ones");
-        if let Some(id) = s.worker_id()
-            && let Err(e) = s.client.set_worker_paused(&id, true).await
-        {
-            tracing::warn!("could not pause the worker in the engine: {e}");
+        s.tasks.close();
+        // A deadline too far to represent is no deadline.
+        self.drain_deadline = Instant::now().checked_add(s.drain_timeout);
+        tracing::info!(in_flight = s.tasks.len(), timeout = ?s.drain_timeout, "draining: no new tasks, waiting for running ones");
+        // Paused in the engine so nothing new is assigned; off the loop, which must keep
+        // heartbeating while the REST call takes its time. The drain waits for it too.
+        if let Some(id) = s.worker_id() {
+            let shared = Arc::clone(s);
+            s.tasks.spawn(async move {
+                if let Err(e) = shared.client.set_worker_paused(&id, true).await {
+                    tracing::warn!("could not pause the worker in the engine: {e}");
+                }
+            });
         }
     }
 
     /// Cancels the remaining tasks so they report FAILED (retryable), and waits for those
     /// reports, keeping heartbeats going meanwhile.
     async fn abandon(&mut self) -> usize {
-        let abandoned = self.shared.slots.used();
+        let abandoned = self.shared.running.lock().expect("running lock").len();
         tracing::warn!(abandoned, "drain deadline passed; abandoning running tasks");
         self.shared.cancel_all(CancelReason::DrainDeadline);
         let until = Instant::now() + ABANDON_REPORT_TIMEOUT;
-        while self.shared.slots.used() > 0 && Instant::now() < until {
+        while !self.shared.tasks.is_empty() && Instant::now() < until {
             tokio::select! {
                 Some(input) = self.heartbeats.1.recv() => { let _ = self.feed(input).await; }
-                _ = self.shared.slots.idle() => {}
+                _ = self.shared.tasks.wait() => {}
                 _ = tokio::time::sleep(MAX_TICK) => { let _ = self.feed(Input::Tick).await; }
             }
         }
@@ -293,6 +300,7 @@ impl Driver {
         c.worker_id = self.listener.worker_id().map(str::to_owned).or(c.worker_id.take());
         c.phase = self.listener.phase();
         c.last_heartbeat_ok = self.listener.last_heartbeat_ok();
+        c.stream_confirmed = self.listener.stream_confirmed();
         c.reconnects = self.listener.reconnects();
         c.loop_tick = Instant::now();
         let ready = self.listener.is_healthy(Instant::now()) && !self.shared.is_draining();

@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use hatchet_proto::{AssignedAction, StepActionEvent, StepActionEventType};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
-use super::shared::{CancelReason, RunningTask, Shared};
-use super::slots::SlotPermit;
+use super::shared::{CancelReason, Shared, Tracked};
+use super::slots::{SharedSlot, SlotPermit};
 use crate::client::{Persistence, call_with, now_timestamp};
 use crate::context::{Context, RunIds};
 use crate::payload::{completion_payload, failure_payload, parse_action_payload, parse_metadata};
@@ -45,9 +44,17 @@ impl Outcome {
     }
 }
 
-/// Runs the assignment to its end. The slot permit is held until the result is reported.
-pub(crate) async fn run(shared: Arc<Shared>, action: AssignedAction, permit: SlotPermit, assigned_at: Instant) {
+/// Runs the assignment to its end. The slot is held until the result is reported, unless the
+/// task gives it back earlier with `release_slot`.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    action: AssignedAction,
+    tracked: Tracked,
+    permit: SlotPermit,
+    assigned_at: Instant,
+) {
     let id = action.task_run_external_id.clone();
+    let slot = SharedSlot::new(permit);
     let Some(def) = shared.actions.get(&action.action_id).cloned() else {
         let msg = format!("this worker has no handler for action {:?}", action.action_id);
         tracing::error!(task_run = %id, "{msg}");
@@ -61,37 +68,39 @@ pub(crate) async fn run(shared: Arc<Shared>, action: AssignedAction, permit: Slo
         .await;
         return;
     };
-    let cancel = CancellationToken::new();
-    let reason = Arc::new(Mutex::new(None));
     let started = Instant::now();
-    shared.running.lock().expect("running lock").insert(
-        id.clone(),
-        RunningTask {
-            action_id: action.action_id.clone(),
-            started_at: started,
-            cancel: cancel.clone(),
-            reason: Arc::clone(&reason),
-        },
-    );
     shared
         .metrics
         .task_started(&action.action_id, started.saturating_duration_since(assigned_at));
-    let outcome = execute(&shared, &action, def, permit, cancel, reason).await;
-    shared.running.lock().expect("running lock").remove(&id);
+    let outcome = execute(&shared, &action, def, slot.clone(), &tracked).await;
+    slot.release();
+    drop(tracked);
     shared
         .metrics
         .task_finished(&action.action_id, outcome.label(), started.elapsed());
     tracing::info!(task_run = %id, action = %action.action_id, outcome = outcome.label(), elapsed = ?started.elapsed(), "task finished");
 }
 
+/// Gives back an assignment this worker will not run (it is draining): FAILED and retryable,
+/// so the engine hands it to another worker.
+pub(crate) async fn hand_back(shared: &Shared, action: &AssignedAction) {
+    tracing::warn!(task_run = %action.task_run_external_id, "assignment arrived while draining; handing it back");
+    let msg = failure_payload(
+        "WorkerDraining",
+        "the worker was draining when the task arrived; the engine may retry it",
+        &action.task_run_external_id,
+    );
+    report(shared, action, StepActionEventType::StepEventTypeFailed, msg, false).await;
+}
+
 async fn execute(
     shared: &Arc<Shared>,
     action: &AssignedAction,
     def: super::shared::ActionDef,
-    permit: SlotPermit,
-    cancel: CancellationToken,
-    reason: Arc<Mutex<Option<CancelReason>>>,
+    slot: SharedSlot,
+    tracked: &Tracked,
 ) -> Outcome {
+    let cancel = &tracked.cancel;
     let id = action.task_run_external_id.as_str();
     let failed = |ty: &str, msg: &str| failure_payload(ty, msg, id);
 
@@ -138,7 +147,7 @@ async fn execute(
         metadata,
         shared.client.clone(),
         cancel.clone(),
-        permit,
+        slot,
         Arc::clone(&deadline),
     );
     let mut handle = tokio::spawn((def.handler)(ctx));
@@ -167,8 +176,7 @@ async fn execute(
         if !handle.is_finished() && tokio::time::timeout(CANCEL_GRACE, &mut handle).await.is_err() {
             handle.abort();
         }
-        let why = *reason.lock().expect("reason lock");
-        return match why {
+        return match tracked.cancel_reason() {
             Some(CancelReason::DrainDeadline) => {
                 let msg =
                     "the worker stopped before the task finished (drain deadline passed); the engine may retry it";

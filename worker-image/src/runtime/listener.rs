@@ -79,6 +79,8 @@ pub struct Listener {
     heartbeat_in_flight: bool,
     heartbeat_failures: u32,
     last_heartbeat_ok: Option<Instant>,
+    /// A heartbeat was acknowledged since the current stream was opened.
+    stream_confirmed: bool,
     reconnects: u64,
 }
 
@@ -99,6 +101,7 @@ impl Listener {
             heartbeat_in_flight: false,
             heartbeat_failures: 0,
             last_heartbeat_ok: None,
+            stream_confirmed: false,
             reconnects: 0,
         }
     }
@@ -120,9 +123,16 @@ impl Listener {
         self.last_heartbeat_ok
     }
 
-    /// Streaming with a heartbeat acknowledged within [`HEARTBEAT_FRESHNESS`].
+    /// Whether a heartbeat was acknowledged since the current stream was opened.
+    pub fn stream_confirmed(&self) -> bool {
+        self.stream_confirmed
+    }
+
+    /// Streaming, with a heartbeat acknowledged on this stream and within
+    /// [`HEARTBEAT_FRESHNESS`].
     pub fn is_healthy(&self, now: Instant) -> bool {
         self.phase == Phase::Streaming
+            && self.stream_confirmed
             && self
                 .last_heartbeat_ok
                 .is_some_and(|t| now.saturating_duration_since(t) < HEARTBEAT_FRESHNESS)
@@ -159,14 +169,20 @@ impl Listener {
                 self.phase = Phase::Streaming;
                 self.next_heartbeat = Some(now + FIRST_HEARTBEAT_DELAY);
                 self.heartbeat_failures = 0;
+                // Only a heartbeat answered on this stream proves the engine takes it: one from
+                // the previous stream must not make a reconnect look healthy.
+                self.stream_confirmed = false;
                 Vec::new()
             }
             Input::StreamFailed(code) => self.stream_failed(code, now, jitter),
+            // An answer that arrives after the stream broke says nothing about the next one.
+            Input::HeartbeatOk if self.phase != Phase::Streaming => Vec::new(),
             Input::HeartbeatOk => {
                 self.heartbeat_in_flight = false;
                 self.heartbeat_failures = 0;
                 self.attempt = 0;
                 self.last_heartbeat_ok = Some(now);
+                self.stream_confirmed = true;
                 Vec::new()
             }
             Input::HeartbeatFailed(code) => self.heartbeat_failed(code, now, jitter),
@@ -325,6 +341,42 @@ mod tests {
         l.step(Input::StreamFailed(Some(Code::Unavailable)), t1, 0.5);
         assert_eq!(l.next_deadline(), Some(t1 + Duration::from_secs(1)));
         assert_eq!(l.reconnects(), 1);
+    }
+
+    #[test]
+    fn a_reopened_stream_is_unhealthy_until_a_heartbeat_on_it_is_answered() {
+        let t0 = Instant::now();
+        let mut l = mk_streaming(t0);
+        l.step(Input::Tick, t0, 0.5);
+        l.step(Input::HeartbeatOk, t0, 0.5);
+        assert!(l.is_healthy(t0));
+        let broke = t0 + Duration::from_millis(100);
+        l.step(Input::StreamFailed(Some(Code::Unavailable)), broke, 0.0);
+        let retry = l.next_deadline().unwrap();
+        l.step(Input::Tick, retry, 0.0);
+        l.step(Input::StreamOpened, retry, 0.0);
+        assert_eq!(l.phase(), Phase::Streaming);
+        assert!(!l.is_healthy(retry), "the old stream's heartbeat does not count");
+        let hb = retry + FIRST_HEARTBEAT_DELAY;
+        assert_eq!(
+            l.step(Input::Tick, hb, 0.5),
+            vec![Effect::SendHeartbeat { worker_id: "w1".into() }]
+        );
+        l.step(Input::HeartbeatOk, hb, 0.5);
+        assert!(l.is_healthy(hb));
+    }
+
+    #[test]
+    fn a_heartbeat_answered_after_the_stream_broke_is_ignored() {
+        let t0 = Instant::now();
+        let mut l = mk_streaming(t0);
+        l.step(Input::Tick, t0, 0.5);
+        l.step(Input::StreamFailed(Some(Code::Unavailable)), t0, 0.5);
+        let backoff = l.next_deadline();
+        let before = l.last_heartbeat_ok();
+        l.step(Input::HeartbeatOk, t0 + Duration::from_millis(1), 0.5);
+        assert_eq!(l.last_heartbeat_ok(), before);
+        assert_eq!(l.next_deadline(), backoff, "the backoff is not reset by a stale answer");
     }
 
     #[test]

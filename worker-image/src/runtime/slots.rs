@@ -1,8 +1,8 @@
 //! Task slots as RAII permits: a permit is taken before a task is accepted and moves with
-//! it; dropping it frees the slot. Closing the pool gives drain for free.
+//! it; dropping it frees the slot. Closing the pool stops new work for a drain.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
@@ -32,6 +32,24 @@ impl Drop for SlotPermit {
         if self.pool.used.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.pool.idle.notify_waiters();
         }
+    }
+}
+
+/// A task's slot, shared by its executor and its [`Context`](crate::Context): the task may
+/// give it back early (`release_slot`), otherwise the executor frees it once the result is
+/// reported. Clones of the context that outlive the run never hold it.
+#[derive(Debug, Clone)]
+pub(crate) struct SharedSlot(Arc<Mutex<Option<SlotPermit>>>);
+
+impl SharedSlot {
+    pub(crate) fn new(permit: SlotPermit) -> Self {
+        Self(Arc::new(Mutex::new(Some(permit))))
+    }
+
+    /// Frees the slot (idempotent).
+    pub(crate) fn release(&self) {
+        let permit = self.0.lock().expect("slot lock").take();
+        drop(permit);
     }
 }
 
@@ -127,6 +145,20 @@ mod tests {
         });
         assert!(h.await.unwrap_err().is_panic());
         assert_eq!(pool.used(), 0);
+        assert!(pool.try_acquire().is_some());
+    }
+
+    #[test]
+    fn a_shared_slot_is_freed_once_by_whichever_side_releases_first() {
+        let pool = SlotPool::new(1);
+        let slot = SharedSlot::new(pool.try_acquire().unwrap());
+        let ctx_side = slot.clone();
+        assert_eq!(pool.used(), 1);
+        ctx_side.release();
+        assert_eq!(pool.used(), 0);
+        slot.release();
+        assert_eq!(pool.used(), 0, "a second release frees nothing more");
+        drop(ctx_side);
         assert!(pool.try_acquire().is_some());
     }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use prometheus_client::registry::Registry;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::driver::Driver;
 use super::listener::Phase;
@@ -123,6 +124,7 @@ impl WorkerBuilder {
                 worker_id: None,
                 phase: Phase::Idle,
                 last_heartbeat_ok: None,
+                stream_confirmed: false,
                 reconnects: 0,
                 loop_tick: Instant::now(),
             }),
@@ -133,6 +135,8 @@ impl WorkerBuilder {
             exit: std::sync::Mutex::new(None),
             draining: Default::default(),
             drain_timeout: self.drain_timeout,
+            tasks: TaskTracker::new(),
+            attempts: Default::default(),
         });
         Ok(Worker {
             shared,
@@ -172,15 +176,21 @@ impl WorkerHandle {
         self.shared.shutdown.cancel();
     }
 
-    /// Registered, assignment stream up, heartbeat fresh, not draining.
+    /// Registered, assignment stream up, heartbeat fresh, not draining: the rule `/readyz`
+    /// applies, evaluated now (not as the loop last published it).
     pub fn is_ready(&self) -> bool {
-        *self.shared.ready.borrow()
+        let c = self.shared.connection.lock().expect("connection lock").clone();
+        crate::health::unready_reason(&c, self.shared.is_draining(), Instant::now()).is_none()
     }
 
-    /// Resolves once the worker is ready to receive tasks.
-    pub async fn wait_ready(&self) {
+    /// Resolves `true` once the worker is ready to receive tasks, or `false` if it stopped
+    /// (a fatal error or a drain) before it ever was.
+    pub async fn wait_ready(&self) -> bool {
         let mut rx = self.shared.ready.subscribe();
-        let _ = rx.wait_for(|r| *r).await;
+        tokio::select! {
+            r = rx.wait_for(|r| *r) => r.is_ok(),
+            _ = self.shared.finished.cancelled() => false,
+        }
     }
 
     /// The engine's id of this worker, once registered.

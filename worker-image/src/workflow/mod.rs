@@ -279,7 +279,7 @@ impl Workflow {
             timeout: d("timeout", t.timeout)?,
             inputs: "{}".into(),
             parents: t.parents.clone(),
-            retries: t.retries as i32,
+            retries: saturating_i32(t.retries.into()),
             rate_limits: t.rate_limits.iter().map(RateLimit::to_proto).collect(),
             worker_labels: t
                 .desired_labels
@@ -287,7 +287,7 @@ impl Workflow {
                 .map(|(k, v)| (k.clone(), v.to_proto()))
                 .collect(),
             backoff_factor: t.backoff_factor,
-            backoff_max_seconds: t.backoff_max.map(|m| m.as_secs() as i32),
+            backoff_max_seconds: t.backoff_max.map(|m| saturating_i32(m.as_secs())),
             concurrency: t.concurrency.iter().map(Concurrency::to_proto).collect(),
             conditions: None,
             schedule_timeout: t.schedule_timeout.map(|s| d("schedule timeout", s)).transpose()?,
@@ -296,6 +296,12 @@ impl Workflow {
             batch: None,
         })
     }
+}
+
+/// The engine's counters are int32: a larger count means "as many as the engine allows", never
+/// a wrapped negative number.
+pub(crate) fn saturating_i32(n: u64) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
 }
 
 #[cfg(test)]

@@ -68,7 +68,7 @@ impl Concurrency {
         };
         v1::Concurrency {
             expression: self.expression.clone(),
-            max_runs: self.max_runs.map(|n| n as i32),
+            max_runs: self.max_runs.map(|n| super::saturating_i32(n.into())),
             limit_strategy: Some(strategy as i32),
         }
     }
@@ -151,7 +151,7 @@ impl RateLimit {
         });
         v1::CreateTaskRateLimit {
             key: self.key.clone().or_else(|| self.key_expr.clone()).unwrap_or_default(),
-            units: self.units.map(|u| u as i32),
+            units: self.units.map(|u| super::saturating_i32(u.into())),
             key_expr: self.key_expr.clone(),
             units_expr: self.units_expr.clone(),
             limit_values_expr: self.limit_expr.clone(),

@@ -92,7 +92,6 @@ pub(crate) type Handler =
 #[derive(Clone)]
 pub struct Task {
     pub(crate) name: String,
-    pub(crate) description: Option<String>,
     pub(crate) handler: Handler,
     pub(crate) parents: Vec<String>,
     pub(crate) retries: u32,
@@ -146,7 +145,6 @@ impl Task {
         });
         Self {
             name,
-            description: None,
             handler: erased,
             parents: Vec::new(),
             retries: 0,
@@ -163,12 +161,6 @@ impl Task {
     /// The task's name (its readable id; outputs are keyed by it).
     pub fn name(&self) -> &str {
         &self.name
-    }
-
-    /// A human description.
-    pub fn description(mut self, d: impl Into<String>) -> Self {
-        self.description = Some(d.into());
-        self
     }
 
     /// Tasks of the same workflow that must complete first; their outputs reach this one.

@@ -119,3 +119,13 @@ fn invalid_definitions_are_refused_before_any_call() {
     }
     assert!(mk_dag().validate().is_ok());
 }
+
+#[test]
+fn counts_beyond_int32_saturate_instead_of_wrapping_negative() {
+    let wf = Workflow::new("big")
+        .concurrency(Concurrency::new("input.user").max_runs(u32::MAX))
+        .task(Task::new("t", echo).retries(u32::MAX));
+    let req = wf.to_proto("").unwrap();
+    assert_eq!(req.tasks[0].retries, i32::MAX);
+    assert_eq!(req.concurrency_arr[0].max_runs, Some(i32::MAX));
+}
