@@ -47,7 +47,9 @@ pub const DEFAULT_DRAIN_TIMEOUT_SECONDS: i64 = 3600;
     printcolumn = r#"{"name": "Slots Used", "type": "integer", "jsonPath": ".status.slots.used", "description": "Task slots in use"}"#,
     printcolumn = r#"{"name": "Slots Total", "type": "integer", "jsonPath": ".status.slots.total", "description": "Task slots of ready workers"}"#,
     printcolumn = r#"{"name": "Utilization", "type": "number", "jsonPath": ".status.utilization", "description": "Slots used / slots total"}"#,
-    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp", "description": "Time since creation"}"#
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp", "description": "Time since creation"}"#,
+    validation = Rule::new("size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')")
+        .message("metadata.name must be a DNS-1035 label (at most 63 lowercase letters, digits and '-', starting with a letter): it names the fleet's Service and labels its pods")
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.template.spec) && size(self.template.spec.containers) > 0")
@@ -92,6 +94,10 @@ pub struct HatchetWorkerSpec {
 pub struct Connection {
     /// The Secret key holding the Hatchet API token (`HATCHET_CLIENT_TOKEN`); the token never
     /// appears in the pod spec.
+    #[x_kube(validation = Rule::new("self.name.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')")
+        .message("spec.connection.tokenSecretRef.name must be a non-empty DNS subdomain name (lowercase letters, digits, '-', '.')"))]
+    #[x_kube(validation = Rule::new("self.key.matches('^[-._a-zA-Z0-9]+$')")
+        .message("spec.connection.tokenSecretRef.key must be non-empty and hold only letters, digits, '-', '_' and '.'"))]
     pub token_secret_ref: SecretKeyRef,
     /// The engine's gRPC `host:port`; default: the token's `grpc_broadcast_address` claim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -121,13 +127,9 @@ pub struct Connection {
 pub struct SecretKeyRef {
     /// The Secret's name.
     #[schemars(length(max = 253))]
-    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')")
-        .message("secret name must be a non-empty DNS subdomain name (lowercase letters, digits, '-', '.')"))]
     pub name: String,
     /// The key inside the Secret.
     #[schemars(length(max = 253))]
-    #[x_kube(validation = Rule::new("self.matches('^[-._a-zA-Z0-9]+$')")
-        .message("secret key must be non-empty and hold only letters, digits, '-', '_' and '.'"))]
     pub key: String,
 }
 
@@ -137,8 +139,6 @@ pub struct SecretRef {
     /// The Secret's name. A CA Secret holds `ca.crt`; a client certificate Secret holds
     /// `tls.crt` and `tls.key` (the `kubernetes.io/tls` layout).
     #[schemars(length(max = 253))]
-    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')")
-        .message("secret name must be a non-empty DNS subdomain name (lowercase letters, digits, '-', '.')"))]
     pub name: String,
 }
 
@@ -155,9 +155,13 @@ pub struct Tls {
     pub strategy: TlsStrategy,
     /// Secret with the CA bundle (`ca.crt`) that signs the engine's certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.name.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')")
+        .message("spec.connection.tls.caSecretRef.name must be a non-empty DNS subdomain name (lowercase letters, digits, '-', '.')"))]
     pub ca_secret_ref: Option<SecretRef>,
     /// Secret with the client certificate (`tls.crt`, `tls.key`) for `mtls`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.name.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')")
+        .message("spec.connection.tls.clientCertSecretRef.name must be a non-empty DNS subdomain name (lowercase letters, digits, '-', '.')"))]
     pub client_cert_secret_ref: Option<SecretRef>,
     /// Server name to verify instead of the host in `hostPort`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -216,6 +220,10 @@ impl Default for Drain {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!(has(self.maxUnavailable) && has(self.minAvailable))")
     .message("spec.disruptionBudget takes maxUnavailable or minAvailable, not both"))]
+#[x_kube(validation = Rule::new("!has(self.maxUnavailable) || (type(self.maxUnavailable) == int ? self.maxUnavailable >= 0 : self.maxUnavailable.matches('^[0-9]+%$'))")
+    .message("spec.disruptionBudget.maxUnavailable must be a non-negative number or a percentage such as 25%"))]
+#[x_kube(validation = Rule::new("!has(self.minAvailable) || (type(self.minAvailable) == int ? self.minAvailable >= 0 : self.minAvailable.matches('^[0-9]+%$'))")
+    .message("spec.disruptionBudget.minAvailable must be a non-negative number or a percentage such as 50%"))]
 pub struct DisruptionBudget {
     /// Pods that may be down at once (a number or a percentage).
     #[serde(default, skip_serializing_if = "Option::is_none")]

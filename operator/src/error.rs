@@ -20,6 +20,16 @@ pub enum Error {
     /// result. Retryable with backoff (fixed by editing the HatchetWorker).
     #[error("invalid pod template: {0}")]
     InvalidTemplate(String),
+    /// The apiserver refused a child the spec produces (e.g. a Service name a HatchetWorker
+    /// name cannot be, a disruption budget it rejects). Retryable with backoff (fixed by
+    /// editing the HatchetWorker).
+    #[error("the apiserver refused the {kind}: {message}")]
+    ChildRejected {
+        /// The child's kind.
+        kind: &'static str,
+        /// The apiserver's explanation.
+        message: String,
+    },
     /// A call to the apiserver failed. Retryable.
     #[error("kubernetes API: {0}")]
     Kube(#[from] kube::Error),
@@ -43,6 +53,7 @@ impl Error {
         match self {
             Self::SecretNotFound { .. } => "secret_not_found",
             Self::InvalidTemplate(_) => "invalid_template",
+            Self::ChildRejected { .. } => "child_rejected",
             Self::Kube(kube::Error::Api(_)) => "api_error",
             Self::Kube(_) => "kube_client",
             Self::Serialization(_) => "serialization",
@@ -57,6 +68,7 @@ impl Error {
         match self {
             Self::SecretNotFound { .. } => "SecretNotFound",
             Self::InvalidTemplate(_) => "InvalidTemplate",
+            Self::ChildRejected { .. } => "ChildRejected",
             _ => "ReconcileError",
         }
     }
@@ -80,6 +92,14 @@ mod tests {
         assert_eq!(
             (e.metric_label(), e.condition_reason()),
             ("invalid_template", "InvalidTemplate")
+        );
+        let e = Error::ChildRejected {
+            kind: "Service",
+            message: "bad name".into(),
+        };
+        assert_eq!(
+            (e.metric_label(), e.condition_reason()),
+            ("child_rejected", "ChildRejected")
         );
         assert_eq!(Error::CacheClosed.condition_reason(), "ReconcileError");
     }

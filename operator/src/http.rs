@@ -1,7 +1,6 @@
 //! The operator's HTTP endpoints: `/healthz` (process alive), `/readyz` (watch caches
 //! synced), `/metrics` (Prometheus text).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -57,13 +56,12 @@ async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
     }
 }
 
-/// Serves the router on `addr` until `shutdown` resolves.
+/// Serves the router on the bound `listener` until `shutdown` resolves.
 pub async fn serve(
-    addr: SocketAddr,
+    listener: tokio::net::TcpListener,
     state: HttpState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

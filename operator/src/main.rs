@@ -120,9 +120,14 @@ impl RunArgs {
         let ready = Arc::new(AtomicBool::new(false));
         let shutdown = CancellationToken::new();
 
+        // Bound before anything else starts: a port in use is a start-up error, not an
+        // operator silently running without probes and metrics.
+        let listener = tokio::net::TcpListener::bind(metrics_addr)
+            .await
+            .with_context(|| format!("HTTP server cannot listen on {metrics_addr}"))?;
         let http_shutdown = shutdown.clone();
         let http = tokio::spawn(http::serve(
-            metrics_addr,
+            listener,
             HttpState {
                 registry: Arc::new(registry),
                 ready: ready.clone(),

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use crate::crd::HatchetWorker;
 use crate::desired::{
     FIELD_MANAGER, applied_hash, desired_deployment, desired_pdb, desired_service, desired_service_account,
-    name_and_namespace,
+    name_and_namespace, user_service_account,
 };
 use crate::error::Error;
 use crate::metrics::Metrics;
@@ -84,25 +84,41 @@ pub(crate) async fn reconcile(hw: Arc<HatchetWorker>, ctx: Arc<Context>) -> Resu
         // A child was just written: its watch event brings the next reconcile, which sees the
         // apiserver's answer; a status computed now from the cache would be stale (one write
         // saved per change).
-        Ok(true) => return Ok(Action::requeue(ctx.resync)),
+        Ok(true) => {
+            forget_failures(&ctx, &hw);
+            return Ok(Action::requeue(ctx.resync));
+        }
         Ok(false) => None,
-        Err(e @ (Error::SecretNotFound { .. } | Error::InvalidTemplate(_))) => Some((
+        Err(e @ Error::CacheClosed) => return Err(e),
+        // Every other failure is the user's to see in the status (and an Event), then retried.
+        Err(e) => Some((
             Problem {
                 reason: e.condition_reason(),
                 message: e.to_string(),
             },
             e,
         )),
-        Err(e) => return Err(e),
     };
-    update_status(&hw, &ctx, problem.as_ref().map(|(p, _)| p)).await?;
-    if let Some((_, e)) = problem {
-        return Err(e);
+    let reported = update_status(&hw, &ctx, problem.as_ref().map(|(p, _)| p)).await;
+    match (problem, reported) {
+        (Some((_, e)), Err(status_err)) => {
+            tracing::warn!(error = %status_err, "could not report the failure in the status");
+            Err(e)
+        }
+        (Some((_, e)), Ok(())) => Err(e),
+        (None, Err(e)) => Err(e),
+        (None, Ok(())) => {
+            forget_failures(&ctx, &hw);
+            Ok(Action::requeue(ctx.resync))
+        }
     }
+}
+
+/// Resets the object's backoff after a reconcile that went through.
+fn forget_failures(ctx: &Context, hw: &HatchetWorker) {
     if let Ok(mut f) = ctx.failures.lock() {
-        f.remove(&ObjectRef::from_obj(hw.as_ref()));
+        f.remove(&ObjectRef::from_obj(hw));
     }
-    Ok(Action::requeue(ctx.resync))
 }
 
 /// Backoff per object: 2 s doubling to 5 min; the failure is counted by reason.
@@ -130,12 +146,14 @@ pub(crate) fn backoff(n: u32) -> Duration {
 
 /// Applies what differs; `Ok(true)` when anything was written.
 async fn apply_children(hw: &HatchetWorker, ctx: &Context) -> Result<bool, Error> {
-    let (_, ns) = name_and_namespace(hw)?;
+    let (name, ns) = name_and_namespace(hw)?;
     check_secrets(hw, &ns, &ctx.stores.secrets)?;
 
     let sa_api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &ns);
     let mut wrote = match desired_service_account(hw)? {
         Some(sa) => apply_if_changed(ctx, &sa_api, &ctx.stores.service_accounts, sa, "ServiceAccount").await?,
+        // The template names the account the operator made: it is the user's now, and stays.
+        None if user_service_account(hw) == Some(name.as_str()) => false,
         None => delete_owned(ctx, &sa_api, &ctx.stores.service_accounts, hw, "ServiceAccount").await?,
     };
     let svc = desired_service(hw)?;
@@ -158,11 +176,8 @@ async fn apply_children(hw: &HatchetWorker, ctx: &Context) -> Result<bool, Error
     .await?;
     let dep = desired_deployment(hw)?;
     let dep_api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
-    match apply_if_changed(ctx, &dep_api, &ctx.stores.deployments, dep, "Deployment").await {
-        // The apiserver refused the pod template (e.g. an invalid container field).
-        Err(Error::Kube(kube::Error::Api(s))) if s.is_invalid() => Err(Error::InvalidTemplate(s.message.clone())),
-        other => other.map(|dep_wrote| wrote || dep_wrote),
-    }
+    let dep_wrote = apply_if_changed(ctx, &dep_api, &ctx.stores.deployments, dep, "Deployment").await?;
+    Ok(wrote || dep_wrote)
 }
 
 /// Every Secret the spec names must exist (checked in the metadata cache; values are never read).
@@ -222,13 +237,28 @@ where
         tracing::info!(kind, namespace = %ns, name = %name, "applying");
     }
     ctx.metrics.wrote(kind);
-    let applied = api
+    let applied = match api
         .patch(
             &name,
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(&desired),
         )
-        .await?;
+        .await
+    {
+        Ok(applied) => applied,
+        // Refused as invalid: the Deployment's content is the user's pod template; the other
+        // children follow from the spec (name, disruption budget).
+        Err(kube::Error::Api(s)) if s.is_invalid() && kind == "Deployment" => {
+            return Err(Error::InvalidTemplate(s.message.clone()));
+        }
+        Err(kube::Error::Api(s)) if s.is_invalid() => {
+            return Err(Error::ChildRejected {
+                kind,
+                message: s.message.clone(),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
     if let Some(g) = applied.meta().generation {
         ctx.generations.lock().expect("generations lock").insert(key, g);
     }

@@ -9,7 +9,7 @@
 //! | `Ready` | False | `ReplicasNotReady`, `DeploymentNotFound`, or the `Degraded` reason |
 //! | `Progressing` | True | `RolloutInProgress` |
 //! | `Progressing` | False | `RolloutComplete`, or the `Degraded` reason |
-//! | `Degraded` | True | `SecretNotFound`, `InvalidTemplate`, `ProgressDeadlineExceeded`, `ReconcileError` |
+//! | `Degraded` | True | `SecretNotFound`, `InvalidTemplate`, `ChildRejected`, `ProgressDeadlineExceeded`, `ReconcileError` |
 //! | `Degraded` | False | `AsExpected` |
 //!
 //! A condition's `lastTransitionTime` changes only when its status does, so recomputing the
@@ -211,6 +211,14 @@ mod tests {
         d
     }
 
+    /// What the reconciler observes when the Deployment exists and nothing is wrong.
+    fn fine(d: &Deployment) -> Observed<'_> {
+        Observed {
+            deployment: Some(d),
+            problem: None,
+        }
+    }
+
     fn get<'a>(s: &'a HatchetWorkerStatus, type_: &str) -> (&'a str, &'a str) {
         let c = s.conditions.iter().find(|c| c.type_ == type_).unwrap();
         (c.status.as_str(), c.reason.as_str())
@@ -324,14 +332,7 @@ mod tests {
     fn counts_selector_and_slots() {
         let hw = mk_hw(json!({"replicas": 2, "slots": 10}));
         let d = mk_dep(2, 2, 3, 1, 2);
-        let s = compute_status(
-            &hw,
-            Observed {
-                deployment: Some(&d),
-                problem: None,
-            },
-            &t(1),
-        );
+        let s = compute_status(&hw, fine(&d), &t(1));
         assert_eq!((s.replicas, s.updated_replicas, s.ready_replicas), (3, 1, 2));
         assert_eq!(s.slots.unwrap().total, 20);
         assert_eq!(
@@ -350,14 +351,7 @@ mod tests {
             reason: Some("ProgressDeadlineExceeded".into()),
             ..DeploymentCondition::default()
         }]);
-        let s = compute_status(
-            &hw,
-            Observed {
-                deployment: Some(&d),
-                problem: None,
-            },
-            &t(1),
-        );
+        let s = compute_status(&hw, fine(&d), &t(1));
         assert_eq!(get(&s, DEGRADED), ("True", "ProgressDeadlineExceeded"));
     }
 
@@ -365,23 +359,9 @@ mod tests {
     fn recomputing_an_unchanged_fleet_is_a_fixed_point() {
         let mut hw = mk_hw(json!({"replicas": 2}));
         let d = mk_dep(2, 2, 2, 2, 2);
-        let first = compute_status(
-            &hw,
-            Observed {
-                deployment: Some(&d),
-                problem: None,
-            },
-            &t(100),
-        );
+        let first = compute_status(&hw, fine(&d), &t(100));
         hw.status = Some(first.clone());
-        let again = compute_status(
-            &hw,
-            Observed {
-                deployment: Some(&d),
-                problem: None,
-            },
-            &t(200),
-        );
+        let again = compute_status(&hw, fine(&d), &t(200));
         assert_eq!(first, again, "same inputs later: same status, same transition times");
         assert!(transitions(&first.conditions, &again.conditions).is_empty());
     }
@@ -390,14 +370,7 @@ mod tests {
     fn transition_times_move_only_on_change_and_transitions_are_reported() {
         let mut hw = mk_hw(json!({"replicas": 2}));
         let d = mk_dep(2, 2, 2, 2, 2);
-        let ok = compute_status(
-            &hw,
-            Observed {
-                deployment: Some(&d),
-                problem: None,
-            },
-            &t(100),
-        );
+        let ok = compute_status(&hw, fine(&d), &t(100));
         hw.status = Some(ok.clone());
         let p = Problem {
             reason: "SecretNotFound",

@@ -108,6 +108,7 @@ fn hatchet_worker_becomes_a_fleet_scales_rolls_and_is_garbage_collected() {
     let svc = get_json(&world, &["service", "payments", "-n", ns]).unwrap();
     assert_eq!(svc["spec"]["ports"][0]["name"], "health", "{svc}");
     assert_eq!(svc["spec"]["ports"][0]["port"], 8001, "{svc}");
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8001, "{svc}");
     assert_eq!(svc["spec"]["clusterIP"], "None", "headless: {svc}");
     let pdb = get_json(&world, &["pdb", "payments", "-n", ns]).unwrap();
     assert_eq!(pdb["spec"]["maxUnavailable"], 1, "{pdb}");
@@ -168,7 +169,8 @@ fn hatchet_worker_becomes_a_fleet_scales_rolls_and_is_garbage_collected() {
         assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/livez");
         assert_eq!(c["startupProbe"]["httpGet"]["path"], "/livez");
         assert_eq!(c["lifecycle"]["preStop"]["httpGet"]["path"], "/drain");
-        assert_eq!(c["lifecycle"]["preStop"]["httpGet"]["port"], "health");
+        assert_eq!(c["lifecycle"]["preStop"]["httpGet"]["port"], 8001);
+        assert_eq!(c["readinessProbe"]["httpGet"]["port"], 8001);
     }
 
     // kubectl scale goes through the /scale subresource to the Deployment.

@@ -5,63 +5,88 @@ mod common;
 
 use common::*;
 
-/// (what, spec YAML under `spec:`, text the error must contain).
+/// (what, spec YAML under `spec:`, text the error must contain). For CEL rules the text is the
+/// rule's own message, which names the field (the apiserver's path prefix alone would not
+/// prove that); for schema checks (types, enums) it is the path the apiserver reports.
 const CASES: &[(&str, &str, &str)] = &[
-    ("zero slots", "slots: 0", "spec.slots"),
-    ("negative slots", "slots: -4", "spec.slots"),
-    ("negative replicas", "replicas: -1", "spec.replicas"),
+    ("zero slots", "slots: 0", "spec.slots must be at least 1"),
+    ("negative slots", "slots: -4", "spec.slots must be at least 1"),
+    (
+        "negative replicas",
+        "replicas: -1",
+        "spec.replicas must not be negative",
+    ),
     (
         "unknown TLS strategy",
         "connection: {tokenSecretRef: {name: t, key: token}, tls: {strategy: ssl}}",
-        "spec.connection.tls.strategy",
+        "spec.connection.tls.strategy: Unsupported value",
     ),
     (
         "mtls without a client certificate",
         "connection: {tokenSecretRef: {name: t, key: token}, tls: {strategy: mtls}}",
-        "spec.connection.tls.clientCertSecretRef",
+        "spec.connection.tls.clientCertSecretRef is required",
     ),
     (
         "empty secret name",
         "connection: {tokenSecretRef: {name: '', key: token}}",
-        "spec.connection.tokenSecretRef.name",
+        "spec.connection.tokenSecretRef.name must be",
     ),
     (
         "empty secret key",
         "connection: {tokenSecretRef: {name: t, key: ''}}",
-        "spec.connection.tokenSecretRef.key",
+        "spec.connection.tokenSecretRef.key must be",
+    ),
+    (
+        "CA Secret name with capitals",
+        "connection: {tokenSecretRef: {name: t, key: token}, tls: {caSecretRef: {name: MyCA}}}",
+        "spec.connection.tls.caSecretRef.name must be",
     ),
     (
         "negative drain timeout",
         "drain: {timeoutSeconds: -1}",
-        "spec.drain.timeoutSeconds",
+        "spec.drain.timeoutSeconds must be between",
     ),
     (
         "hostPort without a port",
         "connection: {tokenSecretRef: {name: t, key: token}, hostPort: engine.example}",
-        "spec.connection.hostPort",
+        "spec.connection.hostPort must be host:port",
     ),
-    ("invalid worker label key", "labels: {'bad key!': x}", "spec.labels"),
+    (
+        "invalid worker label key",
+        "labels: {'bad key!': x}",
+        "spec.labels keys must be",
+    ),
     (
         "reserved fleet label",
         "labels: {hatchet.run/fleet: other}",
-        "spec.labels",
+        "spec.labels must not set hatchet.run/fleet",
     ),
     (
         "PDB with both minAvailable and maxUnavailable",
         "disruptionBudget: {minAvailable: 1, maxUnavailable: 1}",
-        "spec.disruptionBudget",
+        "spec.disruptionBudget takes maxUnavailable or minAvailable, not both",
+    ),
+    (
+        "PDB maxUnavailable that is neither a number nor a percentage",
+        "disruptionBudget: {maxUnavailable: abc}",
+        "spec.disruptionBudget.maxUnavailable must be",
+    ),
+    (
+        "negative PDB minAvailable",
+        "disruptionBudget: {minAvailable: -1}",
+        "spec.disruptionBudget.minAvailable must be",
     ),
     (
         "serverUrl that is not a URL",
         "connection: {tokenSecretRef: {name: t, key: token}, serverUrl: 'ftp:/x'}",
-        "spec.connection.serverUrl",
+        "spec.connection.serverUrl must be",
     ),
     (
         "no containers",
         "template: {spec: {containers: []}}",
-        "spec.template.spec.containers",
+        "spec.template.spec.containers must hold",
     ),
-    ("slots not a number", "slots: many", "spec.slots"),
+    ("slots not a number", "slots: many", "spec.slots: Invalid value"),
 ];
 
 fn manifest(ns: &str, name: &str, spec: &str) -> String {
@@ -105,6 +130,14 @@ fn malformed_hatchet_workers_are_refused_naming_the_field() {
             Ok(out) => failures.push(format!("{what}: accepted ({out})")),
             Err(err) if err.contains(field) => {}
             Err(err) => failures.push(format!("{what}: refused, but the message does not name {field}: {err}")),
+        }
+    }
+    // The name becomes the Service's name and a label value: it must be a DNS-1035 label.
+    for bad in ["pay.v2", "1fleet", &"x".repeat(64)] {
+        match kubectl_stdin(&world, &["apply", "-f", "-"], &manifest(&ns.name, bad, "{}")) {
+            Ok(out) => failures.push(format!("name {bad:?}: accepted ({out})")),
+            Err(err) if err.contains("metadata.name must be a DNS-1035 label") => {}
+            Err(err) => failures.push(format!("name {bad:?}: refused, but not for its name: {err}")),
         }
     }
     assert!(

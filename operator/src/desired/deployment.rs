@@ -12,10 +12,16 @@
 //!   `HATCHET_CLIENT_WORKER_HEALTHCHECK_PORT`, `HATCHET_WORKER_DRAIN_TIMEOUT_SECONDS`): a user
 //!   variable of the same name replaces the injected one; injected variables come first so the
 //!   user's can refer to them with `$(NAME)`;
-//! - the container port `8001` named `health`, unless a port with that name or number exists;
+//!   Variables the container gets through `envFrom` are overridden by injected ones of the same
+//!   name (Kubernetes gives `env` precedence): to override one, set it in `env`;
+//! - the health port: the worker listens on the port the container's own
+//!   `HATCHET_CLIENT_WORKER_HEALTHCHECK_PORT` (a literal `env` value) names, else its port named
+//!   `health`, else `8001`; that port is declared (named `health` when the name is free) unless
+//!   a port with its number exists, and the probes, the preStop hook and the Service all target
+//!   it by number, so they always reach the port the worker serves on;
 //! - readiness (`/readyz`), liveness (`/livez`) and startup (`/livez`) HTTP probes, each only
 //!   when the container has none of that kind;
-//! - a `preStop` hook `GET /drain` on port `health`, unless the container has a `preStop`;
+//! - a `preStop` hook `GET /drain` on the health port, unless the container has a `preStop`;
 //! - TLS volumes and mounts (under `/etc/hatchet/tls/`), unless a volume or mount of the same
 //!   name (or mount path) exists.
 //!
@@ -34,6 +40,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::serviceaccount::user_service_account;
 use super::{
     FLEET_LABEL, HEALTH_PORT, HEALTH_PORT_NAME, child_meta, common_labels, name_and_namespace, selector_labels,
     with_hash,
@@ -41,6 +48,8 @@ use super::{
 use crate::crd::{HatchetWorker, TlsStrategy};
 use crate::error::Error;
 
+/// The worker's variable for its health server port.
+const HEALTHCHECK_PORT_ENV: &str = "HATCHET_CLIENT_WORKER_HEALTHCHECK_PORT";
 /// Where TLS material is mounted in the worker container.
 const TLS_DIR: &str = "/etc/hatchet/tls";
 const CA_VOLUME: &str = "hatchet-tls-ca";
@@ -60,6 +69,32 @@ impl WorkerContainer {
         }
         Some(Self(containers.iter().position(|c| c.name == "worker").unwrap_or(0)))
     }
+}
+
+/// The port the fleet's worker serves health, metrics and drain on (see the merge rules).
+pub fn health_port(hw: &HatchetWorker) -> i32 {
+    let Some(containers) = hw.spec.template.spec.as_ref().map(|s| s.containers.as_slice()) else {
+        return HEALTH_PORT;
+    };
+    let Some(WorkerContainer(idx)) = WorkerContainer::find(containers) else {
+        return HEALTH_PORT;
+    };
+    let c = &containers[idx];
+    let from_env = c
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == HEALTHCHECK_PORT_ENV)
+        .and_then(|e| e.value.as_deref()?.trim().parse::<i32>().ok())
+        .filter(|p| (1..=65535).contains(p));
+    let named = || {
+        c.ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref() == Some(HEALTH_PORT_NAME))
+            .map(|p| p.container_port)
+    };
+    from_env.or_else(named).unwrap_or(HEALTH_PORT)
 }
 
 /// The Deployment for a HatchetWorker (see the module docs for the merge rules), stamped
@@ -83,7 +118,7 @@ pub fn desired_deployment(hw: &HatchetWorker) -> Result<Deployment, Error> {
         .ok_or_else(|| Error::InvalidTemplate("spec.template.spec.containers is empty".into()))?
         .0;
 
-    if pod.service_account_name.as_deref().unwrap_or("").is_empty() {
+    if user_service_account(hw).is_none() {
         pod.service_account_name = Some(name.clone());
     }
     if pod.termination_grace_period_seconds.is_none() {
@@ -99,7 +134,8 @@ pub fn desired_deployment(hw: &HatchetWorker) -> Result<Deployment, Error> {
     if pod_volumes.is_empty() {
         pod.volumes = None;
     }
-    inject_container(&mut pod.containers[idx], injected_env(hw, &ns, &name), mounts);
+    let port = health_port(hw);
+    inject_container(&mut pod.containers[idx], injected_env(hw, &ns, &name), mounts, port);
 
     let dep = Deployment {
         metadata: child_meta(hw)?,
@@ -168,7 +204,7 @@ fn injected_env(hw: &HatchetWorker, ns: &str, name: &str) -> Vec<EnvVar> {
         "HATCHET_CLIENT_WORKER_PRESET_LABELS",
         serde_json::to_string(&labels).unwrap_or_else(|_| "{}".into()),
     );
-    plain("HATCHET_CLIENT_WORKER_HEALTHCHECK_PORT", HEALTH_PORT.to_string());
+    plain(HEALTHCHECK_PORT_ENV, health_port(hw).to_string());
     plain(
         "HATCHET_WORKER_DRAIN_TIMEOUT_SECONDS",
         hw.spec.drain.timeout_seconds.to_string(),
@@ -230,11 +266,11 @@ fn tls_volumes(hw: &HatchetWorker) -> (Vec<Volume>, Vec<VolumeMount>) {
     (vols, mounts)
 }
 
-fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
+fn http_probe(path: &str, port: i32, period: i32, failures: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.into()),
-            port: IntOrString::String(HEALTH_PORT_NAME.into()),
+            port: IntOrString::Int(port),
             ..HTTPGetAction::default()
         }),
         period_seconds: Some(period),
@@ -245,7 +281,7 @@ fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
 }
 
 /// Injects env, port, probes, preStop and mounts into the worker container (user's wins).
-fn inject_container(c: &mut Container, env: Vec<EnvVar>, mounts: Vec<VolumeMount>) {
+fn inject_container(c: &mut Container, env: Vec<EnvVar>, mounts: Vec<VolumeMount>, port: i32) {
     let user_env = c.env.take().unwrap_or_default();
     let mut merged: Vec<EnvVar> = env
         .into_iter()
@@ -255,25 +291,25 @@ fn inject_container(c: &mut Container, env: Vec<EnvVar>, mounts: Vec<VolumeMount
     c.env = Some(merged);
 
     let ports = c.ports.get_or_insert_with(Vec::new);
-    if !ports
-        .iter()
-        .any(|p| p.name.as_deref() == Some(HEALTH_PORT_NAME) || p.container_port == HEALTH_PORT)
-    {
+    if !ports.iter().any(|p| p.container_port == port) {
+        let name_free = !ports.iter().any(|p| p.name.as_deref() == Some(HEALTH_PORT_NAME));
         ports.push(ContainerPort {
-            name: Some(HEALTH_PORT_NAME.into()),
-            container_port: HEALTH_PORT,
+            name: name_free.then(|| HEALTH_PORT_NAME.into()),
+            container_port: port,
             protocol: Some("TCP".into()),
             ..ContainerPort::default()
         });
     }
-    c.readiness_probe.get_or_insert_with(|| http_probe("/readyz", 5, 3));
-    c.liveness_probe.get_or_insert_with(|| http_probe("/livez", 10, 3));
-    c.startup_probe.get_or_insert_with(|| http_probe("/livez", 2, 60));
+    c.readiness_probe
+        .get_or_insert_with(|| http_probe("/readyz", port, 5, 3));
+    c.liveness_probe
+        .get_or_insert_with(|| http_probe("/livez", port, 10, 3));
+    c.startup_probe.get_or_insert_with(|| http_probe("/livez", port, 2, 60));
     let lifecycle = c.lifecycle.get_or_insert_with(Lifecycle::default);
     lifecycle.pre_stop.get_or_insert_with(|| LifecycleHandler {
         http_get: Some(HTTPGetAction {
             path: Some("/drain".into()),
-            port: IntOrString::String(HEALTH_PORT_NAME.into()),
+            port: IntOrString::Int(port),
             ..HTTPGetAction::default()
         }),
         ..LifecycleHandler::default()
@@ -411,7 +447,7 @@ mod tests {
             .as_ref()
             .unwrap();
         assert_eq!(pre.path.as_deref(), Some("/drain"));
-        assert_eq!(pre.port, IntOrString::String("health".into()));
+        assert_eq!(pre.port, IntOrString::Int(8001));
         let port = &c.ports.as_ref().unwrap()[0];
         assert_eq!((port.name.as_deref(), port.container_port), (Some("health"), 8001));
         let spec = d.spec;
@@ -467,9 +503,46 @@ mod tests {
             "user variables come after the injected ones"
         );
         assert_eq!(c.ports.as_ref().unwrap().len(), 1);
+        assert_eq!(
+            env_value(c, "HATCHET_CLIENT_WORKER_HEALTHCHECK_PORT").as_deref(),
+            Some("9000"),
+            "the worker listens where the user's health port is"
+        );
         assert!(c.readiness_probe.as_ref().unwrap().tcp_socket.is_some());
-        assert!(c.liveness_probe.as_ref().unwrap().http_get.is_some(), "still injected");
+        let live = c.liveness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
+        assert_eq!(live.port, IntOrString::Int(9000), "still injected, on the user's port");
         assert!(c.lifecycle.as_ref().unwrap().pre_stop.as_ref().unwrap().exec.is_some());
+    }
+
+    #[test]
+    fn probes_drain_and_service_follow_the_port_the_worker_serves_on() {
+        // The health port number declared under another name: reused, not duplicated.
+        let hw = mk_hw(json!({"template": {"spec": {"containers": [
+            {"name": "worker", "image": "w:1", "ports": [{"name": "metrics", "containerPort": 8001}]}
+        ]}}}));
+        let d = desired_deployment(&hw).unwrap();
+        let c = worker(&d);
+        assert_eq!(c.ports.as_ref().unwrap().len(), 1);
+        let ready = c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
+        assert_eq!(ready.port, IntOrString::Int(8001));
+
+        // The user moved the health server with the env variable: everything follows it.
+        let hw = mk_hw(json!({"template": {"spec": {"containers": [
+            {"name": "worker", "image": "w:1",
+             "env": [{"name": "HATCHET_CLIENT_WORKER_HEALTHCHECK_PORT", "value": "9100"}]}
+        ]}}}));
+        assert_eq!(health_port(&hw), 9100);
+        let d = desired_deployment(&hw).unwrap();
+        let c = worker(&d);
+        let port = &c.ports.as_ref().unwrap()[0];
+        assert_eq!((port.name.as_deref(), port.container_port), (Some("health"), 9100));
+        let pre = c.lifecycle.as_ref().unwrap().pre_stop.as_ref().unwrap();
+        assert_eq!(pre.http_get.as_ref().unwrap().port, IntOrString::Int(9100));
+        let svc = crate::desired::desired_service(&hw).unwrap();
+        assert_eq!(
+            svc.spec.unwrap().ports.unwrap()[0].target_port,
+            Some(IntOrString::Int(9100))
+        );
     }
 
     #[test]

@@ -16,10 +16,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 
-pub use deployment::{WorkerContainer, desired_deployment};
+pub use deployment::{WorkerContainer, desired_deployment, health_port};
 pub use pdb::desired_pdb;
 pub use service::desired_service;
-pub use serviceaccount::desired_service_account;
+pub use serviceaccount::{desired_service_account, user_service_account};
 
 use crate::crd::HatchetWorker;
 use crate::error::Error;

@@ -6,17 +6,20 @@ use super::{child_meta, with_hash};
 use crate::crd::HatchetWorker;
 use crate::error::Error;
 
-/// The ServiceAccount named like the fleet, or `None` when the pod template sets
-/// `serviceAccountName` (then the user's account is used and none is made).
-pub fn desired_service_account(hw: &HatchetWorker) -> Result<Option<ServiceAccount>, Error> {
-    let user_sa = hw
-        .spec
+/// The ServiceAccount the pod template names itself, if any (an empty name is none).
+pub fn user_service_account(hw: &HatchetWorker) -> Option<&str> {
+    hw.spec
         .template
         .spec
         .as_ref()
         .and_then(|s| s.service_account_name.as_deref())
-        .is_some_and(|n| !n.is_empty());
-    if user_sa {
+        .filter(|n| !n.is_empty())
+}
+
+/// The ServiceAccount named like the fleet, or `None` when the pod template sets
+/// `serviceAccountName` (then the user's account is used and none is made).
+pub fn desired_service_account(hw: &HatchetWorker) -> Result<Option<ServiceAccount>, Error> {
+    if user_service_account(hw).is_some() {
         return Ok(None);
     }
     with_hash(ServiceAccount {

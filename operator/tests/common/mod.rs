@@ -8,10 +8,10 @@ use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-pub use hatchet_e2e::{World, run, run_with_stdin, wait_for};
+pub use hatchet_e2e::kube::{Namespace, condition, get_json, kubectl, kubectl_stdin};
+pub use hatchet_e2e::{World, wait_for};
 use serde_json::Value;
 
 pub const POLL: Duration = Duration::from_millis(500);
@@ -19,55 +19,6 @@ pub const SETTLE: Duration = Duration::from_secs(90);
 
 pub fn world() -> World {
     World::load().expect("local world (start it with tests/env/up)")
-}
-
-pub fn kubectl(world: &World, args: &[&str]) -> Result<String, String> {
-    run(world.kubectl().map_err(|e| e.to_string())?.args(args)).map_err(|e| e.to_string())
-}
-
-pub fn kubectl_stdin(world: &World, args: &[&str], input: &str) -> Result<String, String> {
-    run_with_stdin(world.kubectl().map_err(|e| e.to_string())?.args(args), input.as_bytes()).map_err(|e| e.to_string())
-}
-
-pub fn get_json(world: &World, args: &[&str]) -> Result<Value, String> {
-    let mut a = vec!["get"];
-    a.extend_from_slice(args);
-    a.extend_from_slice(&["-o", "json"]);
-    let out = kubectl(world, &a)?;
-    serde_json::from_str(&out).map_err(|e| format!("JSON from kubectl {a:?}: {e}"))
-}
-
-/// A namespace of the test's own, deleted (without waiting) when the test ends.
-pub struct Namespace<'w> {
-    world: &'w World,
-    pub name: String,
-}
-
-impl<'w> Namespace<'w> {
-    pub fn create(world: &'w World, prefix: &str) -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let name = format!(
-            "{prefix}-{}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed),
-            nanos % 100_000
-        );
-        kubectl(world, &["create", "namespace", &name]).expect("create namespace");
-        Self { world, name }
-    }
-}
-
-impl Drop for Namespace<'_> {
-    fn drop(&mut self) {
-        let _ = kubectl(
-            self.world,
-            &["delete", "namespace", &self.name, "--wait=false", "--ignore-not-found"],
-        );
-    }
 }
 
 fn repo_root() -> PathBuf {
@@ -347,11 +298,4 @@ pub fn token_secret(world: &World, ns: &str, name: &str) {
         ],
     )
     .expect("create the token Secret");
-}
-
-pub fn condition<'a>(obj: &'a Value, kind: &str) -> Option<&'a Value> {
-    obj["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == kind)
 }

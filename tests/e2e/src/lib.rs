@@ -5,6 +5,7 @@
 //! env file is an error that says how to start it, never a silent skip.
 
 pub mod hatchet;
+pub mod kube;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -2,8 +2,9 @@
 //! scheduler work with the kwok node, and Helm (built for the same minor) lints and renders charts.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use hatchet_e2e::kube::{Namespace, condition_true, list};
 use hatchet_e2e::{World, run, run_with_stdin, wait_for};
 use serde_json::Value;
 
@@ -11,49 +12,6 @@ const KUBE_VERSION: &str = "v1.37.2";
 const HELM_VERSION: &str = "v3.22.0";
 const POLL: Duration = Duration::from_millis(500);
 const SETTLE: Duration = Duration::from_secs(90);
-
-/// A namespace of this test's own, deleted (without waiting) when the test ends, pass or fail.
-struct Namespace<'w> {
-    world: &'w World,
-    name: String,
-}
-
-impl<'w> Namespace<'w> {
-    fn create(world: &'w World, prefix: &str) -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let name = format!("{prefix}-{}-{nanos}", std::process::id());
-        run(world.kubectl().unwrap().args(["create", "namespace", &name])).expect("create namespace");
-        Self { world, name }
-    }
-}
-
-impl Drop for Namespace<'_> {
-    fn drop(&mut self) {
-        if let Ok(mut kubectl) = self.world.kubectl() {
-            let _ = run(kubectl.args(["delete", "namespace", &self.name, "--wait=false", "--ignore-not-found"]));
-        }
-    }
-}
-
-/// `kubectl get KIND -n NS -l SELECTOR -o json`, as the list's items.
-fn list(world: &World, ns: &str, kind: &str, selector: &str) -> Result<Vec<Value>, String> {
-    let out = run(world
-        .kubectl()
-        .map_err(|e| e.to_string())?
-        .args(["get", kind, "-n", ns, "-l", selector, "-o", "json"]))
-    .map_err(|e| e.to_string())?;
-    let list: Value = serde_json::from_str(&out).map_err(|e| format!("{kind} list JSON: {e}"))?;
-    Ok(list["items"].as_array().cloned().unwrap_or_default())
-}
-
-fn condition_true(obj: &Value, kind: &str) -> bool {
-    obj["status"]["conditions"]
-        .as_array()
-        .is_some_and(|cs| cs.iter().any(|c| c["type"] == kind && c["status"] == "True"))
-}
 
 fn names(items: &[Value]) -> Vec<String> {
     items
