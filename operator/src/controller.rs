@@ -149,7 +149,19 @@ fn scope_controller(
         failures: Mutex::new(HashMap::new()),
         generations: Mutex::new(HashMap::new()),
     });
-    let fut = controller
+    // Runs as long as the controller does.
+    let sweep = {
+        let (ctx, hws, period) = (Arc::clone(&ctx), hw_store.clone(), cfg.resync);
+        async move {
+            let mut every = tokio::time::interval(period);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                ctx.forget_vanished(&hws);
+            }
+        }
+    };
+    let run = controller
         .owns_stream(dep_stream)
         .owns_stream(svc_stream)
         .owns_stream(pdb_stream)
@@ -165,6 +177,12 @@ fn scope_controller(
                 Err(e) => tracing::warn!(error = %e, "controller"),
             }
         });
+    let fut = async move {
+        tokio::select! {
+            () = run => {}
+            () = sweep => {}
+        }
+    };
     (Box::pin(fut), synced)
 }
 
@@ -208,18 +226,9 @@ fn hatchet_workers_naming(
     let (name, ns) = (secret.name_any(), secret.namespace());
     hws.state()
         .iter()
-        .filter(|hw| hw.namespace() == ns && secret_names(hw).contains(&name.as_str()))
+        .filter(|hw| hw.namespace() == ns && hw.spec.connection.secret_refs().iter().any(|(_, n)| *n == name))
         .map(|hw| ObjectRef::from_obj(hw.as_ref()))
         .collect()
-}
-
-/// Names of the Secrets a HatchetWorker refers to.
-pub fn secret_names(hw: &HatchetWorker) -> Vec<&str> {
-    let c = &hw.spec.connection;
-    let mut names = vec![c.token_secret_ref.name.as_str()];
-    names.extend(c.tls.ca_secret_ref.as_ref().map(|s| s.name.as_str()));
-    names.extend(c.tls.client_cert_secret_ref.as_ref().map(|s| s.name.as_str()));
-    names
 }
 
 /// Emits `()` each time this replica becomes leader.
@@ -244,7 +253,14 @@ mod tests {
         let hw = mk_hw(serde_json::json!({"connection": {
             "tokenSecretRef": {"name": "tok", "key": "t"},
             "tls": {"strategy": "mtls", "caSecretRef": {"name": "ca"}, "clientCertSecretRef": {"name": "cc"}}}}));
-        assert_eq!(secret_names(&hw), ["tok", "ca", "cc"]);
+        let names: Vec<_> = hw.spec.connection.secret_refs().into_iter().map(|(_, n)| n).collect();
+        assert_eq!(names, ["tok", "ca", "cc"]);
+        let plain = mk_hw(serde_json::json!({"connection": {
+            "tokenSecretRef": {"name": "tok", "key": "t"}, "tls": {"strategy": "none"}}}));
+        assert_eq!(
+            plain.spec.connection.secret_refs(),
+            [("spec.connection.tokenSecretRef", "tok")]
+        );
     }
 
     #[tokio::test]

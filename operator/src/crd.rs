@@ -184,6 +184,23 @@ pub enum TlsStrategy {
     None,
 }
 
+impl Connection {
+    /// The Secrets this connection names, each with the field that names it. TLS Secrets only
+    /// count when TLS is on (admission refuses them with strategy `none` anyway).
+    pub fn secret_refs(&self) -> Vec<(&'static str, &str)> {
+        let mut refs = vec![("spec.connection.tokenSecretRef", self.token_secret_ref.name.as_str())];
+        if self.tls.strategy != TlsStrategy::None {
+            if let Some(ca) = &self.tls.ca_secret_ref {
+                refs.push(("spec.connection.tls.caSecretRef", ca.name.as_str()));
+            }
+            if let Some(cc) = &self.tls.client_cert_secret_ref {
+                refs.push(("spec.connection.tls.clientCertSecretRef", cc.name.as_str()));
+            }
+        }
+        refs
+    }
+}
+
 impl TlsStrategy {
     /// The value of `HATCHET_CLIENT_TLS_STRATEGY`.
     pub fn as_str(self) -> &'static str {

@@ -52,6 +52,22 @@ impl Stores {
     }
 }
 
+impl Stores {
+    /// Whether the cache of `kind` holds `ns/name`.
+    fn holds(&self, kind: &str, ns: &str, name: &str) -> bool {
+        fn has<K: Resource<DynamicType = ()> + Clone>(store: &Store<K>, ns: &str, name: &str) -> bool {
+            store.get(&ObjectRef::new(name).within(ns)).is_some()
+        }
+        match kind {
+            "Deployment" => has(&self.deployments, ns, name),
+            "Service" => has(&self.services, ns, name),
+            "PodDisruptionBudget" => has(&self.pdbs, ns, name),
+            "ServiceAccount" => has(&self.service_accounts, ns, name),
+            _ => false,
+        }
+    }
+}
+
 /// What a reconcile needs.
 pub(crate) struct Context {
     pub(crate) client: Client,
@@ -66,6 +82,19 @@ pub(crate) struct Context {
     /// Per child (kind, namespace, name): the generation this process last applied or
     /// accepted, to notice spec changes made by someone else.
     pub(crate) generations: Mutex<HashMap<(&'static str, String, String), i64>>,
+}
+
+impl Context {
+    /// Drops the backoff counts and child generations of objects that no longer exist, so a
+    /// long-running operator does not keep an entry for every fleet it ever saw.
+    pub(crate) fn forget_vanished(&self, hatchet_workers: &Store<HatchetWorker>) {
+        if let Ok(mut f) = self.failures.lock() {
+            f.retain(|hw, _| hatchet_workers.get(hw).is_some());
+        }
+        if let Ok(mut g) = self.generations.lock() {
+            g.retain(|(kind, ns, name), _| self.stores.holds(kind, ns, name));
+        }
+    }
 }
 
 /// The reconciler (see the module docs).
@@ -182,17 +211,7 @@ async fn apply_children(hw: &HatchetWorker, ctx: &Context) -> Result<bool, Error
 
 /// Every Secret the spec names must exist (checked in the metadata cache; values are never read).
 fn check_secrets(hw: &HatchetWorker, ns: &str, secrets: &Store<PartialObjectMeta<Secret>>) -> Result<(), Error> {
-    let c = &hw.spec.connection;
-    let mut refs = vec![("spec.connection.tokenSecretRef", c.token_secret_ref.name.as_str())];
-    if c.tls.strategy != crate::crd::TlsStrategy::None {
-        if let Some(ca) = &c.tls.ca_secret_ref {
-            refs.push(("spec.connection.tls.caSecretRef", ca.name.as_str()));
-        }
-        if let Some(cc) = &c.tls.client_cert_secret_ref {
-            refs.push(("spec.connection.tls.clientCertSecretRef", cc.name.as_str()));
-        }
-    }
-    for (what, name) in refs {
+    for (what, name) in hw.spec.connection.secret_refs() {
         if secrets.get(&ObjectRef::new(name).within(ns)).is_none() {
             return Err(Error::SecretNotFound {
                 namespace: ns.to_owned(),
@@ -355,6 +374,28 @@ async fn publish(ctx: &Context, hw: &HatchetWorker, (type_, reason, note): (Even
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stores_say_which_children_exist() {
+        use kube::runtime::reflector::store;
+        use kube::runtime::watcher::Event as WatchEvent;
+        let (deployments, mut dep_writer) = store::<Deployment>();
+        let mut d = Deployment::default();
+        d.metadata.name = Some("fleet".into());
+        d.metadata.namespace = Some("team".into());
+        dep_writer.apply_watcher_event(&WatchEvent::Apply(d));
+        let stores = Stores {
+            deployments,
+            services: store().0,
+            pdbs: store().0,
+            service_accounts: store().0,
+            secrets: store().0,
+        };
+        assert!(stores.holds("Deployment", "team", "fleet"));
+        assert!(!stores.holds("Deployment", "other", "fleet"));
+        assert!(!stores.holds("Service", "team", "fleet"));
+        assert!(!stores.holds("Unknown", "team", "fleet"));
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {
