@@ -1,5 +1,5 @@
-//! The `HatchetWorker` operator: turns custom resources into fleets of Hatchet worker pods
-//! and scales them on slot utilization and queue depth without killing running tasks.
+//! The `HatchetWorker` operator: turns custom resources into fleets of Hatchet worker pods,
+//! wired to the engine, probed, and drained on termination so no running task is killed.
 //!
 //! Layout: [`crd`] (the resource types), [`desired`] (pure desired state of the children),
 //! [`status`] (pure status and conditions), `reconcile` and `controller` (the kube-runtime
