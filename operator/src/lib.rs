@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! The `HatchetWorker` operator: turns custom resources into fleets of Hatchet worker pods,
 //! wired to the engine, probed, and drained on termination so no running task is killed.
 //!
