@@ -13,13 +13,17 @@ pub enum Error {
     /// The engine refused a call with a status that retrying cannot fix (fatal).
     #[error("engine refused {call}: {status}")]
     Refused {
+        /// Name of the engine call, e.g. `TriggerWorkflow`.
         call: &'static str,
+        /// The non-retryable status that ended the call.
         status: Box<tonic::Status>,
     },
     /// The engine could not be reached or answered with a transient failure (retryable).
     #[error("engine call {call} failed: {status}")]
     Rpc {
+        /// Name of the engine call, e.g. `TriggerWorkflow`.
         call: &'static str,
+        /// The last transient status, after any retries (a local timeout counts as `DeadlineExceeded`).
         status: Box<tonic::Status>,
     },
     /// The gRPC channel could not be built (fatal: bad address or TLS material).
@@ -27,15 +31,23 @@ pub enum Error {
     Transport(String),
     /// A REST call failed (retryable unless the status is a 4xx).
     #[error("REST {call}: {message}")]
-    Rest { call: &'static str, message: String },
+    Rest {
+        /// The HTTP method: `GET`, `PATCH` or `POST`.
+        call: &'static str,
+        /// The request path and what failed: the transport, an HTTP status (with the start of the body), or bad JSON.
+        message: String,
+    },
     /// A payload from or for the engine was not the JSON we expected (fatal for that payload).
     #[error("payload: {0}")]
     Payload(String),
     /// A workflow run ended in failure or cancellation.
     #[error("workflow run {run_id} ended {status}: {error}")]
     RunFailed {
+        /// External id of the run.
         run_id: String,
+        /// The final status in upper case, e.g. `FAILED` or `CANCELLED`.
         status: String,
+        /// The first task error the engine reported, or empty if none.
         error: String,
     },
     /// The operation was abandoned because the worker or client is shutting down.

@@ -71,11 +71,17 @@ pub struct RunRef {
 /// Status of a run or task as the engine reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunStatus {
+    /// Waiting to start (also any status this crate does not know).
     Queued,
+    /// Started and not yet finished.
     Running,
+    /// Finished successfully.
     Completed,
+    /// Finished with an error.
     Failed,
+    /// Cancelled before it finished.
     Cancelled,
+    /// Evicted by the engine; [`Client::wait_for_run`] does not treat this as final.
     Evicted,
 }
 
@@ -95,20 +101,30 @@ impl RunStatus {
 /// One task of a run.
 #[derive(Debug, Clone)]
 pub struct TaskRunDetail {
+    /// The task run's external id.
     pub external_id: String,
+    /// The task's name (the engine's readable id).
     pub name: String,
+    /// The task run's status.
     pub status: RunStatus,
+    /// The task's error message, without the SDK's error metadata, if it failed.
     pub error: Option<String>,
+    /// The task's output, if it produced one (a JSON string when the bytes are not JSON).
     pub output: Option<Value>,
 }
 
 /// A run's state.
 #[derive(Debug, Clone)]
 pub struct RunDetails {
+    /// The run's overall status.
     pub status: RunStatus,
+    /// Whether the engine considers the run finished.
     pub done: bool,
+    /// The run's tasks, sorted by name.
     pub tasks: Vec<TaskRunDetail>,
+    /// The run's input (`Null` when empty, a JSON string when not JSON).
     pub input: Value,
+    /// The run's additional metadata, parsed like `input`.
     pub metadata: Value,
 }
 

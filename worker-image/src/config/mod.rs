@@ -62,6 +62,7 @@ impl std::str::FromStr for TlsStrategy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TlsConfig {
+    /// How the connection is secured (`HATCHET_CLIENT_TLS_STRATEGY`, default `tls`).
     pub strategy: TlsStrategy,
     /// PEM client certificate (mTLS).
     pub cert_file: Option<PathBuf>,
@@ -77,8 +78,11 @@ pub struct TlsConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HealthcheckConfig {
+    /// Whether the worker serves it at all (default true).
     pub enabled: bool,
+    /// TCP port to listen on (default [`DEFAULT_HEALTHCHECK_PORT`]).
     pub port: u16,
+    /// Address to bind (default `0.0.0.0`).
     pub bind_address: String,
 }
 
@@ -86,7 +90,9 @@ pub struct HealthcheckConfig {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ClientConfig {
+    /// API token sent as the bearer credential on gRPC and REST calls.
     pub token: Token,
+    /// Tenant the worker and client act for (default: the token's `sub` claim).
     pub tenant_id: String,
     /// gRPC `host:port`.
     pub host_port: String,
@@ -94,7 +100,9 @@ pub struct ClientConfig {
     pub server_url: String,
     /// Normalised namespace prefix (lowercase, ends in `_`), or empty.
     pub namespace: String,
+    /// How the gRPC connection is secured.
     pub tls: TlsConfig,
+    /// The worker's health/metrics server settings.
     pub healthcheck: HealthcheckConfig,
     /// Labels every worker built from this config carries (e.g. the fleet label).
     pub preset_labels: BTreeMap<String, String>,

@@ -39,29 +39,44 @@ pub enum Phase {
 /// What happened, fed to [`Listener::step`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
+    /// The driver starts the connection: register first.
     Start,
+    /// `Register` answered.
     Registered {
+        /// The id the engine assigned to this worker.
         worker_id: String,
     },
+    /// `Register` failed with this status code.
     RegisterFailed(Code),
+    /// The assignment stream was requested and counts as open.
     StreamOpened,
     /// The stream broke with a status, or ended (`None`).
     StreamFailed(Option<Code>),
+    /// A heartbeat was acknowledged.
     HeartbeatOk,
+    /// A heartbeat failed with this status code (`DeadlineExceeded` when it timed out).
     HeartbeatFailed(Code),
+    /// Time passed: a deadline from [`Listener::next_deadline`] may be due.
     Tick,
+    /// The worker is stopping: close the stream and stop for good.
     Shutdown,
 }
 
 /// What the driver must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
+    /// Call `Register`, then feed back [`Input::Registered`] or [`Input::RegisterFailed`].
     Register,
+    /// Open the `ListenV2` assignment stream, then feed back [`Input::StreamOpened`].
     OpenStream {
+        /// The registered worker whose assignments to receive.
         worker_id: String,
     },
+    /// Abort the task reading the current assignment stream, if any.
     CloseStream,
+    /// Send one heartbeat, then feed back [`Input::HeartbeatOk`] or [`Input::HeartbeatFailed`].
     SendHeartbeat {
+        /// The registered worker the heartbeat is for.
         worker_id: String,
     },
     /// Stop the worker: the engine refused it in a way retrying cannot fix.
@@ -91,6 +106,7 @@ impl Default for Listener {
 }
 
 impl Listener {
+    /// A listener in [`Phase::Idle`], waiting for [`Input::Start`].
     pub fn new() -> Self {
         Self {
             phase: Phase::Idle,
@@ -106,10 +122,12 @@ impl Listener {
         }
     }
 
+    /// Where the connection stands now.
     pub fn phase(&self) -> Phase {
         self.phase
     }
 
+    /// The id the engine registered this worker under; `None` before registering or once forgotten.
     pub fn worker_id(&self) -> Option<&str> {
         self.worker_id.as_deref()
     }
@@ -119,6 +137,7 @@ impl Listener {
         self.reconnects
     }
 
+    /// When a heartbeat was last acknowledged, on any stream.
     pub fn last_heartbeat_ok(&self) -> Option<Instant> {
         self.last_heartbeat_ok
     }

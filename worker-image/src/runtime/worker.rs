@@ -153,7 +153,10 @@ pub enum Exit {
     /// Every in-flight task finished before the worker stopped.
     Drained,
     /// The drain deadline passed; this many tasks were abandoned (reported FAILED, retryable).
-    DeadlineExceeded { abandoned: usize },
+    DeadlineExceeded {
+        /// Tasks still running when the deadline passed.
+        abandoned: usize,
+    },
 }
 
 /// A Hatchet worker.

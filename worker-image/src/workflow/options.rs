@@ -77,12 +77,19 @@ impl Concurrency {
 /// The window of a dynamic rate limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateLimitWindow {
+    /// The limit counts units per second.
     Second,
+    /// The limit counts units per minute.
     Minute,
+    /// The limit counts units per hour.
     Hour,
+    /// The limit counts units per day.
     Day,
+    /// The limit counts units per week.
     Week,
+    /// The limit counts units per month.
     Month,
+    /// The limit counts units per year.
     Year,
 }
 
@@ -163,7 +170,9 @@ impl RateLimit {
 /// A worker label value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum LabelValue {
+    /// A string label; only [`Comparator::Equal`] and [`Comparator::NotEqual`] apply to it.
     Str(String),
+    /// An integer label, which every [`Comparator`] can compare.
     Int(i32),
 }
 
@@ -186,12 +195,18 @@ impl From<i32> for LabelValue {
 /// How a desired label compares with the worker's label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Comparator {
+    /// The worker's label equals the desired value (the default).
     #[default]
     Equal,
+    /// The worker's label differs from the desired value.
     NotEqual,
+    /// The worker's integer label is greater than the desired value.
     GreaterThan,
+    /// The worker's integer label is greater than or equal to the desired value.
     GreaterThanOrEqual,
+    /// The worker's integer label is less than the desired value.
     LessThan,
+    /// The worker's integer label is less than or equal to the desired value.
     LessThanOrEqual,
 }
 
