@@ -29,7 +29,8 @@ pub enum Error {
     /// The gRPC channel could not be built (fatal: bad address or TLS material).
     #[error("connection: {0}")]
     Transport(String),
-    /// A REST call failed (retryable unless the status is a 4xx).
+    /// A REST call failed; the message carries the HTTP status or transport error. Not retried
+    /// by the client: the caller decides.
     #[error("REST {call}: {message}")]
     Rest {
         /// The HTTP method: `GET`, `PATCH` or `POST`.

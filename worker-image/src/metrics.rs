@@ -2,6 +2,7 @@
 //! Task counters are updated as tasks run; state gauges are refreshed at scrape time.
 
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -62,6 +63,9 @@ pub(crate) struct WorkerMetrics {
     heartbeat_age: Gauge<f64, AtomicU64>,
     heartbeat_failures: Counter,
     reconnects: Counter,
+    /// Serialises scrapes' catch-up of `reconnects` (a read then an add), so two concurrent
+    /// scrapes cannot both add the same reconnections.
+    reconnects_sync: Arc<Mutex<()>>,
     connection: Family<StateLabels, Gauge>,
     draining: Gauge,
 }
@@ -112,6 +116,7 @@ impl WorkerMetrics {
             heartbeat_age: Gauge::default(),
             heartbeat_failures: Counter::default(),
             reconnects: Counter::default(),
+            reconnects_sync: Arc::default(),
             connection: Family::default(),
             draining: Gauge::default(),
         };
@@ -219,9 +224,12 @@ impl WorkerMetrics {
         self.slots_used.get_or_create(&default).set(s.slots_used as i64);
         self.heartbeat_age
             .set(s.heartbeat_age.map_or(-1.0, |d| d.as_secs_f64()));
-        let seen = self.reconnects.get();
-        if s.reconnects > seen {
-            self.reconnects.inc_by(s.reconnects - seen);
+        {
+            let _one_at_a_time = self.reconnects_sync.lock().expect("reconnects lock");
+            let seen = self.reconnects.get();
+            if s.reconnects > seen {
+                self.reconnects.inc_by(s.reconnects - seen);
+            }
         }
         for (phase, name) in PHASES {
             self.connection
