@@ -44,7 +44,7 @@ impl Metrics {
         };
         registry.register(
             "hatchet_operator_reconciles",
-            "Reconciles started",
+            "Reconciles started by the leader (followers only keep their caches warm)",
             m.reconciles.clone(),
         );
         registry.register(

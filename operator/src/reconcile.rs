@@ -99,12 +99,12 @@ impl Context {
 
 /// The reconciler (see the module docs).
 pub(crate) async fn reconcile(hw: Arc<HatchetWorker>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let _timer = ctx.metrics.reconcile_started();
     ctx.stores.wait_synced().await?;
     if !*ctx.leader.borrow() {
         // Followers keep their caches warm; becoming leader reconciles everything.
         return Ok(Action::await_change());
     }
+    let _timer = ctx.metrics.reconcile_started();
     if hw.metadata.deletion_timestamp.is_some() {
         // Owner references let the garbage collector remove the children.
         return Ok(Action::await_change());

@@ -5,8 +5,8 @@ mod support;
 
 use std::time::Duration;
 
-use hatchet_e2e::World;
 use hatchet_e2e::hatchet::{client_in, start, unique};
+use hatchet_e2e::{Scratch, World};
 use hatchet_worker::{Client, Context, RunRef, Task, TaskError, TriggerOptions, Worker, Workflow};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -62,7 +62,8 @@ async fn sigterm_finishes_running_tasks_and_takes_no_new_ones() {
     let world = World::load().unwrap();
     let ns = unique("drain");
     let client = client_in(&world, &ns);
-    let a = spawn_worker(&world, &ns, 3, &[]).await;
+    // A spare slot: only the drain, not a full worker, can keep the later runs away from it.
+    let a = spawn_worker(&world, &ns, 4, &[]).await;
     let first = trigger_sleeps(&client, 3, 10_000).await;
     a.wait_running(3).await;
 
@@ -107,9 +108,12 @@ async fn drain_endpoint_blocks_until_drained() {
     let started = std::time::Instant::now();
     let http = reqwest::Client::new();
     let (r1, r2) = tokio::join!(http.post(a.url("/drain")).send(), http.get(a.url("/drain")).send());
-    let body: Value = r1.expect("drain answered").json().await.unwrap();
-    assert_eq!(body, json!({"drained": true}));
-    assert!(r2.is_ok(), "a second /drain is fine too");
+    for (which, r) in [("POST", r1), ("a second, GET", r2)] {
+        let r = r.unwrap_or_else(|e| panic!("{which} /drain answered: {e}"));
+        assert_eq!(r.status().as_u16(), 200, "{which} /drain");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body, json!({"drained": true}), "{which} /drain");
+    }
     assert!(
         started.elapsed() >= Duration::from_secs(3),
         "/drain returned before the tasks finished"
@@ -125,7 +129,15 @@ async fn past_the_deadline_runs_are_retried_elsewhere() {
     let world = World::load().unwrap();
     let ns = unique("deadline");
     let client = client_in(&world, &ns);
-    let a = spawn_worker(&world, &ns, 2, &[("HATCHET_WORKER_DRAIN_TIMEOUT_SECONDS", "2")]).await;
+    let log = Scratch::new(&format!("{ns}.log"));
+    let a = spawn_worker_logging(
+        &world,
+        &ns,
+        2,
+        &[("HATCHET_WORKER_DRAIN_TIMEOUT_SECONDS", "2")],
+        Some(&log.path),
+    )
+    .await;
     let runs = trigger_sleeps(&client, 2, 8_000).await;
     a.wait_running(2).await;
     let b = start(other_worker(&client, "rescuer")).await;
@@ -135,7 +147,18 @@ async fn past_the_deadline_runs_are_retried_elsewhere() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     a.signal("TERM");
     let status = a.wait_exit(Duration::from_secs(60)).await;
-    assert_ne!(status.code(), Some(0), "abandoning tasks is not a clean exit");
+    assert_eq!(status.code(), Some(3), "abandoning tasks exits 3");
+    // Each abandoned task's FAILED event went through before the process left.
+    let text = std::fs::read_to_string(&log.path).unwrap();
+    let reported = text
+        .lines()
+        .filter(|l| l.contains("task finished") && l.contains("failed"))
+        .count();
+    assert_eq!(reported, 2, "both abandoned tasks reported FAILED:\n{text}");
+    assert!(
+        !text.contains("could not report task event"),
+        "a report was lost:\n{text}"
+    );
     for run in &runs {
         assert_eq!(
             worker_of(&client, run).await,
@@ -214,7 +237,7 @@ async fn logs_never_contain_the_token() {
     let world = World::load().unwrap();
     let ns = unique("logs");
     let client = client_in(&world, &ns);
-    let log = std::env::temp_dir().join(format!("{ns}.log"));
+    let log = Scratch::new(&format!("{ns}.log"));
     let a = spawn_worker_logging(
         &world,
         &ns,
@@ -223,7 +246,7 @@ async fn logs_never_contain_the_token() {
             ("HATCHET_CLIENT_LOG_LEVEL", "trace"),
             ("HATCHET_CLIENT_LOG_FORMAT", "json"),
         ],
-        Some(&log),
+        Some(&log.path),
     )
     .await;
     let runs = trigger_sleeps(&client, 2, 100).await;
@@ -232,7 +255,7 @@ async fn logs_never_contain_the_token() {
     }
     a.signal("TERM");
     assert_eq!(a.wait_exit(Duration::from_secs(30)).await.code(), Some(0));
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = std::fs::read_to_string(&log.path).unwrap();
     let token = world.token().unwrap();
     assert!(
         text.lines().count() > 20,
@@ -243,5 +266,4 @@ async fn logs_never_contain_the_token() {
     // Nor its signature part alone, in case a header was printed in pieces.
     let signature = token.rsplit('.').next().unwrap();
     assert!(!text.contains(signature), "part of the token leaked into the logs");
-    let _ = std::fs::remove_file(&log);
 }

@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use hatchet_e2e::World;
-use hatchet_e2e::hatchet::{engine_ctl, unique};
+use hatchet_e2e::hatchet::{EngineBack, engine_ctl, unique};
 use hatchet_worker::runtime::listener::HEARTBEAT_INTERVAL;
 use support::spawn_worker;
 
@@ -16,6 +16,7 @@ async fn readiness_follows_the_engine() {
     let world = World::load().unwrap();
     let w = spawn_worker(&world, &unique("ready"), 5, &[]).await;
 
+    let _engine_back = EngineBack;
     tokio::task::spawn_blocking(|| engine_ctl("stop")).await.unwrap();
     let unready_after = w.wait_status(503, Duration::from_secs(30)).await;
     let (_, body) = w.get("/readyz").await;

@@ -3,7 +3,7 @@
 //! (The local engine runs plaintext gRPC, so the transport's TLS paths are proven here.)
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use hatchet_proto::events_service_server::{EventsService, EventsServiceServer};
@@ -74,9 +74,11 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
-/// A CA, a server certificate for `hatchet.test`, and a client certificate, all from the CA.
-fn make_pki() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hatchet-tls-{}", std::process::id()));
+/// A CA, a server certificate for `hatchet.test`, and a client certificate, all from the CA, in
+/// a directory removed when the returned guard drops.
+fn make_pki() -> hatchet_e2e::Scratch {
+    let scratch = hatchet_e2e::Scratch::new("hatchet-tls");
+    let dir = scratch.path.clone();
     std::fs::create_dir_all(&dir).unwrap();
     openssl(
         &dir,
@@ -140,7 +142,7 @@ fn make_pki() -> PathBuf {
             ],
         );
     }
-    dir
+    scratch
 }
 
 async fn serve(dir: &Path, require_client_cert: bool) -> SocketAddr {
@@ -181,7 +183,8 @@ fn client(addr: SocketAddr, dir: &Path, strategy: TlsStrategy, server_name: &str
 
 #[tokio::test]
 async fn tls_and_mtls_connect_with_the_right_material_only() {
-    let dir = make_pki();
+    let pki = make_pki();
+    let dir = pki.path.clone();
     let json = serde_json::json!({"k": 1});
 
     let tls = serve(&dir, false).await;
@@ -207,8 +210,6 @@ async fn tls_and_mtls_connect_with_the_right_material_only() {
         .push_event("x", &json, None)
         .await;
     assert!(no_cert.is_err(), "the server requires a client certificate");
-
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

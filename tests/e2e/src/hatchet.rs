@@ -100,6 +100,19 @@ impl RunningWorker {
     }
 }
 
+/// Starts the engine again when dropped (a no-op if it is up), so a test that stops the shared
+/// engine cannot leave it down for the tests after it, whether it passes or fails.
+pub struct EngineBack;
+
+impl Drop for EngineBack {
+    fn drop(&mut self) {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../env/ctl");
+        if let Err(e) = crate::run(std::process::Command::new(script).args(["start", "hatchet"])) {
+            eprintln!("could not start the engine again: {e}");
+        }
+    }
+}
+
 /// Stops, starts or restarts the local engine through `tests/env/ctl` (blocking), for tests
 /// that prove workers ride out an outage.
 pub fn engine_ctl(action: &str) {

@@ -192,6 +192,32 @@ pub fn wait_for<T>(
     }
 }
 
+/// A path under the system temp dir that is removed (file or directory tree) when dropped,
+/// pass or fail: test scratch (logs, keys, kubeconfigs with tokens) never outlives its test.
+pub struct Scratch {
+    /// The path; nothing is created until the test writes there.
+    pub path: PathBuf,
+}
+
+impl Scratch {
+    /// `$TMPDIR/<name>`, made unique by the process id.
+    pub fn new(name: &str) -> Self {
+        Self {
+            path: std::env::temp_dir().join(format!("{name}-{}", std::process::id())),
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if self.path.is_dir() {
+            let _ = std::fs::remove_dir_all(&self.path);
+        } else {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 /// Parses `export NAME=value` lines; single or double quotes around the value are removed.
 fn parse_env_file(text: &str) -> BTreeMap<String, String> {
     text.lines()

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use hatchet_e2e::World;
 use hatchet_e2e::hatchet::{client, start, unique};
 use hatchet_worker::{Context, LabelValue, Task, TriggerOptions, Worker, Workflow};
@@ -24,12 +25,15 @@ async fn log_stream_labels_and_refresh_timeout() {
             let tx = tx.clone();
             async move {
                 c.log("hello from the task").await?;
-                c.stream(b"chunk-1".to_vec()).await?;
                 c.upsert_labels(BTreeMap::from([("phase".to_owned(), LabelValue::from("upserted"))]))
                     .await?;
-                // Outlive the 2 s timeout only because it was extended.
+                // Outlive the 2 s timeout only because it was extended; stream meanwhile (a
+                // subscriber only sees chunks sent after it subscribed).
                 c.refresh_timeout(Duration::from_secs(15)).await?;
-                tokio::time::sleep(Duration::from_secs(4)).await;
+                for i in 0..20 {
+                    c.stream(format!("chunk-{i}").into_bytes()).await?;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
                 tx.send(c.task_run_id().to_owned()).unwrap();
                 Ok(json!({"done": true}))
             }
@@ -43,12 +47,37 @@ async fn log_stream_labels_and_refresh_timeout() {
             .unwrap(),
     )
     .await;
-    let out = timeout(WAIT, client.run(&wf, &json!({}), TriggerOptions::default()))
+    let run = client
+        .trigger(&wf, &json!({}), TriggerOptions::default())
         .await
-        .unwrap()
         .unwrap();
+    let chunks: Vec<String> = timeout(
+        WAIT,
+        client
+            .subscribe_stream(&run.id)
+            .map(|c| String::from_utf8(c.expect("stream chunk")).expect("utf-8 chunk"))
+            .collect(),
+    )
+    .await
+    .expect("the stream ends with the run");
+    let out = timeout(WAIT, client.wait_for_run(&run.id)).await.unwrap().unwrap();
     assert_eq!(out["chatty"], json!({"done": true}));
     let task_run = rx.recv().await.unwrap();
+    assert!(!chunks.is_empty(), "no streamed chunk arrived");
+    let numbers: Vec<u32> = chunks
+        .iter()
+        .map(|c| {
+            c.strip_prefix("chunk-")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{c}"))
+        })
+        .collect();
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "chunks in order: {chunks:?}");
+    assert_eq!(
+        numbers.last(),
+        Some(&19),
+        "the stream lasts to the end of the run: {chunks:?}"
+    );
 
     let logs = timeout(WAIT, async {
         loop {

@@ -1,10 +1,12 @@
 //! The engine restarts mid-load; the worker reconnects on its own and no run is lost or
 //! stuck. In its own test binary so the restart cannot disturb other tests.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hatchet_e2e::World;
-use hatchet_e2e::hatchet::{client, engine_ctl, start, unique};
+use hatchet_e2e::hatchet::{EngineBack, client, engine_ctl, start, unique};
 use hatchet_worker::{Context, Task, TriggerOptions, Worker, Workflow};
 use serde_json::{Value, json};
 use tokio::time::timeout;
@@ -13,13 +15,18 @@ use tokio::time::timeout;
 async fn worker_survives_an_engine_restart_without_losing_runs() {
     let client = client(&World::load().expect("local world"));
     let wf = unique("restart");
+    let started = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&started);
     let w = start(
         Worker::builder(client.clone(), unique("w"))
             .slots(5)
             .workflow(
-                Workflow::new(&wf).task(Task::new("slow-echo", |i: Value, _c: Context| async move {
-                    tokio::time::sleep(Duration::from_secs(3)).await;
-                    Ok(i)
+                Workflow::new(&wf).task(Task::new("slow-echo", move |i: Value, _c: Context| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        tokio::time::sleep(Duration::from_secs(3)).await;
+                        Ok(i)
+                    }
                 })),
             )
             .build()
@@ -37,8 +44,15 @@ async fn worker_survives_an_engine_restart_without_losing_runs() {
                 .unwrap(),
         ));
     }
-    // Let the first five start, then take the engine away under them.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Once the first five run (all slots busy), take the engine away under them.
+    timeout(Duration::from_secs(60), async {
+        while started.load(Ordering::SeqCst) < 5 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("five runs started");
+    let _engine_back = EngineBack;
     tokio::task::spawn_blocking(|| engine_ctl("restart")).await.unwrap();
 
     for i in 10..15 {

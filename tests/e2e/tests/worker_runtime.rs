@@ -452,7 +452,22 @@ async fn child_runs_and_on_failure() {
         errors.get("breaks").is_some_and(|e| e.contains("disk on fire")),
         "{errors:?}"
     );
-    let _ = timeout(RUN_TIMEOUT, client.wait_for_run(&r.id)).await.unwrap();
+    // The on-failure task succeeding does not turn the run into a success.
+    match timeout(RUN_TIMEOUT, client.wait_for_run(&r.id)).await.unwrap() {
+        Err(hatchet_worker::Error::RunFailed { status, error, .. }) => {
+            assert_eq!(status, "FAILED");
+            assert!(error.contains("disk on fire"), "{error}");
+        }
+        other => panic!("the failing workflow must end FAILED: {other:?}"),
+    }
+    let details = client.run_details(&r.id).await.unwrap();
+    assert!(
+        details
+            .tasks
+            .iter()
+            .any(|t| t.output.as_ref().is_some_and(|o| o["cleaned"] == true)),
+        "the on-failure task's output is recorded: {details:?}"
+    );
     w.stop().await;
 }
 

@@ -3,6 +3,7 @@
 
 mod rest;
 mod runs;
+mod stream;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -17,6 +18,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use runs::{RunDetails, RunRef, RunStatus, TaskRunDetail, TriggerOptions};
+pub use stream::RunStream;
 
 use crate::config::ClientConfig;
 use crate::connection::Engine;

@@ -28,6 +28,10 @@ pub(crate) async fn spawn_worker(
     spawn_worker_logging(world, namespace, slots, extra, None).await
 }
 
+/// How many fresh ports a worker is started on: another process may take the port between
+/// [`free_port`] and the worker's bind (tests of one binary run in parallel).
+const PORT_ATTEMPTS: usize = 3;
+
 /// As [`spawn_worker`], with the process's output written to `log` when given.
 pub(crate) async fn spawn_worker_logging(
     world: &World,
@@ -36,39 +40,80 @@ pub(crate) async fn spawn_worker_logging(
     extra: &[(&str, &str)],
     log: Option<&std::path::Path>,
 ) -> WorkerProcess {
-    let port = free_port();
     let name = unique("proc");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hatchet-worker"));
-    for var in [
-        "HATCHET_CLIENT_TOKEN",
-        "HATCHET_CLIENT_HOST_PORT",
-        "HATCHET_CLIENT_SERVER_URL",
-        "HATCHET_CLIENT_TLS_STRATEGY",
-        "HATCHET_CLIENT_TENANT_ID",
-    ] {
-        cmd.env(var, world.var(var).unwrap());
+    for attempt in 1..=PORT_ATTEMPTS {
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hatchet-worker"));
+        for var in [
+            "HATCHET_CLIENT_TOKEN",
+            "HATCHET_CLIENT_HOST_PORT",
+            "HATCHET_CLIENT_SERVER_URL",
+            "HATCHET_CLIENT_TLS_STRATEGY",
+            "HATCHET_CLIENT_TENANT_ID",
+        ] {
+            cmd.env(var, world.var(var).unwrap());
+        }
+        cmd.env("HATCHET_CLIENT_NAMESPACE", namespace)
+            .env("HATCHET_CLIENT_WORKER_HEALTHCHECK_PORT", port.to_string())
+            .env("HATCHET_CLIENT_WORKER_HEALTHCHECK_BIND_ADDRESS", "127.0.0.1")
+            .env("HATCHET_WORKER_NAME", &name)
+            .env("HATCHET_WORKER_SLOTS", slots.to_string())
+            .env("HATCHET_CLIENT_LOG_LEVEL", "info")
+            .stdin(Stdio::null());
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        if let Some(path) = log {
+            let f = std::fs::File::create(path).expect("log file");
+            cmd.stderr(f.try_clone().unwrap()).stdout(f);
+        }
+        let child = cmd.spawn().expect("start hatchet-worker");
+        let mut w = WorkerProcess {
+            child,
+            port,
+            name: name.clone(),
+        };
+        match w.wait_own_ready(Duration::from_secs(60)).await {
+            Ok(()) => return w,
+            Err(status) if attempt < PORT_ATTEMPTS => {
+                eprintln!("worker {name} exited before it was ready ({status}); starting it on another port");
+            }
+            Err(status) => panic!("worker {name} exited before it was ready ({status}), {attempt} times"),
+        }
     }
-    cmd.env("HATCHET_CLIENT_NAMESPACE", namespace)
-        .env("HATCHET_CLIENT_WORKER_HEALTHCHECK_PORT", port.to_string())
-        .env("HATCHET_CLIENT_WORKER_HEALTHCHECK_BIND_ADDRESS", "127.0.0.1")
-        .env("HATCHET_WORKER_NAME", &name)
-        .env("HATCHET_WORKER_SLOTS", slots.to_string())
-        .env("HATCHET_CLIENT_LOG_LEVEL", "info")
-        .stdin(Stdio::null());
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    if let Some(path) = log {
-        let f = std::fs::File::create(path).expect("log file");
-        cmd.stderr(f.try_clone().unwrap()).stdout(f);
-    }
-    let child = cmd.spawn().expect("start hatchet-worker");
-    let w = WorkerProcess { child, port, name };
-    w.wait_status(200, Duration::from_secs(60)).await;
-    w
+    unreachable!("the last attempt returns or panics")
 }
 
 impl WorkerProcess {
+    /// Waits until this process (recognised by its name in `/status`, since another process
+    /// may hold the port) is ready; `Err` with its exit status if it exits first.
+    async fn wait_own_ready(&mut self, within: Duration) -> Result<(), ExitStatus> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Err(status);
+            }
+            let (_, s) = self.get_maybe("/status").await;
+            if s["name"].as_str().is_some_and(|n| n.ends_with(&self.name)) && s["ready"] == true {
+                return Ok(());
+            }
+            assert!(
+                start.elapsed() < within,
+                "worker {} not ready within {within:?}: {s}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// GET that tolerates a closed port (the server may not listen yet).
+    async fn get_maybe(&self, path: &str) -> (u16, serde_json::Value) {
+        match reqwest::get(self.url(path)).await {
+            Ok(r) => (r.status().as_u16(), r.json().await.unwrap_or_default()),
+            Err(_) => (0, serde_json::Value::Null),
+        }
+    }
+
     pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
