@@ -133,8 +133,23 @@ impl Operator {
         Self::start_bin(Path::new(bin), kubeconfig, namespace, identity, extra)
     }
 
-    /// Like [`Operator::start`] with an explicit binary (the benchmark's release build).
+    /// Like [`Operator::start`] with an explicit binary (the benchmark's release build). Started
+    /// again on a fresh port when another process took its metrics port first (tests of one
+    /// binary run in parallel).
     pub fn start_bin(bin: &Path, kubeconfig: &Path, namespace: &str, identity: &str, extra: &[&str]) -> Self {
+        const ATTEMPTS: usize = 3;
+        for attempt in 1..=ATTEMPTS {
+            let mut op = Self::spawn(bin, kubeconfig, namespace, identity, extra);
+            match op.wait_listening() {
+                Ok(()) => return op,
+                Err(why) if attempt < ATTEMPTS => eprintln!("operator {identity}: {why}; starting it on another port"),
+                Err(why) => panic!("operator {identity}: {why}, {attempt} times"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    fn spawn(bin: &Path, kubeconfig: &Path, namespace: &str, identity: &str, extra: &[&str]) -> Self {
         let metrics_port = free_port();
         let log = kubeconfig.with_file_name(format!("operator-{identity}.log"));
         let out = std::fs::File::create(&log).unwrap();
@@ -160,6 +175,27 @@ impl Operator {
             child,
             metrics_port,
             log,
+        }
+    }
+
+    /// Waits until the process says it listens on its port; `Err` if it exits first.
+    fn wait_listening(&mut self) -> Result<(), String> {
+        let log = self.log.clone();
+        let child = &mut self.child;
+        let exited = wait_for(
+            "operator HTTP server listening",
+            SETTLE,
+            Duration::from_millis(100),
+            || match child.try_wait() {
+                Ok(Some(status)) => Ok(Some(status)),
+                _ if std::fs::read_to_string(&log).is_ok_and(|t| t.contains("HTTP server listening")) => Ok(None),
+                _ => Err(format!("not listening yet: {}", tail(&log))),
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        match exited {
+            Some(status) => Err(format!("exited ({status}) before listening: {}", tail(&log))),
+            None => Ok(()),
         }
     }
 
