@@ -358,6 +358,69 @@ fn a_missing_secret_is_reported_as_degraded_and_recovers() {
 }
 
 #[test]
+fn a_template_the_apiserver_refuses_is_reported_and_an_edit_recovers() {
+    let world = world();
+    install_crd(&world);
+    let ns = Namespace::create(&world, "op-template");
+    let ns = ns.name.as_str();
+    let scratch = tempdir(ns);
+    let kubeconfig = operator_kubeconfig(&world, &scratch.path);
+    let mut op = Operator::start(&kubeconfig, ns, "template-a", &[]);
+    op.wait_ready();
+    token_secret(&world, ns, "tok");
+    // Valid for the CRD's schema, refused by Deployment validation (pods of a Deployment
+    // must restart Always).
+    let good = hatchet_worker(ns, "ledger", "tok", "");
+    let broken = good.replace(
+        "    spec:\n      containers:",
+        "    spec:\n      restartPolicy: Never\n      containers:",
+    );
+    assert_ne!(good, broken, "the manifest carries the broken field");
+    kubectl_stdin(&world, &["apply", "-f", "-"], &broken).expect("the HatchetWorker itself is admitted");
+    let degraded = |want: &'static str, reason: &'static str| {
+        let world = &world;
+        let op = &op;
+        move || -> Result<Value, String> {
+            let hw = get_json(world, &["hw", "ledger", "-n", ns])?;
+            match condition(&hw, "Degraded") {
+                Some(c) if c["status"] == want && c["reason"] == reason => Ok(hw),
+                other => Err(format!("Degraded: {other:?}; log:\n{}", op.log_tail())),
+            }
+        }
+    };
+    let hw = wait_for(
+        "Degraded=True, InvalidTemplate",
+        SETTLE,
+        POLL,
+        degraded("True", "InvalidTemplate"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let msg = condition(&hw, "Degraded").unwrap()["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(
+        msg.contains("restartPolicy"),
+        "the apiserver's reason is passed on: {msg}"
+    );
+    assert!(
+        get_json(&world, &["deployment", "ledger", "-n", ns]).is_err(),
+        "no Deployment from a refused template"
+    );
+
+    kubectl_stdin(&world, &["apply", "-f", "-"], &good).expect("fix the template");
+    wait_for(
+        "Degraded=False after the edit",
+        SETTLE,
+        POLL,
+        degraded("False", "AsExpected"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    wait_ready(&world, ns, "ledger", 1, &op);
+    op.terminate();
+}
+
+#[test]
 fn restarting_the_operator_writes_nothing_when_nothing_changed() {
     let world = world();
     install_crd(&world);
