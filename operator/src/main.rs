@@ -125,7 +125,6 @@ impl RunArgs {
         let listener = tokio::net::TcpListener::bind(metrics_addr)
             .await
             .with_context(|| format!("HTTP server cannot listen on {metrics_addr}"))?;
-        tracing::info!(addr = %metrics_addr, "HTTP server listening");
         let http_shutdown = shutdown.clone();
         let http = tokio::spawn(http::serve(
             listener,

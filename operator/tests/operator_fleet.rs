@@ -284,6 +284,25 @@ fn hatchet_worker_becomes_a_fleet_scales_rolls_and_is_garbage_collected() {
     op.terminate();
 }
 
+/// A `wait_for` probe: hw/`name`'s `Degraded` condition has `status` and `reason` (the object is
+/// returned); otherwise the operator's log tail says why not.
+fn degraded_probe<'a>(
+    world: &'a World,
+    ns: &'a str,
+    name: &'a str,
+    op: &'a Operator,
+    status: &'a str,
+    reason: &'a str,
+) -> impl FnMut() -> Result<Value, String> + 'a {
+    move || {
+        let hw = get_json(world, &["hw", name, "-n", ns])?;
+        match condition(&hw, "Degraded") {
+            Some(c) if c["status"] == status && c["reason"] == reason => Ok(hw),
+            other => Err(format!("Degraded: {other:?}; log:\n{}", op.log_tail())),
+        }
+    }
+}
+
 #[test]
 fn a_missing_secret_is_reported_as_degraded_and_recovers() {
     let world = world();
@@ -299,18 +318,7 @@ fn a_missing_secret_is_reported_as_degraded_and_recovers() {
     wait_ready(&world, ns, "billing", 1, &op);
 
     kubectl(&world, &["delete", "secret", "tok", "-n", ns]).expect("delete the Secret");
-    let degraded = |want: &str, reason: &str| {
-        let (want, reason) = (want.to_owned(), reason.to_owned());
-        let world = &world;
-        let op = &op;
-        move || -> Result<Value, String> {
-            let hw = get_json(world, &["hw", "billing", "-n", ns])?;
-            match condition(&hw, "Degraded") {
-                Some(c) if c["status"] == want.as_str() && c["reason"] == reason.as_str() => Ok(hw),
-                other => Err(format!("Degraded: {other:?}; log:\n{}", op.log_tail())),
-            }
-        }
-    };
+    let degraded = |want, reason| degraded_probe(&world, ns, "billing", &op, want, reason);
     let hw = wait_for(
         "Degraded=True, SecretNotFound",
         SETTLE,
@@ -377,17 +385,7 @@ fn a_template_the_apiserver_refuses_is_reported_and_an_edit_recovers() {
     );
     assert_ne!(good, broken, "the manifest carries the broken field");
     kubectl_stdin(&world, &["apply", "-f", "-"], &broken).expect("the HatchetWorker itself is admitted");
-    let degraded = |want: &'static str, reason: &'static str| {
-        let world = &world;
-        let op = &op;
-        move || -> Result<Value, String> {
-            let hw = get_json(world, &["hw", "ledger", "-n", ns])?;
-            match condition(&hw, "Degraded") {
-                Some(c) if c["status"] == want && c["reason"] == reason => Ok(hw),
-                other => Err(format!("Degraded: {other:?}; log:\n{}", op.log_tail())),
-            }
-        }
-    };
+    let degraded = |want, reason| degraded_probe(&world, ns, "ledger", &op, want, reason);
     let hw = wait_for(
         "Degraded=True, InvalidTemplate",
         SETTLE,

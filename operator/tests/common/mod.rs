@@ -178,23 +178,25 @@ impl Operator {
         }
     }
 
-    /// Waits until the process says it listens on its port; `Err` if it exits first.
+    /// Waits until its port answers `/healthz` while the process lives; `Err` if it exits
+    /// first. The operator binds its port right at start-up and exits when it cannot, so a
+    /// process still alive a moment after the port answers is the one answering.
     fn wait_listening(&mut self) -> Result<(), String> {
-        let log = self.log.clone();
+        let (log, port) = (self.log.clone(), self.metrics_port);
         let child = &mut self.child;
-        let exited = wait_for(
-            "operator HTTP server listening",
-            SETTLE,
-            Duration::from_millis(100),
-            || match child.try_wait() {
-                Ok(Some(status)) => Ok(Some(status)),
-                _ if std::fs::read_to_string(&log).is_ok_and(|t| t.contains("HTTP server listening")) => Ok(None),
-                _ => Err(format!("not listening yet: {}", tail(&log))),
-            },
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let mut probe = || match child.try_wait() {
+            Ok(Some(status)) => Ok(Some(status)),
+            _ if matches!(http_get(port, "/healthz"), Ok((200, _))) => Ok(None),
+            _ => Err(format!("/healthz not answering yet: {}", tail(&log))),
+        };
+        let mut exited = wait_for("operator /healthz", SETTLE, Duration::from_millis(100), &mut probe)
+            .unwrap_or_else(|e| panic!("{e}"));
+        if exited.is_none() {
+            std::thread::sleep(Duration::from_millis(300));
+            exited = child.try_wait().ok().flatten();
+        }
         match exited {
-            Some(status) => Err(format!("exited ({status}) before listening: {}", tail(&log))),
+            Some(status) => Err(format!("exited ({status}) before serving its port: {}", tail(&log))),
             None => Ok(()),
         }
     }
