@@ -273,7 +273,8 @@ pub fn metric_sum(body: &str, name: &str) -> f64 {
                 .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+        // Folded from +0.0: an empty float sum is -0.0, which would print as "-0".
+        .fold(0.0, |total, v| total + v)
 }
 
 /// A minimal HTTP/1.0 GET (enough for the operator's own server).
