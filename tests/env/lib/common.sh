@@ -65,14 +65,18 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
-# go_peer_build NAME MODULE VERSION PEER_DIR BUILD_FN: build a peer from the Go module proxy in a
-# throwaway wrapper module under PEER_DIR (`go install module@version` is refused here: the proxy
+# go_peer_build NAME MODULE VERSION PEER_DIR BUILT_FN BUILD_FN: unless BUILT_FN says the peer is
+# already there, build it from the Go module proxy in a throwaway wrapper module under PEER_DIR (`go install module@version` is refused here: the proxy
 # does not serve the version lists it reads for deprecation notices). The wrapper requires
 # MODULE@VERSION and starts its go.sum from MODULE's own, because some dependencies are served
 # by the proxy but unknown to the checksum database. BUILD_FN runs inside the wrapper with
 # GOFLAGS=-mod=mod and CGO disabled; its arguments are MODULE's directory and go.mod in the cache.
 go_peer_build() {
-  local name=$1 module=$2 version=$3 peer=$4 build_fn=$5
+  local name=$1 module=$2 version=$3 peer=$4 built_fn=$5 build_fn=$6
+  if "$built_fn"; then
+    log "$name $version already built in $peer/bin"
+    return 0
+  fi
   command -v go >/dev/null || die "go is required to build $name"
   local wrap=$peer/wrapper
   rm -rf "$wrap"

@@ -12,13 +12,7 @@ etcd_built() { [ -x "$ETCD_BIN/etcd" ]; }
 # inside etcd's own repository, so a wrapper module requiring it gets the published siblings.
 etcd_go_build() { go build -trimpath -ldflags "-s -w" -o "$ETCD_BIN/etcd" "$ETCD_MODULE"; }
 
-etcd_build() {
-  if etcd_built; then
-    log "etcd $ETCD_VERSION already built in $ETCD_BIN"
-    return 0
-  fi
-  go_peer_build etcd "$ETCD_MODULE" "$ETCD_VERSION" "$ETCD_PEER" etcd_go_build
-}
+etcd_build() { go_peer_build etcd "$ETCD_MODULE" "$ETCD_VERSION" "$ETCD_PEER" etcd_built etcd_go_build; }
 
 etcd_ready() {
   is_running etcd && curl -fsS --max-time 2 "$ETCD_URL/health" 2>/dev/null | grep -q '"health":"true"'

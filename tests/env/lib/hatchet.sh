@@ -20,13 +20,7 @@ hatchet_go_build() {
   go build -trimpath -ldflags "-s -w -X main.Version=$HATCHET_VERSION" -o "$HATCHET_BIN/" "${pkgs[@]}"
 }
 
-hatchet_build() {
-  if hatchet_built; then
-    log "hatchet $HATCHET_VERSION already built in $HATCHET_BIN"
-    return 0
-  fi
-  go_peer_build hatchet "$HATCHET_MODULE" "$HATCHET_VERSION" "$HATCHET_PEER" hatchet_go_build
-}
+hatchet_build() { go_peer_build hatchet "$HATCHET_MODULE" "$HATCHET_VERSION" "$HATCHET_PEER" hatchet_built hatchet_go_build; }
 
 # The engine's configuration: everything on loopback, Postgres as message queue, plaintext gRPC.
 hatchet_env() {

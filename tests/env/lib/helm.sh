@@ -17,13 +17,7 @@ helm_go_build() {
     -o "$HELM_BIN/helm" "$HELM_MODULE/cmd/helm"
 }
 
-helm_build() {
-  if helm_built; then
-    log "helm $HELM_VERSION already built in $HELM_BIN"
-    return 0
-  fi
-  go_peer_build helm "$HELM_MODULE" "$HELM_VERSION" "$HELM_PEER" helm_go_build
-}
+helm_build() { go_peer_build helm "$HELM_MODULE" "$HELM_VERSION" "$HELM_PEER" helm_built helm_go_build; }
 
 helm_ready() { helm_built; }
 

@@ -41,13 +41,7 @@ kube_go_build() {
   go build -trimpath -ldflags "$ldf" -o "$KUBE_BIN/" "${pkgs[@]}"
 }
 
-kube_build() {
-  if kube_built; then
-    log "kubernetes $KUBE_VERSION already built in $KUBE_BIN"
-    return 0
-  fi
-  go_peer_build kubernetes k8s.io/kubernetes "$KUBE_VERSION" "$KUBE_PEER" kube_go_build
-}
+kube_build() { go_peer_build kubernetes k8s.io/kubernetes "$KUBE_VERSION" "$KUBE_PEER" kube_built kube_go_build; }
 
 kube_ssl() { openssl "$@" >>"$LOG_DIR/kube-pki.log" 2>&1 || component_failed kube-pki "openssl $1 failed"; }
 

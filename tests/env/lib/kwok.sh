@@ -22,13 +22,7 @@ kwok_go_build() {
   done >"$KWOK_PEER/stages.yaml"
 }
 
-kwok_build() {
-  if kwok_built; then
-    log "kwok $KWOK_VERSION already built in $KWOK_BIN"
-    return 0
-  fi
-  go_peer_build kwok "$KWOK_MODULE" "$KWOK_VERSION" "$KWOK_PEER" kwok_go_build
-}
+kwok_build() { go_peer_build kwok "$KWOK_MODULE" "$KWOK_VERSION" "$KWOK_PEER" kwok_built kwok_go_build; }
 
 # Ready, and none of the node lifecycle controller's taints (not-ready, unreachable, ...) left,
 # so the scheduler will place pods on it.
