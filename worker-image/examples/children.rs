@@ -46,19 +46,13 @@ async fn main() -> anyhow::Result<()> {
         .workflow(Workflow::new("example-square").task(Task::new("square", square)))
         .workflow(Workflow::new("example-parent").task(Task::new("sum", sum_of_squares)))
         .build()?;
-    let handle = worker.handle();
-    let running = tokio::spawn(worker.run());
-    if !handle.wait_ready().await {
-        running.await??;
-        anyhow::bail!("the worker stopped before it was ready");
-    }
+    let running = worker.start().await?;
 
     let out = client
         .run("example-parent", &json!({"n": 4}), TriggerOptions::default())
         .await?;
     println!("{}", serde_json::to_string_pretty(&out)?);
 
-    handle.initiate_shutdown();
-    running.await??;
+    running.stop().await?;
     Ok(())
 }

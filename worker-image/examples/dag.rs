@@ -32,17 +32,11 @@ async fn main() -> anyhow::Result<()> {
         .task(Task::new("stock", fetch_stock))
         .task(Task::new("total", total).parents(["price", "stock"]));
     let worker = Worker::builder(client.clone(), "example-dag").workflow(flow).build()?;
-    let handle = worker.handle();
-    let running = tokio::spawn(worker.run());
-    if !handle.wait_ready().await {
-        running.await??;
-        anyhow::bail!("the worker stopped before it was ready");
-    }
+    let running = worker.start().await?;
 
     let out = client.run("example-dag", &json!({}), TriggerOptions::default()).await?;
     println!("{}", serde_json::to_string_pretty(&out)?);
 
-    handle.initiate_shutdown();
-    running.await??;
+    running.stop().await?;
     Ok(())
 }

@@ -48,12 +48,7 @@ async fn main() -> anyhow::Result<()> {
                 .on_failure(Task::new("report", report)),
         )
         .build()?;
-    let handle = worker.handle();
-    let running = tokio::spawn(worker.run());
-    if !handle.wait_ready().await {
-        running.await??;
-        anyhow::bail!("the worker stopped before it was ready");
-    }
+    let running = worker.start().await?;
 
     let out = client
         .run("example-flaky", &json!({}), TriggerOptions::default())
@@ -67,7 +62,6 @@ async fn main() -> anyhow::Result<()> {
         other => println!("validate: unexpected {other:?}"),
     }
 
-    handle.initiate_shutdown();
-    running.await??;
+    running.stop().await?;
     Ok(())
 }

@@ -34,12 +34,7 @@ async fn main() -> anyhow::Result<()> {
         .slots(10)
         .workflow(Workflow::new("example-simple").task(Task::new("greet", greet)))
         .build()?;
-    let handle = worker.handle();
-    let running = tokio::spawn(worker.run());
-    if !handle.wait_ready().await {
-        running.await??;
-        anyhow::bail!("the worker stopped before it was ready");
-    }
+    let running = worker.start().await?;
 
     let out = client
         .run(
@@ -50,7 +45,6 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     println!("{}", serde_json::to_string_pretty(&out)?);
 
-    handle.initiate_shutdown();
-    running.await??;
+    running.stop().await?;
     Ok(())
 }

@@ -36,7 +36,7 @@ pub use client::{Client, RunDetails, RunRef, RunStatus, TriggerOptions};
 pub use config::{ClientConfig, TlsStrategy};
 pub use context::Context;
 pub use error::{Error, Result};
-pub use runtime::{Exit, Worker, WorkerBuilder, WorkerHandle};
+pub use runtime::{Exit, RunningWorker, Worker, WorkerBuilder, WorkerHandle};
 pub use workflow::{
     Comparator, Concurrency, ConcurrencyStrategy, DesiredLabel, LabelValue, RateLimit, RateLimitWindow, Sticky, Task,
     TaskError, Workflow,

@@ -4,7 +4,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hatchet_worker::{Client, ClientConfig, Exit, TlsStrategy, Worker, WorkerHandle};
-use tokio::task::JoinHandle;
 
 use crate::World;
 
@@ -65,38 +64,36 @@ pub fn unique(prefix: &str) -> String {
 
 /// A worker running on this test's runtime.
 pub struct RunningWorker {
+    /// Its handle: readiness, identity, the drain switch.
     pub handle: WorkerHandle,
-    join: JoinHandle<hatchet_worker::Result<Exit>>,
+    inner: hatchet_worker::RunningWorker,
 }
 
 /// Starts `worker` in the background and waits until it is ready (workflows registered,
 /// stream up, heartbeat acknowledged), so runs triggered next find their workflow.
 pub async fn start(worker: Worker) -> RunningWorker {
-    let handle = worker.handle();
-    let join = tokio::spawn(worker.run());
-    let ready = tokio::time::timeout(Duration::from_secs(60), handle.wait_ready())
+    let inner = tokio::time::timeout(Duration::from_secs(60), worker.start())
         .await
-        .expect("worker ready within 60s");
-    if !ready {
-        panic!("the worker stopped before it was ready: {:?}", join.await);
+        .expect("worker ready within 60s")
+        .unwrap_or_else(|e| panic!("the worker stopped before it was ready: {e}"));
+    RunningWorker {
+        handle: inner.handle().clone(),
+        inner,
     }
-    RunningWorker { handle, join }
 }
 
 impl RunningWorker {
     /// Drains and stops the worker, returning how it exited.
     pub async fn stop(self) -> Exit {
-        self.handle.initiate_shutdown();
-        tokio::time::timeout(Duration::from_secs(120), self.join)
+        tokio::time::timeout(Duration::from_secs(120), self.inner.stop())
             .await
             .expect("worker stopped within 120s")
-            .expect("worker task did not panic")
             .expect("worker exited without error")
     }
 
     /// Whether the worker's loop has ended (it should not, until stopped).
     pub fn is_finished(&self) -> bool {
-        self.join.is_finished()
+        self.inner.is_finished()
     }
 }
 

@@ -9,4 +9,4 @@ pub mod slots;
 mod worker;
 
 pub(crate) use shared::{Connection, Shared};
-pub use worker::{DEFAULT_DRAIN_TIMEOUT, DEFAULT_SLOTS, Exit, Worker, WorkerBuilder, WorkerHandle};
+pub use worker::{DEFAULT_DRAIN_TIMEOUT, DEFAULT_SLOTS, Exit, RunningWorker, Worker, WorkerBuilder, WorkerHandle};

@@ -234,6 +234,20 @@ impl Worker {
         self.shared.worker_id()
     }
 
+    /// Runs the worker in the background ([`Worker::run`] on its own task) and resolves once it
+    /// is ready to receive tasks, or with its error if it stopped before it ever was.
+    pub async fn start(self) -> Result<RunningWorker> {
+        let handle = self.handle();
+        let join = tokio::spawn(self.run());
+        if handle.wait_ready().await {
+            return Ok(RunningWorker { handle, join });
+        }
+        match joined(join.await) {
+            Err(e) => Err(e),
+            Ok(_) => Err(Error::Shutdown),
+        }
+    }
+
     /// Starts the health server, registers the workflows, then serves assignments until shut
     /// down and drained.
     pub async fn run(self) -> Result<Exit> {
@@ -287,6 +301,39 @@ impl Worker {
             tracing::info!(workflow = %name, "workflow registered");
         }
         Ok(())
+    }
+}
+
+/// A worker started with [`Worker::start`]: its handle, and the task serving it.
+pub struct RunningWorker {
+    handle: WorkerHandle,
+    join: tokio::task::JoinHandle<Result<Exit>>,
+}
+
+impl RunningWorker {
+    /// The handle: readiness, identity, the drain switch.
+    pub fn handle(&self) -> &WorkerHandle {
+        &self.handle
+    }
+
+    /// Whether the worker has stopped (it should not, until told to).
+    pub fn is_finished(&self) -> bool {
+        self.join.is_finished()
+    }
+
+    /// Drains the worker and waits until it has stopped.
+    pub async fn stop(self) -> Result<Exit> {
+        self.handle.initiate_shutdown();
+        joined(self.join.await)
+    }
+}
+
+/// The result of the worker's task; a panic in it goes on unwinding in the caller.
+fn joined(r: std::result::Result<Result<Exit>, tokio::task::JoinError>) -> Result<Exit> {
+    match r {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(Error::Shutdown),
     }
 }
 
