@@ -178,35 +178,16 @@ async fn apply_children(hw: &HatchetWorker, ctx: &Context) -> Result<bool, Error
     let (name, ns) = name_and_namespace(hw)?;
     check_secrets(hw, &ns, &ctx.stores.secrets)?;
 
-    let sa_api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &ns);
     let mut wrote = match desired_service_account(hw)? {
-        Some(sa) => apply_if_changed(ctx, &sa_api, &ctx.stores.service_accounts, sa, "ServiceAccount").await?,
+        Some(sa) => apply_if_changed(ctx, &ctx.stores.service_accounts, sa).await?,
         // The template names the account the operator made: it is the user's now, and stays.
         None if user_service_account(hw) == Some(name.as_str()) => false,
-        None => delete_owned(ctx, &sa_api, &ctx.stores.service_accounts, hw, "ServiceAccount").await?,
+        None => delete_owned(ctx, &ctx.stores.service_accounts, &name, &ns, hw).await?,
     };
-    let svc = desired_service(hw)?;
-    wrote |= apply_if_changed(
-        ctx,
-        &Api::namespaced(ctx.client.clone(), &ns),
-        &ctx.stores.services,
-        svc,
-        "Service",
-    )
-    .await?;
-    let pdb = desired_pdb(hw)?;
-    wrote |= apply_if_changed(
-        ctx,
-        &Api::namespaced(ctx.client.clone(), &ns),
-        &ctx.stores.pdbs,
-        pdb,
-        "PodDisruptionBudget",
-    )
-    .await?;
-    let dep = desired_deployment(hw)?;
-    let dep_api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
-    let dep_wrote = apply_if_changed(ctx, &dep_api, &ctx.stores.deployments, dep, "Deployment").await?;
-    Ok(wrote || dep_wrote)
+    wrote |= apply_if_changed(ctx, &ctx.stores.services, desired_service(hw)?).await?;
+    wrote |= apply_if_changed(ctx, &ctx.stores.pdbs, desired_pdb(hw)?).await?;
+    wrote |= apply_if_changed(ctx, &ctx.stores.deployments, desired_deployment(hw)?).await?;
+    Ok(wrote)
 }
 
 /// Every Secret the spec names must exist (checked in the metadata cache; values are never read).
@@ -223,18 +204,32 @@ fn check_secrets(hw: &HatchetWorker, ns: &str, secrets: &Store<PartialObjectMeta
     Ok(())
 }
 
+/// A namespaced child kind the operator manages through a watch cache.
+trait Child:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + k8s_openapi::Resource
+    + Clone
+    + DeserializeOwned
+    + std::fmt::Debug
+{
+}
+
+impl<K> Child for K where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + k8s_openapi::Resource
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+{
+}
+
 /// Server-side applies `desired` unless the cached object carries the same hash and nobody
 /// changed its spec since (see [`crate::drift`]); `true` if it wrote.
-async fn apply_if_changed<K>(
-    ctx: &Context,
-    api: &Api<K>,
-    store: &Store<K>,
-    desired: K,
-    kind: &'static str,
-) -> Result<bool, Error>
+async fn apply_if_changed<K>(ctx: &Context, store: &Store<K>, desired: K) -> Result<bool, Error>
 where
-    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+    K: Child + Serialize,
 {
+    let kind = K::KIND;
     let name = desired.name_any();
     let ns = desired.namespace().unwrap_or_default();
     let key = (kind, ns.clone(), name.clone());
@@ -256,6 +251,7 @@ where
         tracing::info!(kind, namespace = %ns, name = %name, "applying");
     }
     ctx.metrics.wrote(kind);
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
     let applied = match api
         .patch(
             &name,
@@ -285,18 +281,15 @@ where
 }
 
 /// Deletes the cached object of that name if this HatchetWorker controls it; `true` if it did.
-async fn delete_owned<K>(
+async fn delete_owned<K: Child>(
     ctx: &Context,
-    api: &Api<K>,
     store: &Store<K>,
+    name: &str,
+    ns: &str,
     hw: &HatchetWorker,
-    kind: &'static str,
-) -> Result<bool, Error>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
-{
-    let (name, ns) = name_and_namespace(hw)?;
-    let Some(obj) = store.get(&ObjectRef::new(&name).within(&ns)) else {
+) -> Result<bool, Error> {
+    let kind = K::KIND;
+    let Some(obj) = store.get(&ObjectRef::new(name).within(ns)) else {
         return Ok(false);
     };
     let ours = obj
@@ -306,7 +299,8 @@ where
     if ours && obj.meta().deletion_timestamp.is_none() {
         tracing::info!(kind, namespace = %ns, name = %name, "deleting (no longer wanted)");
         ctx.metrics.wrote(kind);
-        match api.delete(&name, &DeleteParams::background()).await {
+        let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
+        match api.delete(name, &DeleteParams::background()).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.is_not_found() => {}
             Err(e) => return Err(e.into()),
