@@ -13,7 +13,8 @@ RUN cargo build --release --locked -p hatchet-operator --bin hatchet-operator \
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /hatchet-operator /usr/local/bin/hatchet-operator
-USER nonroot:nonroot
+# Numeric, so the restricted Pod Security profile (runAsNonRoot) can verify it.
+USER 65532:65532
 # /healthz, /readyz, /metrics.
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/hatchet-operator"]

@@ -19,6 +19,8 @@ KUBE_VERSION=v1.37.2
 ETCD_VERSION=v3.6.16
 KWOK_VERSION=v0.8.0
 HELM_VERSION=v3.22.0
+CONTAINERD_VERSION=v2.4.2
+PAUSE_VERSION=3.10.2 # build/pause in the Kubernetes release
 
 # Ports: all on 127.0.0.1, away from the standard ones so a developer's own services keep theirs.
 PG_PORT=${HATCHET_OPERATOR_PG_PORT:-55432}
@@ -33,6 +35,21 @@ KUBE_APISERVER_PORT=16443
 KUBE_CONTROLLER_MANAGER_PORT=16257
 KUBE_SCHEDULER_PORT=16259
 KWOK_PORT=16247
+KUBELET_PORT=16250
+KUBELET_HEALTHZ_PORT=16248
+
+# The real node's pod network: a bridge of our own whose address is the node's IP and the
+# pods' only gateway. Pods get the subnet route and the service range through it, nothing else.
+POD_BRIDGE=hatchet0
+POD_SUBNET=10.77.0.0/24
+NODE_IP=10.77.0.1
+SERVICE_CIDR=10.0.0.0/24
+KUBERNETES_SERVICE_IP=10.0.0.1
+
+# Images built by tests/env/build-images and run on the real node (imported, never pulled).
+IMAGES_DIR=$RUN_DIR/images
+WORKER_IMAGE=hatchet.local/hatchet-worker:dev
+OPERATOR_IMAGE=hatchet.local/hatchet-operator:dev
 
 # Go builds never switch toolchains behind our back, and share the user's module cache.
 export GOTOOLCHAIN=local
@@ -172,7 +189,8 @@ component_failed() {
 }
 
 # The components of the world, in start order; down stops them in reverse.
-COMPONENTS=(postgres hatchet etcd kube-apiserver kube-controller-manager kube-scheduler kwok helm prometheus)
+COMPONENTS=(postgres hatchet etcd kube-apiserver kube-controller-manager kube-scheduler kwok helm prometheus
+  pod-network containerd kubelet)
 
 for _c in "${COMPONENTS[@]}"; do
   # shellcheck source=/dev/null

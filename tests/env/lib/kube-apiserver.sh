@@ -4,7 +4,7 @@
 
 KUBE_PEER=$PEERS_DIR/kubernetes-$KUBE_VERSION
 KUBE_BIN=$KUBE_PEER/bin
-KUBE_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+KUBE_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet)
 KUBECTL=$KUBE_BIN/kubectl
 KUBE_DIR=$RUN_DIR/kube
 KUBE_PKI=$KUBE_DIR/pki
@@ -66,10 +66,20 @@ kube_pki() {
     kube_ssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=hatchet-operator-test-ca \
       -keyout "$KUBE_PKI/ca.key" -out "$KUBE_PKI/ca.crt"
   fi
-  kube_cert apiserver /CN=kube-apiserver "subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
+  # Pods reach the apiserver on the node's bridge address (a certificate from before the real
+  # node lacks it, and is made again).
+  if [ -s "$KUBE_PKI/apiserver.crt" ] && ! openssl x509 -in "$KUBE_PKI/apiserver.crt" -noout -ext subjectAltName \
+    2>/dev/null | grep -q "IP Address:$NODE_IP\b"; then
+    rm -f "$KUBE_PKI/apiserver.crt"
+  fi
+  kube_cert apiserver /CN=kube-apiserver "subjectAltName=IP:127.0.0.1,DNS:localhost,IP:$KUBERNETES_SERVICE_IP,IP:$NODE_IP,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
 basicConstraints=CA:FALSE
 keyUsage=digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth"
+  # The apiserver's identity towards kubelets (exec, logs), which check it against the CA.
+  kube_cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" "basicConstraints=CA:FALSE
+keyUsage=digitalSignature,keyEncipherment
+extendedKeyUsage=clientAuth"
   kube_cert admin "/O=system:masters/CN=admin" "basicConstraints=CA:FALSE
 keyUsage=digitalSignature,keyEncipherment
 extendedKeyUsage=clientAuth"
@@ -127,6 +137,8 @@ kube-apiserver_up() {
       --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true \
       --service-account-issuer="$KUBE_API_URL" --service-account-key-file="$KUBE_PKI/sa.pub" \
       --service-account-signing-key-file="$KUBE_PKI/sa.key" \
+      --kubelet-client-certificate="$KUBE_PKI/apiserver-kubelet-client.crt" \
+      --kubelet-client-key="$KUBE_PKI/apiserver-kubelet-client.key" --kubelet-preferred-address-types=InternalIP \
       --endpoint-reconciler-type=none --profiling=false --v=1
     kube_wait 120 kube-apiserver kube_readyz "GET $KUBE_API_URL/readyz"
     log "kube-apiserver up at $KUBE_API_URL"
