@@ -1,7 +1,7 @@
 //! Controller wiring: one kube-runtime `Controller` per watch scope (all namespaces, or each
 //! namespace given with `--namespaces`), watching HatchetWorkers, owning Deployments,
 //! Services, PodDisruptionBudgets and ServiceAccounts (through watch caches the reconciler
-//! reads), and watching Secret metadata so a Secret's deletion or return re-reconciles the
+//! reads), watching the fleets' pods (their readiness and why not), and watching Secret metadata so a Secret's deletion or return re-reconciles the
 //! HatchetWorkers that name it.
 
 use std::collections::HashMap;
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::crd::HatchetWorker;
-use crate::desired::MANAGED_BY;
+use crate::desired::{FLEET_LABEL, MANAGED_BY};
 use crate::metrics::Metrics;
 use crate::reconcile::{Context, Stores, error_policy, reconcile};
 
@@ -104,7 +104,9 @@ fn scope_controller(
     let (deployments, dep_stream) = cached::<Deployment>(&client, scope.as_deref(), children.clone());
     let (services, svc_stream) = cached::<Service>(&client, scope.as_deref(), children.clone());
     let (pdbs, pdb_stream) = cached::<PodDisruptionBudget>(&client, scope.as_deref(), children.clone());
-    let (service_accounts, sa_stream) = cached::<ServiceAccount>(&client, scope.as_deref(), children);
+    let (service_accounts, sa_stream) = cached::<ServiceAccount>(&client, scope.as_deref(), children.clone());
+    // The fleets' pods (labelled like the children), for why they are not ready.
+    let (pods, pod_stream) = cached::<Pod>(&client, scope.as_deref(), children);
     let (secrets_reader, secrets_writer) = reflector::store::<PartialObjectMeta<Secret>>();
     let secret_stream = reflector::reflector(
         secrets_writer,
@@ -121,6 +123,7 @@ fn scope_controller(
         services,
         pdbs,
         service_accounts,
+        pods,
         secrets: secrets_reader,
     };
     let controller = Controller::new(
@@ -167,6 +170,7 @@ fn scope_controller(
         .owns_stream(pdb_stream)
         .owns_stream(sa_stream)
         .watches_stream(secret_stream, move |secret| hatchet_workers_naming(&hw_store, &secret))
+        .watches_stream(pod_stream, |pod| fleet_of(&pod))
         .reconcile_all_on(became_leader(leader))
         .graceful_shutdown_on(shutdown.cancelled_owned())
         .run(reconcile, error_policy, ctx)
@@ -229,6 +233,12 @@ fn hatchet_workers_naming(
         .filter(|hw| hw.namespace() == ns && hw.spec.connection.secret_refs().iter().any(|(_, n)| *n == name))
         .map(|hw| ObjectRef::from_obj(hw.as_ref()))
         .collect()
+}
+
+/// The HatchetWorker a fleet pod belongs to (by its fleet label).
+fn fleet_of(pod: &Pod) -> Option<ObjectRef<HatchetWorker>> {
+    let fleet = pod.labels().get(FLEET_LABEL)?;
+    Some(ObjectRef::new(fleet).within(&pod.namespace()?))
 }
 
 /// Emits `()` each time this replica becomes leader.

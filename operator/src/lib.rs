@@ -3,7 +3,7 @@
 //! wired to the engine, probed, and drained on termination so no running task is killed.
 //!
 //! Layout: [`crd`] (the resource types), [`desired`] (pure desired state of the children),
-//! [`status`] (pure status and conditions), `reconcile` and `controller` (the kube-runtime
+//! [`status`] (pure status and conditions), [`pods`] (why pods are not ready), `reconcile` and `controller` (the kube-runtime
 //! wiring), `leader` (Lease-based leader election), [`metrics`] and `http` (the operator's
 //! own endpoints).
 
@@ -15,6 +15,7 @@ pub mod error;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod pods;
 mod reconcile;
 pub mod status;
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -22,11 +22,12 @@ use tokio::sync::watch;
 
 use crate::crd::HatchetWorker;
 use crate::desired::{
-    FIELD_MANAGER, applied_hash, desired_deployment, desired_pdb, desired_service, desired_service_account,
-    name_and_namespace, user_service_account,
+    FIELD_MANAGER, FLEET_LABEL, applied_hash, desired_deployment, desired_pdb, desired_service,
+    desired_service_account, name_and_namespace, user_service_account, worker_container_name,
 };
 use crate::error::Error;
 use crate::metrics::Metrics;
+use crate::pods::not_ready_summary;
 use crate::status::{DEGRADED, Observed, Problem, READY, compute_status, transitions};
 
 /// Watch caches of the children and Secrets (metadata only) in one watch scope.
@@ -36,6 +37,7 @@ pub(crate) struct Stores {
     pub(crate) services: Store<Service>,
     pub(crate) pdbs: Store<PodDisruptionBudget>,
     pub(crate) service_accounts: Store<ServiceAccount>,
+    pub(crate) pods: Store<Pod>,
     pub(crate) secrets: Store<PartialObjectMeta<Secret>>,
 }
 
@@ -47,6 +49,7 @@ impl Stores {
         self.services.wait_until_ready().await.map_err(e)?;
         self.pdbs.wait_until_ready().await.map_err(e)?;
         self.service_accounts.wait_until_ready().await.map_err(e)?;
+        self.pods.wait_until_ready().await.map_err(e)?;
         self.secrets.wait_until_ready().await.map_err(e)?;
         Ok(())
     }
@@ -316,11 +319,21 @@ async fn update_status(hw: &HatchetWorker, ctx: &Context, problem: Option<&Probl
     let (name, ns) = name_and_namespace(hw)?;
     let dep = ctx.stores.deployments.get(&ObjectRef::new(&name).within(&ns));
     let now = Time(Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now()));
+    let pods: Vec<Pod> = ctx
+        .stores
+        .pods
+        .state()
+        .iter()
+        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()) && p.labels().get(FLEET_LABEL) == Some(&name))
+        .map(|p| p.as_ref().clone())
+        .collect();
+    let pods_not_ready = not_ready_summary(&pods, &worker_container_name(hw));
     let status = compute_status(
         hw,
         Observed {
             deployment: dep.as_deref(),
             problem,
+            pods_not_ready: pods_not_ready.as_deref(),
         },
         &now,
     );
@@ -383,6 +396,7 @@ mod tests {
             services: store().0,
             pdbs: store().0,
             service_accounts: store().0,
+            pods: store().0,
             secrets: store().0,
         };
         assert!(stores.holds("Deployment", "team", "fleet"));

@@ -44,6 +44,8 @@ pub struct Observed<'a> {
     pub deployment: Option<&'a Deployment>,
     /// The problem found while reconciling, if any.
     pub problem: Option<&'a Problem>,
+    /// Why the fleet's unready pods are unready (see [`crate::pods::not_ready_summary`]).
+    pub pods_not_ready: Option<&'a str>,
 }
 
 /// A condition that changed status, for an Event.
@@ -100,7 +102,14 @@ pub fn compute_status(hw: &HatchetWorker, observed: Observed<'_>, now: &Time) ->
             "DeploymentNotFound",
             "the fleet's Deployment does not exist yet".into(),
         ),
-        (None, false) => ("False", "ReplicasNotReady", format!("{ready}/{desired} workers ready")),
+        (None, false) => (
+            "False",
+            "ReplicasNotReady",
+            match observed.pods_not_ready {
+                Some(why) => format!("{ready}/{desired} workers ready; {why}"),
+                None => format!("{ready}/{desired} workers ready"),
+            },
+        ),
     };
     let (prog_status, prog_reason, prog_msg) = match (&problem, settled) {
         (_, true) => (
@@ -216,6 +225,7 @@ mod tests {
         Observed {
             deployment: Some(d),
             problem: None,
+            pods_not_ready: None,
         }
     }
 
@@ -319,6 +329,7 @@ mod tests {
                 Observed {
                     deployment: dep,
                     problem,
+                    pods_not_ready: None,
                 },
                 &t(100),
             );
@@ -381,6 +392,7 @@ mod tests {
             Observed {
                 deployment: Some(&d),
                 problem: Some(&p),
+                pods_not_ready: None,
             },
             &t(200),
         );

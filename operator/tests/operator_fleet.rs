@@ -7,16 +7,7 @@
 mod common;
 
 use common::*;
-use hatchet_e2e::Scratch;
 use serde_json::Value;
-
-/// The test's scratch directory (operator kubeconfig with its token, operator logs), removed
-/// when the guard drops.
-fn tempdir(tag: &str) -> Scratch {
-    let d = Scratch::new(&format!("hatchet-operator-e2e-{tag}"));
-    std::fs::create_dir_all(&d.path).unwrap();
-    d
-}
 
 fn env_of<'a>(container: &'a Value, name: &str) -> Option<&'a Value> {
     container["env"].as_array()?.iter().find(|e| e["name"] == name)
@@ -28,45 +19,6 @@ fn worker_container(pod_spec: &Value) -> Value {
         .and_then(|cs| cs.iter().find(|c| c["name"] == "worker"))
         .cloned()
         .unwrap_or(Value::Null)
-}
-
-/// Waits for the HatchetWorker's status to say Ready with `n` ready replicas at its generation.
-fn wait_ready(world: &World, ns: &str, name: &str, n: i64, op: &Operator) -> Value {
-    wait_for(
-        &format!("hw/{name} Ready with {n} ready replicas"),
-        SETTLE,
-        POLL,
-        || {
-            let hw = get_json(world, &["hw", name, "-n", ns])?;
-            let ready = condition(&hw, "Ready").is_some_and(|c| c["status"] == "True");
-            let s = &hw["status"];
-            if ready
-                && s["readyReplicas"] == n
-                && s["replicas"] == n
-                && s["updatedReplicas"] == n
-                && s["observedGeneration"] == hw["metadata"]["generation"]
-            {
-                Ok(hw)
-            } else {
-                Err(format!("status {s}; operator log:\n{}", op.log_tail()))
-            }
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn ready_pods(world: &World, ns: &str, selector: &str) -> Result<Vec<Value>, String> {
-    let list = get_json(world, &["pods", "-n", ns, "-l", selector])?;
-    let pods = list["items"].as_array().cloned().unwrap_or_default();
-    Ok(pods
-        .into_iter()
-        .filter(|p| {
-            p["metadata"]["deletionTimestamp"].is_null()
-                && p["status"]["conditions"]
-                    .as_array()
-                    .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
-        })
-        .collect())
 }
 
 #[test]

@@ -11,7 +11,7 @@ pub enum Error {
     #[error("invalid definition: {0}")]
     Definition(String),
     /// The engine refused a call with a status that retrying cannot fix (fatal).
-    #[error("engine refused {call}: {status}")]
+    #[error("engine refused {call} ({:?}): {}", .status.code(), .status.message())]
     Refused {
         /// Name of the engine call, e.g. `TriggerWorkflow`.
         call: &'static str,
@@ -19,7 +19,7 @@ pub enum Error {
         status: Box<tonic::Status>,
     },
     /// The engine could not be reached or answered with a transient failure (retryable).
-    #[error("engine call {call} failed: {status}")]
+    #[error("engine call {call} failed ({:?}): {}", .status.code(), .status.message())]
     Rpc {
         /// Name of the engine call, e.g. `TriggerWorkflow`.
         call: &'static str,

@@ -22,6 +22,9 @@
 //! - readiness (`/readyz`), liveness (`/livez`) and startup (`/livez`) HTTP probes, each only
 //!   when the container has none of that kind;
 //! - a `preStop` hook `GET /drain` on the health port, unless the container has a `preStop`;
+//! - `terminationMessagePolicy: FallbackToLogsOnError`, unless the container sets a policy: a
+//!   worker that exits with an error (a refused token, say) leaves its last log lines in the
+//!   pod's status, where the operator reads why the fleet is not ready;
 //! - TLS volumes and mounts (under `/etc/hatchet/tls/`), unless a volume or mount of the same
 //!   name (or mount path) exists.
 //!
@@ -69,6 +72,20 @@ impl WorkerContainer {
         }
         Some(Self(containers.iter().position(|c| c.name == "worker").unwrap_or(0)))
     }
+}
+
+/// The name of the fleet's worker container (see [`WorkerContainer::find`]); `worker` when
+/// the template has none yet.
+pub fn worker_container_name(hw: &HatchetWorker) -> String {
+    let containers = hw
+        .spec
+        .template
+        .spec
+        .as_ref()
+        .map(|s| s.containers.as_slice())
+        .unwrap_or(&[]);
+    WorkerContainer::find(containers)
+        .map_or_else(|| "worker".to_owned(), |WorkerContainer(i)| containers[i].name.clone())
 }
 
 /// The port the fleet's worker serves health, metrics and drain on (see the merge rules).
@@ -314,6 +331,8 @@ fn inject_container(c: &mut Container, env: Vec<EnvVar>, mounts: Vec<VolumeMount
         }),
         ..LifecycleHandler::default()
     });
+    c.termination_message_policy
+        .get_or_insert_with(|| "FallbackToLogsOnError".into());
     let have = c.volume_mounts.get_or_insert_with(Vec::new);
     for m in mounts {
         if !have.iter().any(|h| h.name == m.name || h.mount_path == m.mount_path) {

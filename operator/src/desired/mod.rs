@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 
-pub use deployment::{WorkerContainer, desired_deployment, health_port};
+pub use deployment::{WorkerContainer, desired_deployment, health_port, worker_container_name};
 pub use pdb::desired_pdb;
 pub use service::desired_service;
 pub use serviceaccount::{desired_service_account, user_service_account};

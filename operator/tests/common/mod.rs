@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 pub use hatchet_e2e::kube::{Namespace, condition, get_json, kubectl, kubectl_stdin};
-pub use hatchet_e2e::{World, wait_for};
+pub use hatchet_e2e::{Scratch, World, wait_for};
 use serde_json::Value;
 
 pub const POLL: Duration = Duration::from_millis(500);
@@ -337,4 +337,51 @@ pub fn token_secret(world: &World, ns: &str, name: &str) {
         ],
     )
     .expect("create the token Secret");
+}
+
+/// The test's scratch directory (operator kubeconfig with its token, operator logs), removed
+/// when the guard drops.
+pub fn tempdir(tag: &str) -> Scratch {
+    let d = Scratch::new(&format!("hatchet-operator-e2e-{tag}"));
+    std::fs::create_dir_all(&d.path).unwrap();
+    d
+}
+
+/// Waits for the HatchetWorker's status to say Ready with `n` ready replicas at its generation.
+pub fn wait_ready(world: &World, ns: &str, name: &str, n: i64, op: &Operator) -> Value {
+    wait_for(
+        &format!("hw/{name} Ready with {n} ready replicas"),
+        SETTLE,
+        POLL,
+        || {
+            let hw = get_json(world, &["hw", name, "-n", ns])?;
+            let ready = condition(&hw, "Ready").is_some_and(|c| c["status"] == "True");
+            let s = &hw["status"];
+            if ready
+                && s["readyReplicas"] == n
+                && s["replicas"] == n
+                && s["updatedReplicas"] == n
+                && s["observedGeneration"] == hw["metadata"]["generation"]
+            {
+                Ok(hw)
+            } else {
+                Err(format!("status {s}; operator log:\n{}", op.log_tail()))
+            }
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn ready_pods(world: &World, ns: &str, selector: &str) -> Result<Vec<Value>, String> {
+    let list = get_json(world, &["pods", "-n", ns, "-l", selector])?;
+    let pods = list["items"].as_array().cloned().unwrap_or_default();
+    Ok(pods
+        .into_iter()
+        .filter(|p| {
+            p["metadata"]["deletionTimestamp"].is_null()
+                && p["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+        })
+        .collect())
 }

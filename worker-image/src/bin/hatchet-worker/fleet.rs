@@ -1,5 +1,6 @@
 //! Tasks useful for exercising a fleet: sleep, burn CPU, echo, fail N times then succeed.
-//! Every output names the worker that ran it, so tests can see where runs went.
+//! Every output names the worker that ran it and the attempt (1 for a first run), so tests can
+//! see where runs went and that none ran twice.
 
 use std::time::Duration;
 
@@ -41,7 +42,7 @@ pub(crate) fn workflows(worker: &str) -> Vec<Workflow> {
                         _ = tokio::time::sleep(Duration::from_millis(i.ms)) => {}
                         _ = ctx.cancelled() => return Err(TaskError::retryable("cancelled while sleeping")),
                     }
-                    Ok(json!({"worker": worker, "slept_ms": i.ms}))
+                    Ok(json!({"worker": worker, "slept_ms": i.ms, "attempt": ctx.retry_count() + 1}))
                 }
             })
             .timeout(LONG_TASK_TIMEOUT)
@@ -63,9 +64,9 @@ pub(crate) fn workflows(worker: &str) -> Vec<Workflow> {
             ),
         Workflow::new(ECHO)
             .description("returns its input")
-            .task(Task::new("echo", move |i: Value, _ctx: Context| {
+            .task(Task::new("echo", move |i: Value, ctx: Context| {
                 let worker = n3.clone();
-                async move { Ok(json!({"worker": worker, "input": i})) }
+                async move { Ok(json!({"worker": worker, "input": i, "attempt": ctx.retry_count() + 1})) }
             })),
         Workflow::new(FLAKY)
             .description("fails `fail_times` times, then succeeds")

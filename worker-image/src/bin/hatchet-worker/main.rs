@@ -4,6 +4,7 @@
 
 mod fleet;
 
+use std::io::IsTerminal as _;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -130,8 +131,10 @@ async fn burst(client: Client, workflow: &str, count: usize, input: &str) -> any
 
 fn init_logs(level: &str, format: LogFormat) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(level).context("HATCHET_CLIENT_LOG_LEVEL")?;
+    // Colours only on a terminal: container logs and files get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

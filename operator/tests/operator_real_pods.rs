@@ -1,0 +1,447 @@
+//! HatchetWorker fleets on the real node (kubelet + containerd): the pods run the real
+//! `hatchet-worker` image against the real engine, reached on the node's bridge address. Checked
+//! from the outside: readiness follows registration, the engine sees one worker per pod, runs
+//! complete on the pods, a wrong token is reported, and rolling updates, scale-ins and drain
+//! deadlines lose no run (every run counted: all complete, none failed, none run twice except
+//! the ones a drain deadline handed back, which ran exactly twice, on another pod).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use common::*;
+use hatchet_e2e::hatchet::{client_in, unique};
+use hatchet_e2e::kube::list;
+use hatchet_worker::{Client, RunStatus, TriggerOptions};
+use serde_json::{Value, json};
+
+/// Pod start on the real node is about a second; a rollout with 10-s tasks draining, under a
+/// minute.
+const ROLLOUT: Duration = Duration::from_secs(180);
+
+/// One fleet on the real node: its namespaces (Kubernetes, and Hatchet's so its workflows and
+/// workers are its own), the operator watching it, and a client for the engine.
+struct RealFleet<'w> {
+    world: &'w World,
+    ns: Namespace<'w>,
+    hatchet_ns: String,
+    op: Operator,
+    client: Client,
+    rt: tokio::runtime::Runtime,
+    _scratch: Scratch,
+}
+
+impl<'w> RealFleet<'w> {
+    fn start(world: &'w World, tag: &str, token: &str) -> Self {
+        install_crd(world);
+        let ns = Namespace::create(world, tag);
+        let scratch = tempdir(&ns.name);
+        let kubeconfig = operator_kubeconfig(world, &scratch.path);
+        let mut op = Operator::start(&kubeconfig, &ns.name, &format!("{tag}-op"), &[]);
+        op.wait_ready();
+        kubectl(
+            world,
+            &[
+                "create",
+                "secret",
+                "generic",
+                "hatchet-token",
+                "-n",
+                &ns.name,
+                &format!("--from-literal=token={token}"),
+            ],
+        )
+        .expect("create the token Secret");
+        let hatchet_ns = unique(tag).replace('-', "_");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = {
+            let _guard = rt.enter();
+            client_in(world, &hatchet_ns)
+        };
+        Self {
+            world,
+            ns,
+            hatchet_ns,
+            op,
+            client,
+            rt,
+            _scratch: scratch,
+        }
+    }
+
+    fn ns(&self) -> &str {
+        &self.ns.name
+    }
+
+    /// Applies a HatchetWorker `name` whose pods run the real image on the real node, with the
+    /// restricted Pod Security profile's settings; `extra_spec` is YAML under `spec:`.
+    fn apply(&self, name: &str, extra_spec: &str, env: &[(&str, &str)]) {
+        let w = self.world;
+        let var = |n: &'static str| w.var(n).unwrap_or_else(|e| panic!("{e}")).to_owned();
+        let env: String = env
+            .iter()
+            .map(|(k, v)| format!("\n            - {{name: {k}, value: \"{v}\"}}"))
+            .collect();
+        let manifest = format!(
+            r#"apiVersion: hatchet.run/v1alpha1
+kind: HatchetWorker
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  connection:
+    tokenSecretRef: {{name: hatchet-token, key: token}}
+    hostPort: "{host_port}"
+    serverUrl: "{server_url}"
+    tls: {{strategy: none}}
+    namespace: {hatchet_ns}
+{extra_spec}
+  template:
+    spec:
+      nodeSelector: {{kubernetes.io/hostname: {node}}}
+      tolerations: [{{key: {taint}, operator: Exists, effect: NoSchedule}}]
+      securityContext:
+        runAsNonRoot: true
+        seccompProfile: {{type: RuntimeDefault}}
+      containers:
+        - name: worker
+          image: {image}
+          imagePullPolicy: Never
+          resources:
+            requests: {{cpu: 10m, memory: 32Mi}}
+            limits: {{memory: 128Mi}}
+          securityContext:
+            allowPrivilegeEscalation: false
+            readOnlyRootFilesystem: true
+            capabilities: {{drop: [ALL]}}
+          env:
+            - {{name: HATCHET_CLIENT_LOG_LEVEL, value: "info"}}{env}
+"#,
+            ns = self.ns(),
+            host_port = var("POD_ENGINE_HOST_PORT"),
+            server_url = var("POD_ENGINE_SERVER_URL"),
+            hatchet_ns = self.hatchet_ns,
+            node = var("REAL_NODE"),
+            taint = var("REAL_NODE_TAINT"),
+            image = var("WORKER_IMAGE"),
+        );
+        kubectl_stdin(w, &["apply", "-f", "-"], &manifest).expect("apply the HatchetWorker");
+    }
+
+    /// The fleet's pods (not being deleted), by name.
+    fn pods(&self, name: &str) -> Vec<Value> {
+        list(self.world, self.ns(), "pod", &format!("hatchet.run/fleet={name}"))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .collect()
+    }
+
+    /// The engine's workers of this test (its Hatchet namespace), by name.
+    fn engine_workers(&self) -> BTreeMap<String, Value> {
+        let prefix = format!("{}_", self.hatchet_ns);
+        self.rt
+            .block_on(self.client.list_workers())
+            .expect("list the engine's workers")
+            .into_iter()
+            .filter_map(|w| {
+                let name = w["name"].as_str()?.strip_prefix(&prefix)?.to_owned();
+                Some((name, w))
+            })
+            .collect()
+    }
+
+    /// Triggers `count` runs of a fleet workflow with `input`; their run ids.
+    fn trigger(&self, workflow: &str, count: usize, input: Value) -> Vec<String> {
+        self.rt.block_on(async {
+            let mut ids = Vec::new();
+            for i in 0..count {
+                let run = self
+                    .client
+                    .trigger(workflow, &input, TriggerOptions::default().metadata("i", i))
+                    .await
+                    .unwrap_or_else(|e| panic!("trigger {workflow}: {e}"));
+                ids.push(run.id);
+            }
+            ids
+        })
+    }
+
+    /// Waits until every run in `ids` is running (so every slot is busy).
+    fn wait_running(&self, ids: &[String]) {
+        wait_for(&format!("{} runs running", ids.len()), SETTLE, POLL, || {
+            let statuses = self.statuses(ids);
+            let running = statuses.iter().filter(|s| **s == RunStatus::Running).count();
+            if running == ids.len() {
+                Ok(())
+            } else {
+                Err(format!("{statuses:?}"))
+            }
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn statuses(&self, ids: &[String]) -> Vec<RunStatus> {
+        self.rt.block_on(async {
+            let mut out = Vec::new();
+            for id in ids {
+                out.push(match self.client.run_details(id).await {
+                    Ok(d) => d.status,
+                    Err(_) => RunStatus::Queued,
+                });
+            }
+            out
+        })
+    }
+
+    /// Waits for every run to finish and returns each one's output (the `sleep`/`echo` task's),
+    /// failing the test if any run ended other than COMPLETED.
+    fn outcomes(&self, ids: &[String], task: &str) -> Vec<Value> {
+        self.rt.block_on(async {
+            let mut outputs = Vec::new();
+            for id in ids {
+                let out = tokio::time::timeout(ROLLOUT, self.client.wait_for_run(id))
+                    .await
+                    .unwrap_or_else(|_| panic!("run {id} did not finish within {ROLLOUT:?}"))
+                    .unwrap_or_else(|e| panic!("run {id} did not complete: {e}"));
+                let d = self.client.run_details(id).await.expect("run details");
+                assert_eq!(d.status, RunStatus::Completed, "run {id}: {d:?}");
+                outputs.push(
+                    out.get(task)
+                        .cloned()
+                        .unwrap_or_else(|| panic!("run {id}: no {task} output: {out:?}")),
+                );
+            }
+            outputs
+        })
+    }
+}
+
+fn pod_names(pods: &[Value]) -> BTreeSet<String> {
+    pods.iter()
+        .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn is_ready(pod: &Value) -> bool {
+    condition(pod, "Ready").is_some_and(|c| c["status"] == "True")
+}
+
+/// Waits until the fleet has exactly `n` pods, all Ready, all of the current template (the
+/// HatchetWorker says Ready at its generation); returns them.
+fn wait_fleet(f: &RealFleet<'_>, name: &str, n: i64) -> Vec<Value> {
+    wait_ready(f.world, f.ns(), name, n, &f.op);
+    wait_for(&format!("{n} Ready pods and no others"), ROLLOUT, POLL, || {
+        let all = list(f.world, f.ns(), "pod", &format!("hatchet.run/fleet={name}"))?;
+        let ready: Vec<Value> = all.iter().filter(|p| is_ready(p)).cloned().collect();
+        if all.len() as i64 == n && ready.len() as i64 == n {
+            Ok(ready)
+        } else {
+            Err(format!("{} pods, {} ready", all.len(), ready.len()))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The `worker` field of every output, checked to be a first attempt on one of `pods`.
+fn assert_first_attempts_on(outputs: &[Value], pods: &BTreeSet<String>) {
+    for out in outputs {
+        assert_eq!(out["attempt"], 1, "a run ran more than once: {out}");
+        let w = out["worker"].as_str().unwrap_or_default();
+        assert!(pods.contains(w), "ran on {w}, not one of {pods:?}");
+    }
+}
+
+#[test]
+fn real_pods_register_serve_runs_and_drain_through_rollouts_and_scale_in() {
+    let world = world();
+    let f = RealFleet::start(&world, "real-fleet", world.token().unwrap());
+    f.apply("echo", "  replicas: 2\n  slots: 2\n  drain: {timeoutSeconds: 60}", &[]);
+    let pods = wait_fleet(&f, "echo", 2);
+    let names = pod_names(&pods);
+
+    // Each pod is on the real node, runs the image, and was Ready only after its worker
+    // registered: the engine's worker is older than the pod's Ready transition.
+    let workers = f.engine_workers();
+    for pod in &pods {
+        let name = pod["metadata"]["name"].as_str().unwrap();
+        assert_eq!(pod["spec"]["nodeName"], world.var("REAL_NODE").unwrap(), "{name}");
+        let status = &pod["status"]["containerStatuses"][0];
+        assert_eq!(status["ready"], true, "{status}");
+        assert!(
+            status["imageID"].as_str().is_some_and(|i| i.contains("sha256:")),
+            "{status}"
+        );
+        let w = workers
+            .get(name)
+            .unwrap_or_else(|| panic!("no engine worker for pod {name}; workers: {workers:?}"));
+        assert_eq!(w["slotConfig"]["default"]["limit"], 2, "slots: {w}");
+        let labels = w["labels"].as_array().cloned().unwrap_or_default();
+        assert!(
+            labels
+                .iter()
+                .any(|l| l["key"] == "hatchet.run/fleet" && l["value"] == format!("{}.echo", f.ns())),
+            "fleet label: {w}"
+        );
+        let registered = w["metadata"]["createdAt"].as_str().unwrap_or_default();
+        let ready_at = condition(pod, "Ready").unwrap()["lastTransitionTime"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // Both RFC 3339 in UTC; the pod's has whole seconds, so compare to the second.
+        assert!(
+            ready_at.as_str() >= &registered[..19.min(registered.len())],
+            "pod {name} Ready at {ready_at}, worker registered at {registered}"
+        );
+    }
+    assert_eq!(
+        workers.keys().filter(|k| names.contains(*k)).count(),
+        2,
+        "one engine worker per pod: {workers:?}"
+    );
+
+    // kubectl logs and exec reach the real containers.
+    let first = names.iter().next().unwrap().clone();
+    let logs = kubectl(&world, &["logs", "-n", f.ns(), &first]).expect("kubectl logs");
+    assert!(logs.contains("worker registered"), "{logs}");
+    let version = kubectl(
+        &world,
+        &[
+            "exec",
+            "-n",
+            f.ns(),
+            &first,
+            "--",
+            "/usr/local/bin/hatchet-worker",
+            "--version",
+        ],
+    )
+    .expect("kubectl exec");
+    assert!(version.starts_with("hatchet-worker "), "{version}");
+
+    // Runs triggered through the engine complete on those pods.
+    let ids = f.trigger("fleet-echo", 8, json!({"hello": "pods"}));
+    let outputs = f.outcomes(&ids, "echo");
+    assert_first_attempts_on(&outputs, &names);
+
+    // A rolling update while every slot runs a 10-s task: old pods drain, nothing is lost.
+    let ids = f.trigger("fleet-sleep", 4, json!({"ms": 10_000}));
+    f.wait_running(&ids);
+    f.apply(
+        "echo",
+        "  replicas: 2\n  slots: 2\n  drain: {timeoutSeconds: 60}",
+        &[("ROLLOUT", "two")],
+    );
+    let outputs = f.outcomes(&ids, "sleep");
+    assert_first_attempts_on(&outputs, &names);
+    let rolled = wait_fleet(&f, "echo", 2);
+    let rolled_names = pod_names(&rolled);
+    assert!(
+        rolled_names.is_disjoint(&names),
+        "every pod replaced: {names:?} -> {rolled_names:?}"
+    );
+
+    // A scale-in from 3 to 1 while every slot runs a 10-s task: the two leaving pods drain.
+    kubectl(&world, &["scale", "hw/echo", "-n", f.ns(), "--replicas=3"]).expect("scale to 3");
+    let three = pod_names(&wait_fleet(&f, "echo", 3));
+    let ids = f.trigger("fleet-sleep", 6, json!({"ms": 10_000}));
+    f.wait_running(&ids);
+    kubectl(&world, &["scale", "hw/echo", "-n", f.ns(), "--replicas=1"]).expect("scale to 1");
+    let outputs = f.outcomes(&ids, "sleep");
+    assert_first_attempts_on(&outputs, &three);
+    let used: BTreeSet<&str> = outputs.iter().filter_map(|o| o["worker"].as_str()).collect();
+    assert_eq!(used.len(), 3, "all three pods had work: {outputs:?}");
+    wait_fleet(&f, "echo", 1);
+    // Every leaving pod's preStop drain answered (drained) within its grace period.
+    let events = kubectl(&world, &["get", "events", "-n", f.ns(), "-o", "json"]).expect("events");
+    assert!(
+        !events.contains("FailedPreStopHook"),
+        "a preStop drain failed: {events}"
+    );
+}
+
+#[test]
+fn tasks_outlasting_the_drain_deadline_are_handed_back_and_run_on_another_pod() {
+    let world = world();
+    let f = RealFleet::start(&world, "real-handback", world.token().unwrap());
+    f.apply("slow", "  replicas: 1\n  slots: 2\n  drain: {timeoutSeconds: 3}", &[]);
+    let first = pod_names(&wait_fleet(&f, "slow", 1));
+    let ids = f.trigger("fleet-sleep", 2, json!({"ms": 15_000}));
+    f.wait_running(&ids);
+    kubectl(&world, &["scale", "hw/slow", "-n", f.ns(), "--replicas=2"]).expect("scale to 2");
+    let both = pod_names(&wait_fleet(&f, "slow", 2));
+    let gone = first.iter().next().unwrap().clone();
+    // The pod holding both runs goes; its drain deadline (3 s) passes long before the tasks end.
+    kubectl(&world, &["delete", "pod", "-n", f.ns(), &gone, "--wait=false"]).expect("delete the busy pod");
+    let outputs = f.outcomes(&ids, "sleep");
+    let mut fleet = both.clone();
+    fleet.extend(pod_names(&wait_fleet(&f, "slow", 2)));
+    fleet.remove(&gone);
+    for out in &outputs {
+        assert_eq!(out["attempt"], 2, "handed back once, then run to completion: {out}");
+        let w = out["worker"].as_str().unwrap_or_default();
+        assert!(
+            fleet.contains(w),
+            "the retry ran on another pod of the fleet ({fleet:?}), not {gone}: {out}"
+        );
+    }
+}
+
+#[test]
+fn a_wrong_token_keeps_pods_unready_with_the_reason_in_log_and_status() {
+    let world = world();
+    // A well-formed token (same claims) whose signature the engine rejects.
+    let good = world.token().unwrap();
+    let (head, _sig) = good.rsplit_once('.').unwrap();
+    let wrong = format!("{head}.c2lnbmF0dXJlLW1hZGUtdXAtYnktdGhlLXRlc3Q");
+    let f = RealFleet::start(&world, "real-badtoken", &wrong);
+    f.apply("denied", "  replicas: 1\n  slots: 1", &[]);
+
+    let pod = wait_for("the pod to have failed at least once", ROLLOUT, POLL, || {
+        let pods = f.pods("denied");
+        match pods.first() {
+            Some(p)
+                if p["status"]["containerStatuses"][0]["restartCount"]
+                    .as_i64()
+                    .unwrap_or(0)
+                    >= 1 =>
+            {
+                Ok(p.clone())
+            }
+            Some(p) => Err(format!("{}", p["status"])),
+            None => Err("no pod yet".into()),
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !is_ready(&pod),
+        "a worker the engine refuses is never Ready: {}",
+        pod["status"]
+    );
+    let name = pod["metadata"]["name"].as_str().unwrap();
+    let logs = kubectl(&world, &["logs", "-n", f.ns(), name, "--previous"]).expect("kubectl logs --previous");
+    assert!(logs.contains("Unauthenticated"), "the log says why: {logs}");
+
+    let hw = wait_for("hw/denied to say why its pods are not ready", ROLLOUT, POLL, || {
+        let hw = get_json(&world, &["hw", "denied", "-n", f.ns()])?;
+        match condition(&hw, "Ready") {
+            Some(c)
+                if c["status"] == "False" && c["message"].as_str().is_some_and(|m| m.contains("Unauthenticated")) =>
+            {
+                Ok(hw)
+            }
+            other => Err(format!("Ready: {other:?}")),
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let ready = condition(&hw, "Ready").unwrap();
+    assert_eq!(ready["reason"], "ReplicasNotReady", "{ready}");
+    assert!(
+        ready["message"].as_str().unwrap().contains(name),
+        "names the pod: {ready}"
+    );
+    assert!(f.engine_workers().is_empty(), "the engine never registered it");
+}
