@@ -353,6 +353,36 @@ mod tests {
     }
 
     #[test]
+    fn unready_pods_say_why_in_the_ready_message() {
+        let hw = mk_hw(json!({"replicas": 2}));
+        let d = mk_dep(2, 2, 2, 2, 1);
+        let why = "pod w-1: the worker exits with code 1: Error: refused";
+        let observed = Observed {
+            pods_not_ready: Some(why),
+            ..fine(&d)
+        };
+        let s = compute_status(&hw, observed, &t(1));
+        let ready = s.conditions.iter().find(|c| c.type_ == READY).unwrap();
+        assert_eq!(ready.reason, "ReplicasNotReady");
+        assert_eq!(ready.message, format!("1/2 workers ready; {why}"));
+        // A settled fleet says nothing of pods (a draining one is unready on purpose).
+        let settled = mk_dep(2, 2, 2, 2, 2);
+        let s = compute_status(
+            &hw,
+            Observed {
+                pods_not_ready: Some(why),
+                ..fine(&settled)
+            },
+            &t(1),
+        );
+        let ready = s.conditions.iter().find(|c| c.type_ == READY).unwrap();
+        assert_eq!(
+            (ready.reason.as_str(), ready.message.as_str()),
+            ("AllReplicasReady", "2/2 workers ready")
+        );
+    }
+
+    #[test]
     fn progress_deadline_is_degraded() {
         let hw = mk_hw(json!({"replicas": 2}));
         let mut d = mk_dep(2, 2, 2, 2, 0);

@@ -1,9 +1,11 @@
 //! HatchetWorker fleets on the real node (kubelet + containerd): the pods run the real
 //! `hatchet-worker` image against the real engine, reached on the node's bridge address. Checked
 //! from the outside: readiness follows registration, the engine sees one worker per pod, runs
-//! complete on the pods, a wrong token is reported, and rolling updates, scale-ins and drain
-//! deadlines lose no run (every run counted: all complete, none failed, none run twice except
-//! the ones a drain deadline handed back, which ran exactly twice, on another pod).
+//! complete on the pods, `kubectl logs`/`exec` work, a wrong token is reported in the pod's log
+//! and the HatchetWorker's status, and rolling updates, scale-ins and drain deadlines lose no
+//! run (every run counted: all complete, none failed, none run twice except the ones a drain
+//! deadline handed back, which ran exactly twice, on another pod). The operator image itself
+//! runs in a pod too, reaching the apiserver through the `kubernetes` Service.
 
 mod common;
 
@@ -26,20 +28,97 @@ struct RealFleet<'w> {
     world: &'w World,
     ns: Namespace<'w>,
     hatchet_ns: String,
-    op: Operator,
+    op: OperatorAt,
     client: Client,
     rt: tokio::runtime::Runtime,
     _scratch: Scratch,
 }
 
+/// Where the fleet's operator runs.
+enum OperatorAt {
+    /// The operator binary on the host, with the shipped RBAC's token.
+    Host(Operator),
+    /// The operator image in a pod on the real node (this pod in `hatchet-system`), with the
+    /// shipped ServiceAccount and in-cluster configuration; deleted when dropped.
+    Pod(String, World),
+}
+
+impl Drop for OperatorAt {
+    fn drop(&mut self) {
+        if let OperatorAt::Pod(pod, world) = self {
+            let _ = kubectl(
+                world,
+                &["delete", "pod", "-n", OPERATOR_NS, pod.as_str(), "--wait=false"],
+            );
+        }
+    }
+}
+
+/// Where the shipped RBAC puts the operator's ServiceAccount.
+const OPERATOR_NS: &str = "hatchet-system";
+
+/// Starts the operator image in a pod on the real node watching `watch_ns` (pod network, no
+/// host network: it reaches the apiserver through the `kubernetes` Service), and waits until
+/// its `/readyz` (watch caches synced) makes it Ready.
+fn operator_pod(world: &World, watch_ns: &str) -> String {
+    let var = |n: &'static str| world.var(n).unwrap_or_else(|e| panic!("{e}")).to_owned();
+    let pod = format!("operator-{watch_ns}");
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {pod}, namespace: {OPERATOR_NS}, labels: {{app: hatchet-operator-e2e}}}}
+spec:
+  serviceAccountName: hatchet-operator
+  nodeSelector: {{kubernetes.io/hostname: {node}}}
+  tolerations: [{{key: {taint}, operator: Exists, effect: NoSchedule}}]
+  securityContext: {{runAsNonRoot: true, seccompProfile: {{type: RuntimeDefault}}}}
+  containers:
+    - name: operator
+      image: {image}
+      imagePullPolicy: Never
+      args: [--namespaces, {watch_ns}, --lease-name, "hatchet-operator-{watch_ns}", --log-format, text]
+      env: [{{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}]
+      readinessProbe: {{httpGet: {{path: /readyz, port: 8080}}, periodSeconds: 1}}
+      securityContext:
+        allowPrivilegeEscalation: false
+        readOnlyRootFilesystem: true
+        capabilities: {{drop: [ALL]}}
+"#,
+        node = var("REAL_NODE"),
+        taint = var("REAL_NODE_TAINT"),
+        image = var("OPERATOR_IMAGE"),
+    );
+    kubectl_stdin(world, &["apply", "-f", "-"], &manifest).expect("start the operator pod");
+    wait_for("the operator pod Ready", ROLLOUT, POLL, || {
+        let p = get_json(world, &["pod", "-n", OPERATOR_NS, &pod])?;
+        if is_ready(&p) {
+            Ok(())
+        } else {
+            let log = kubectl(world, &["logs", "-n", OPERATOR_NS, &pod, "--tail=20"]).unwrap_or_else(|e| e);
+            Err(format!("{}; log: {log}", p["status"]))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    pod
+}
+
 impl<'w> RealFleet<'w> {
     fn start(world: &'w World, tag: &str, token: &str) -> Self {
+        Self::start_with(world, tag, token, false)
+    }
+
+    fn start_with(world: &'w World, tag: &str, token: &str, operator_in_pod: bool) -> Self {
         install_crd(world);
         let ns = Namespace::create(world, tag);
         let scratch = tempdir(&ns.name);
         let kubeconfig = operator_kubeconfig(world, &scratch.path);
-        let mut op = Operator::start(&kubeconfig, &ns.name, &format!("{tag}-op"), &[]);
-        op.wait_ready();
+        let op = if operator_in_pod {
+            OperatorAt::Pod(operator_pod(world, &ns.name), world.clone())
+        } else {
+            let mut op = Operator::start(&kubeconfig, &ns.name, &format!("{tag}-op"), &[]);
+            op.wait_ready();
+            OperatorAt::Host(op)
+        };
         kubectl(
             world,
             &[
@@ -71,6 +150,16 @@ impl<'w> RealFleet<'w> {
             client,
             rt,
             _scratch: scratch,
+        }
+    }
+
+    /// The operator's last log lines, for failure messages.
+    fn operator_log(&self) -> String {
+        match &self.op {
+            OperatorAt::Host(op) => op.log_tail(),
+            OperatorAt::Pod(pod, _) => {
+                kubectl(self.world, &["logs", "-n", OPERATOR_NS, pod, "--tail=30"]).unwrap_or_else(|e| e)
+            }
         }
     }
 
@@ -233,7 +322,20 @@ fn is_ready(pod: &Value) -> bool {
 /// Waits until the fleet has exactly `n` pods, all Ready, all of the current template (the
 /// HatchetWorker says Ready at its generation); returns them.
 fn wait_fleet(f: &RealFleet<'_>, name: &str, n: i64) -> Vec<Value> {
-    wait_ready(f.world, f.ns(), name, n, &f.op);
+    wait_for(&format!("hw/{name} Ready with {n} replicas"), ROLLOUT, POLL, || {
+        let hw = get_json(f.world, &["hw", name, "-n", f.ns()])?;
+        let s = &hw["status"];
+        if condition(&hw, "Ready").is_some_and(|c| c["status"] == "True")
+            && s["readyReplicas"] == n
+            && s["updatedReplicas"] == n
+            && s["observedGeneration"] == hw["metadata"]["generation"]
+        {
+            Ok(())
+        } else {
+            Err(format!("status {s}; operator log:\n{}", f.operator_log()))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
     wait_for(&format!("{n} Ready pods and no others"), ROLLOUT, POLL, || {
         let all = list(f.world, f.ns(), "pod", &format!("hatchet.run/fleet={name}"))?;
         let ready: Vec<Value> = all.iter().filter(|p| is_ready(p)).cloned().collect();
@@ -444,4 +546,31 @@ fn a_wrong_token_keeps_pods_unready_with_the_reason_in_log_and_status() {
         "names the pod: {ready}"
     );
     assert!(f.engine_workers().is_empty(), "the engine never registered it");
+}
+
+#[test]
+fn the_operator_image_in_a_pod_runs_a_real_fleet_through_the_in_cluster_apiserver() {
+    let world = world();
+    let f = RealFleet::start_with(&world, "real-inpod", world.token().unwrap(), true);
+    let OperatorAt::Pod(op_pod, _) = &f.op else {
+        unreachable!("started in a pod")
+    };
+    // On the pod network (not the host's): the apiserver is reached as in any cluster.
+    let op = get_json(&world, &["pod", "-n", OPERATOR_NS, op_pod]).unwrap();
+    assert!(op["spec"]["hostNetwork"].is_null(), "{}", op["spec"]);
+    let subnet_prefix = world.var("NODE_IP").unwrap().rsplit_once('.').unwrap().0.to_owned() + ".";
+    assert!(
+        op["status"]["podIP"]
+            .as_str()
+            .is_some_and(|ip| ip.starts_with(&subnet_prefix)),
+        "{}",
+        op["status"]
+    );
+
+    f.apply("inpod", "  replicas: 1\n  slots: 2", &[]);
+    let pods = wait_fleet(&f, "inpod", 1);
+    let ids = f.trigger("fleet-echo", 4, json!({"from": "an operator in a pod"}));
+    assert_first_attempts_on(&f.outcomes(&ids, "echo"), &pod_names(&pods));
+    let log = f.operator_log();
+    assert!(!log.contains("ERROR"), "{log}");
 }

@@ -497,6 +497,7 @@ mod tests {
              "env": [{"name": "HATCHET_WORKER_SLOTS", "value": "3"}, {"name": "EXTRA", "value": "$(HATCHET_WORKER_SLOTS)"}],
              "ports": [{"name": "health", "containerPort": 9000}],
              "readinessProbe": {"tcpSocket": {"port": 9000}},
+             "terminationMessagePolicy": "File",
              "lifecycle": {"preStop": {"exec": {"command": ["sleep", "1"]}}}}
         ]}}}));
         let d = desired_deployment(&hw).unwrap();
@@ -531,6 +532,13 @@ mod tests {
         let live = c.liveness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
         assert_eq!(live.port, IntOrString::Int(9000), "still injected, on the user's port");
         assert!(c.lifecycle.as_ref().unwrap().pre_stop.as_ref().unwrap().exec.is_some());
+        assert_eq!(c.termination_message_policy.as_deref(), Some("File"));
+        let plain = desired_deployment(&mk_hw(json!({}))).unwrap();
+        assert_eq!(
+            worker(&plain).termination_message_policy.as_deref(),
+            Some("FallbackToLogsOnError"),
+            "a crashing worker's last log lines reach the pod status"
+        );
     }
 
     #[test]
