@@ -85,19 +85,25 @@ keyUsage=digitalSignature,keyEncipherment
 extendedKeyUsage=clientAuth"
   [ -s "$KUBE_PKI/sa.key" ] || kube_ssl genrsa -out "$KUBE_PKI/sa.key" 2048
   [ -s "$KUBE_PKI/sa.pub" ] || kube_ssl rsa -in "$KUBE_PKI/sa.key" -pubout -out "$KUBE_PKI/sa.pub"
-  if [ ! -s "$KUBECONFIG_FILE" ]; then
-    local k=("$KUBECTL" config --kubeconfig="$KUBECONFIG_FILE.tmp")
-    rm -f "$KUBECONFIG_FILE.tmp"
-    {
-      "${k[@]}" set-cluster local --server="$KUBE_API_URL" --certificate-authority="$KUBE_PKI/ca.crt" --embed-certs=true
-      "${k[@]}" set-credentials admin --client-certificate="$KUBE_PKI/admin.crt" \
-        --client-key="$KUBE_PKI/admin.key" --embed-certs=true
-      "${k[@]}" set-context local --cluster=local --user=admin --namespace=default
-      "${k[@]}" use-context local
-    } >>"$LOG_DIR/kube-pki.log" 2>&1 || component_failed kube-pki "kubectl config failed"
-    chmod 600 "$KUBECONFIG_FILE.tmp"
-    mv "$KUBECONFIG_FILE.tmp" "$KUBECONFIG_FILE"
-  fi
+  kube_kubeconfig "$KUBECONFIG_FILE" admin admin
+}
+
+# kube_kubeconfig FILE USER CERT: a kubeconfig (once) for the local apiserver authenticating
+# with the client certificate CERT of the cluster CA, everything embedded.
+kube_kubeconfig() {
+  local file=$1 user=$2 cert=$3
+  [ ! -s "$file" ] || return 0
+  local k=("$KUBECTL" config --kubeconfig="$file.tmp")
+  rm -f "$file.tmp"
+  {
+    "${k[@]}" set-cluster local --server="$KUBE_API_URL" --certificate-authority="$KUBE_PKI/ca.crt" --embed-certs=true
+    "${k[@]}" set-credentials "$user" --client-certificate="$KUBE_PKI/$cert.crt" \
+      --client-key="$KUBE_PKI/$cert.key" --embed-certs=true
+    "${k[@]}" set-context local --cluster=local --user="$user" --namespace=default
+    "${k[@]}" use-context local
+  } >>"$LOG_DIR/kube-pki.log" 2>&1 || component_failed kube-pki "kubectl config for $user failed"
+  chmod 600 "$file.tmp"
+  mv "$file.tmp" "$file"
 }
 
 # kube_wait SECONDS NAME PROBE WHAT: wait for PROBE, failing at once (with the log's tail) if the

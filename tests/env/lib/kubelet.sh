@@ -62,19 +62,7 @@ kubelet_identity() {
   kube_cert "node-$REAL_NODE" "/O=system:nodes/CN=system:node:$REAL_NODE" "basicConstraints=CA:FALSE
 keyUsage=digitalSignature,keyEncipherment
 extendedKeyUsage=clientAuth"
-  if [ ! -s "$KUBELET_KUBECONFIG" ]; then
-    local k=("$KUBECTL" config --kubeconfig="$KUBELET_KUBECONFIG.tmp")
-    rm -f "$KUBELET_KUBECONFIG.tmp"
-    {
-      "${k[@]}" set-cluster local --server="$KUBE_API_URL" --certificate-authority="$KUBE_PKI/ca.crt" --embed-certs=true
-      "${k[@]}" set-credentials node --client-certificate="$KUBE_PKI/node-$REAL_NODE.crt" \
-        --client-key="$KUBE_PKI/node-$REAL_NODE.key" --embed-certs=true
-      "${k[@]}" set-context local --cluster=local --user=node
-      "${k[@]}" use-context local
-    } >>"$LOG_DIR/kube-pki.log" 2>&1 || component_failed kubelet "kubectl config failed"
-    chmod 600 "$KUBELET_KUBECONFIG.tmp"
-    mv "$KUBELET_KUBECONFIG.tmp" "$KUBELET_KUBECONFIG"
-  fi
+  kube_kubeconfig "$KUBELET_KUBECONFIG" node "node-$REAL_NODE"
   "$KUBECTL" --kubeconfig="$KUBECONFIG_FILE" apply --server-side --field-manager=tests-env -f - >>"$LOG_DIR/kubelet.log" 2>&1 <<YAML \
     || component_failed kubelet "could not bind the node's RBAC roles"
 apiVersion: rbac.authorization.k8s.io/v1
