@@ -241,7 +241,9 @@ fn fleet_of(pod: &Pod) -> Option<ObjectRef<HatchetWorker>> {
     Some(ObjectRef::new(fleet).within(&pod.namespace()?))
 }
 
-/// Emits `()` each time this replica becomes leader.
+/// Emits `()` each time this replica becomes leader. The sender notifies only on a change
+/// (see `leader::publish`), so every `true` seen here is a new leadership (even a lost and
+/// regained one that the channel folded into one notification).
 fn became_leader(rx: watch::Receiver<bool>) -> impl Stream<Item = ()> + Send + 'static {
     futures::stream::unfold(rx, |mut rx| async move {
         loop {
@@ -280,6 +282,10 @@ mod tests {
         tx.send(true).unwrap();
         assert_eq!(s.next().await, Some(()));
         tx.send(false).unwrap();
+        assert!(
+            futures::poll!(s.next()).is_pending(),
+            "losing leadership reconciles nothing"
+        );
         tx.send(true).unwrap();
         assert_eq!(s.next().await, Some(()));
         drop(tx);

@@ -154,6 +154,13 @@ impl Election {
     }
 }
 
+/// Sets the leadership value, waking receivers only when it changed (the guard re-checks every
+/// second; an unchanged "leader" is not news, and the controller reconciles everything on
+/// news). Whether it changed.
+fn publish(tx: &watch::Sender<bool>, allowed: bool) -> bool {
+    tx.send_if_modified(|v| std::mem::replace(v, allowed) != allowed)
+}
+
 /// Publishes [`may_write`] on `tx`: follows the lease manager, and while it says "leader"
 /// reads the Lease every [`GUARD_PERIOD`] to know until when writing is safe.
 async fn guard(
@@ -177,7 +184,7 @@ async fn guard(
             valid_until = None;
         }
         let allowed = may_write(manager_says, valid_until, Instant::now());
-        if tx.send_replace(allowed) && !allowed && manager_says {
+        if publish(&tx, allowed) && !allowed && manager_says {
             tracing::warn!("leader Lease not confirmed in time; not writing until it is");
         }
         tokio::select! {
@@ -190,6 +197,20 @@ async fn guard(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn receivers_hear_of_changes_only() {
+        let (tx, mut rx) = watch::channel(false);
+        assert!(publish(&tx, true));
+        assert!(rx.has_changed().unwrap());
+        rx.borrow_and_update();
+        for _ in 0..5 {
+            assert!(!publish(&tx, true));
+            assert!(!rx.has_changed().unwrap(), "a steady leader wakes nobody");
+        }
+        assert!(publish(&tx, false));
+        assert!(rx.has_changed().unwrap());
+    }
 
     fn cfg(d: u64, g: u64) -> LeaseConfig {
         LeaseConfig {

@@ -405,6 +405,28 @@ fn real_pods_register_serve_runs_and_drain_through_rollouts_and_scale_in() {
         "one engine worker per pod: {workers:?}"
     );
 
+    // Nothing a pod sends can leave the machine: its only routes are the pod subnet and the
+    // service range through the node, and the host forwards nothing from the bridge.
+    let node_ip = world.var("NODE_IP").unwrap();
+    for netns in std::fs::read_dir("/run/netns")
+        .expect("pods' network namespaces")
+        .flatten()
+    {
+        let name = netns.file_name().to_string_lossy().into_owned();
+        let routes = hatchet_e2e::run(std::process::Command::new("ip").args(["-n", &name, "route"])).expect("ip route");
+        assert!(!routes.contains("default"), "{name} has a default route: {routes}");
+        for route in routes.lines() {
+            assert!(
+                route.contains("dev eth0 proto kernel") || route.contains(&format!("via {node_ip}")),
+                "{name}: unexpected route {route}"
+            );
+        }
+    }
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap().trim(),
+        "0"
+    );
+
     // kubectl logs and exec reach the real containers.
     let first = names.iter().next().unwrap().clone();
     let logs = kubectl(&world, &["logs", "-n", f.ns(), &first]).expect("kubectl logs");

@@ -162,21 +162,11 @@ containerd_kill_pods() {
 }
 
 containerd_down() {
-  local pid exe
   ! containerd_ready || containerd_kill_pods
   stop_bg containerd
-  # Shims run in sessions of their own: stop the ones running our binary.
-  for pid in $(pgrep -f containerd-shim-runc-v2 || true); do
-    exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
-    [ "$exe" != "$CONTAINERD_BIN/containerd-shim-runc-v2" ] || kill -KILL "$pid" 2>/dev/null || true
-  done
+  containerd_kill_shims
   unmount_under "$CONTAINERD_DIR" /run/containerd
-  local ns
-  for ns in /run/netns/cni-*; do
-    [ -e "$ns" ] || continue
-    umount "$ns" 2>/dev/null || true
-    rm -f "$ns"
-  done
+  containerd_remove_netns
   rm -rf "$CNI_IPAM_DIR" "$CONTAINERD_DIR/state" "$CONTAINERD_DIR/runc"
   node_remove_created_paths /run/containerd /run/netns /var/lib/cni /etc/cni /opt/cni
 }
@@ -187,5 +177,24 @@ node_remove_created_paths() {
   [ -f "$HOST_BEFORE" ] || return 0
   for p in "$@"; do
     grep -qx "path $p" "$HOST_BEFORE" || rm -rf "$p"
+  done
+}
+
+# containerd_kill_shims: shims run in sessions of their own; stop the ones running our binary.
+containerd_kill_shims() {
+  local pid exe
+  for pid in $(pgrep -f containerd-shim-runc-v2 || true); do
+    exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
+    [ "$exe" != "$CONTAINERD_BIN/containerd-shim-runc-v2" ] || kill -KILL "$pid" 2>/dev/null || true
+  done
+}
+
+# containerd_remove_netns: the pods' network namespaces (CNI names them cni-*).
+containerd_remove_netns() {
+  local ns
+  for ns in /run/netns/cni-*; do
+    [ -e "$ns" ] || continue
+    umount "$ns" 2>/dev/null || true
+    rm -f "$ns"
   done
 }

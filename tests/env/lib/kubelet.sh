@@ -146,13 +146,20 @@ kubelet_down() {
   # (secrets, tokens) and its root dir's self bind-mount go here.
   ! containerd_ready || containerd_kill_pods
   unmount_under "$KUBELET_ROOT"
-  local s v t c
+  local s v
   if [ -f "$HOST_BEFORE" ]; then
     for s in "${NODE_SYSCTLS[@]}"; do
       v=$(sed -n "s/^sysctl $s=//p" "$HOST_BEFORE")
       [ -z "$v" ] || [ "$(sysctl -n "$s")" = "$v" ] || sysctl -qw "$s=$v"
     done
   fi
+  kubelet_undo_host
+  node_remove_created_paths /var/lib/kubelet /var/log/containers /var/log/pods
+}
+
+# kubelet_undo_host: the kubelet's iptables chains (v4 and v6) and its cgroups (bottom-up).
+kubelet_undo_host() {
+  local t c
   for t in iptables ip6tables; do
     while "$t" -D INPUT -j KUBE-FIREWALL 2>/dev/null; do :; done
     while "$t" -D OUTPUT -j KUBE-FIREWALL 2>/dev/null; do :; done
@@ -164,5 +171,4 @@ kubelet_down() {
   for c in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/*/k8s.io; do
     [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null || true
   done
-  node_remove_created_paths /var/lib/kubelet /var/log/containers /var/log/pods
 }

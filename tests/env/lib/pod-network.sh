@@ -71,7 +71,10 @@ pod-network_ready() {
 pod-network_up() {
   mkdir -p "$POD_NET_DIR"
   as_root || die "pod-network: the real node needs root (bridge, iptables, mounts)"
-  [ -f "$HOST_BEFORE" ] || host_state >"$HOST_BEFORE"
+  if [ ! -f "$HOST_BEFORE" ]; then
+    pod_network_leftovers
+    host_state >"$HOST_BEFORE"
+  fi
   if ! ip link show "$POD_BRIDGE" >/dev/null 2>&1; then
     ip link add "$POD_BRIDGE" type bridge || component_failed pod-network "cannot create bridge $POD_BRIDGE"
   fi
@@ -102,9 +105,22 @@ pod-network_up() {
   log "pod network up: bridge $POD_BRIDGE $NODE_IP, engine and apiserver forwarded for pods"
 }
 
-pod-network_down() {
-  stop_bg pod-network-engine
-  stop_bg pod-network-apiserver
+# pod_network_leftovers: a real node whose processes were killed without `down` (from this
+# checkout or another) leaves a bridge, chains, namespaces and cgroups behind. They go before
+# the snapshot, so `down` finds the host as the snapshot says.
+pod_network_leftovers() {
+  if ip link show "$POD_BRIDGE" >/dev/null 2>&1 || iptables -S KUBE-FIREWALL >/dev/null 2>&1 \
+    || compgen -G '/run/netns/cni-*' >/dev/null; then
+    log "removing what a real node that was not stopped left behind"
+    containerd_kill_shims
+    containerd_remove_netns
+    kubelet_undo_host
+    pod_network_undo
+  fi
+}
+
+# pod_network_undo: our iptables chains and the bridge.
+pod_network_undo() {
   while iptables -t nat -D PREROUTING -i "$POD_BRIDGE" -j "$POD_CHAIN" 2>/dev/null; do :; done
   iptables -t nat -F "$POD_CHAIN" 2>/dev/null && iptables -t nat -X "$POD_CHAIN"
   while iptables -D FORWARD -i "$POD_BRIDGE" -j "$POD_CHAIN" 2>/dev/null; do :; done
@@ -112,5 +128,11 @@ pod-network_down() {
   if ip link show "$POD_BRIDGE" >/dev/null 2>&1; then
     ip link del "$POD_BRIDGE" && log "bridge $POD_BRIDGE removed"
   fi
+}
+
+pod-network_down() {
+  stop_bg pod-network-engine
+  stop_bg pod-network-apiserver
+  pod_network_undo
   host_check || log "warning: tests/env/host-check will fail until the differences above are undone"
 }
