@@ -7,8 +7,11 @@
 #    `kubernetes` Service ($KUBERNETES_SERVICE_IP:443, there is no kube-proxy) DNATed to it.
 # The host is snapshotted before the first change, and `down` checks it is back as it was.
 
-POD_NET_DIR=$RUN_DIR/node
-HOST_BEFORE=$POD_NET_DIR/host-before
+# The host's state from before the first real node started, kept machine-wide (under /run, so
+# a reboot forgets it) rather than per checkout: a checkout whose world was killed without
+# `down` leaves it for the next one, which then restores the true originals.
+HOST_STATE_DIR=/run/hatchet-operator
+HOST_BEFORE=$HOST_STATE_DIR/host-before
 POD_CHAIN=HATCHET-PODS
 # What the kubelet, containerd and CNI create outside their own directories (removed by down
 # when up found them absent).
@@ -45,14 +48,14 @@ host_check() {
   [ -f "$HOST_BEFORE" ] || return 0
   local now
   now=$(host_state)
-  if diff <(sort "$HOST_BEFORE") <(sort <<<"$now") >"$POD_NET_DIR/host-diff" 2>&1; then
+  if diff <(sort "$HOST_BEFORE") <(sort <<<"$now") >"$HOST_STATE_DIR/host-diff" 2>&1; then
     # Kept for tests/env/host-check, which compares the host with it again.
     mv "$HOST_BEFORE" "$HOST_BEFORE.last"
-    rm -f "$POD_NET_DIR/host-diff"
+    rm -f "$HOST_STATE_DIR/host-diff"
     return 0
   fi
   log "the host differs from before up (< before, > now):"
-  sed 's/^/[env]   /' "$POD_NET_DIR/host-diff" >&2
+  sed 's/^/[env]   /' "$HOST_STATE_DIR/host-diff" >&2
   return 1
 }
 
@@ -69,12 +72,13 @@ pod-network_ready() {
 }
 
 pod-network_up() {
-  mkdir -p "$POD_NET_DIR"
   as_root || die "pod-network: the real node needs root (bridge, iptables, mounts)"
-  if [ ! -f "$HOST_BEFORE" ]; then
-    pod_network_leftovers
-    host_state >"$HOST_BEFORE"
-  fi
+  mkdir -p "$HOST_STATE_DIR"
+  # What a node that was not stopped left goes first (never under a running node of ours).
+  is_running kubelet || is_running containerd || pod_network_leftovers
+  [ -f "$HOST_BEFORE" ] || host_state >"$HOST_BEFORE"
+  # Run dirs of nodes started since the snapshot: where a killed node's mounts are.
+  grep -qxF "$RUN_DIR" "$HOST_STATE_DIR/run-dirs" 2>/dev/null || echo "$RUN_DIR" >>"$HOST_STATE_DIR/run-dirs"
   if ! ip link show "$POD_BRIDGE" >/dev/null 2>&1; then
     ip link add "$POD_BRIDGE" type bridge || component_failed pod-network "cannot create bridge $POD_BRIDGE"
   fi
@@ -106,16 +110,24 @@ pod-network_up() {
 }
 
 # pod_network_leftovers: a real node whose processes were killed without `down` (from this
-# checkout or another) leaves a bridge, chains, namespaces and cgroups behind. They go before
-# the snapshot, so `down` finds the host as the snapshot says.
+# checkout or another) leaves a bridge, chains, namespaces and cgroups behind; they go before
+# this node starts (and before a first snapshot), so `down` can bring the host back to it.
 pod_network_leftovers() {
+  touch "$HOST_STATE_DIR/run-dirs"
   if ip link show "$POD_BRIDGE" >/dev/null 2>&1 || iptables -S KUBE-FIREWALL >/dev/null 2>&1 \
-    || compgen -G '/run/netns/cni-*' >/dev/null; then
+    || compgen -G '/run/netns/cni-*' >/dev/null || [ -s "$HOST_STATE_DIR/run-dirs" ]; then
     log "removing what a real node that was not stopped left behind"
+    stop_bg pod-network-engine
+    stop_bg pod-network-apiserver
     containerd_kill_shims
+    local d
+    while read -r d; do
+      [ -z "$d" ] || unmount_under "$d/kubelet/root" "$d/containerd"
+    done <"$HOST_STATE_DIR/run-dirs"
     containerd_remove_netns
     kubelet_undo_host
     pod_network_undo
+    : >"$HOST_STATE_DIR/run-dirs"
   fi
 }
 
@@ -134,5 +146,9 @@ pod-network_down() {
   stop_bg pod-network-engine
   stop_bg pod-network-apiserver
   pod_network_undo
+  if [ -f "$HOST_STATE_DIR/run-dirs" ]; then
+    grep -vxF "$RUN_DIR" "$HOST_STATE_DIR/run-dirs" >"$HOST_STATE_DIR/run-dirs.tmp" || true
+    mv "$HOST_STATE_DIR/run-dirs.tmp" "$HOST_STATE_DIR/run-dirs"
+  fi
   host_check || log "warning: tests/env/host-check will fail until the differences above are undone"
 }
