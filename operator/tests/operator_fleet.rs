@@ -417,5 +417,12 @@ fn restarting_the_operator_writes_nothing_when_nothing_changed() {
         op.log_tail()
     );
     assert_eq!(metric_sum(&body, "hatchet_operator_leader"), 1.0, "{body}");
+
+    // A steady fleet is left alone until the resync (600 s): no reconciles while nothing
+    // changes (the leader's Lease checks every second are not news).
+    let settled = op.metric_sum("hatchet_operator_reconciles_total").unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let later = op.metric_sum("hatchet_operator_reconciles_total").unwrap();
+    assert_eq!(later, settled, "reconciles at steady state; log:\n{}", op.log_tail());
     op.terminate();
 }
