@@ -110,6 +110,18 @@ impl<'w> RealFleet<'w> {
     fn start_with(world: &'w World, tag: &str, token: &str, operator_in_pod: bool) -> Self {
         install_crd(world);
         let ns = Namespace::create(world, tag);
+        // The apiserver refuses any fleet pod that does not meet the restricted profile.
+        kubectl(
+            world,
+            &[
+                "label",
+                "namespace",
+                &ns.name,
+                "pod-security.kubernetes.io/enforce=restricted",
+                "pod-security.kubernetes.io/enforce-version=latest",
+            ],
+        )
+        .expect("label the namespace restricted");
         let scratch = tempdir(&ns.name);
         let kubeconfig = operator_kubeconfig(world, &scratch.path);
         let op = if operator_in_pod {
@@ -167,8 +179,9 @@ impl<'w> RealFleet<'w> {
         &self.ns.name
     }
 
-    /// Applies a HatchetWorker `name` whose pods run the real image on the real node, with the
-    /// restricted Pod Security profile's settings; `extra_spec` is YAML under `spec:`.
+    /// Applies a HatchetWorker `name` whose pods run the real image on the real node; the
+    /// template sets no security context (the operator's defaults must pass the namespace's
+    /// restricted profile); `extra_spec` is YAML under `spec:`.
     fn apply(&self, name: &str, extra_spec: &str, env: &[(&str, &str)]) {
         let w = self.world;
         let var = |n: &'static str| w.var(n).unwrap_or_else(|e| panic!("{e}")).to_owned();
@@ -192,9 +205,6 @@ spec:
     spec:
       nodeSelector: {{kubernetes.io/hostname: {node}}}
       tolerations: [{{key: {taint}, operator: Exists, effect: NoSchedule}}]
-      securityContext:
-        runAsNonRoot: true
-        seccompProfile: {{type: RuntimeDefault}}
       containers:
         - name: worker
           image: {image}
@@ -202,10 +212,6 @@ spec:
           resources:
             requests: {{cpu: 10m, memory: 32Mi}}
             limits: {{memory: 128Mi}}
-          securityContext:
-            allowPrivilegeEscalation: false
-            readOnlyRootFilesystem: true
-            capabilities: {{drop: [ALL]}}
           env:
             - {{name: HATCHET_CLIENT_LOG_LEVEL, value: "info"}}{env}
 "#,
@@ -364,6 +370,30 @@ fn real_pods_register_serve_runs_and_drain_through_rollouts_and_scale_in() {
     f.apply("echo", "  replicas: 2\n  slots: 2\n  drain: {timeoutSeconds: 60}", &[]);
     let pods = wait_fleet(&f, "echo", 2);
     let names = pod_names(&pods);
+
+    // The restricted profile's settings came from the operator, and no API token is mounted.
+    for pod in &pods {
+        let spec = &pod["spec"];
+        assert_eq!(spec["automountServiceAccountToken"], false, "{spec}");
+        assert_eq!(spec["securityContext"]["runAsNonRoot"], true, "{spec}");
+        assert_eq!(
+            spec["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+            "{spec}"
+        );
+        let sc = &spec["containers"][0]["securityContext"];
+        assert_eq!(sc["allowPrivilegeEscalation"], false, "{sc}");
+        assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]), "{sc}");
+        let mounts = spec["containers"][0]["volumeMounts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            !mounts
+                .iter()
+                .any(|m| m["mountPath"].as_str().is_some_and(|p| p.contains("serviceaccount"))),
+            "{mounts:?}"
+        );
+    }
 
     // Each pod is on the real node, runs the image, and was Ready only after its worker
     // registered: the engine's worker is older than the pod's Ready transition.

@@ -30,6 +30,8 @@
 //!
 //! At pod level: `terminationGracePeriodSeconds` = drain timeout + 30 unless the template sets
 //! it; `serviceAccountName` = the operator-made ServiceAccount unless the template names one.
+//! Every pod also gets the restricted Pod Security profile's settings the template leaves
+//! unset (see `security`).
 //! Pod labels: the template's, plus the fleet's selector and instance labels (these override
 //! the template's same keys, since the Deployment's selector depends on them).
 
@@ -153,6 +155,7 @@ pub fn desired_deployment(hw: &HatchetWorker) -> Result<Deployment, Error> {
     }
     let port = health_port(hw);
     inject_container(&mut pod.containers[idx], injected_env(hw, &ns, &name), mounts, port);
+    super::security::restrict(pod);
 
     let dep = Deployment {
         metadata: child_meta(hw)?,

@@ -7,6 +7,7 @@
 
 mod deployment;
 mod pdb;
+mod security;
 mod service;
 mod serviceaccount;
 
