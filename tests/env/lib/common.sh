@@ -118,12 +118,20 @@ go_peer_build() {
 
 pid_file() { echo "$PID_DIR/$1.pid"; }
 
-# start_bg NAME CMD...: start CMD in its own session, logging to $LOG_DIR/NAME.log.
+# start_bg NAME CMD...: start CMD in its own session, logging to $LOG_DIR/NAME.log, with only
+# stdin (/dev/null), stdout and stderr (the log) open.
 start_bg() {
   local name=$1
   shift
   mkdir -p "$PID_DIR" "$LOG_DIR"
-  setsid "$@" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
+  (
+    # Descriptors the caller holds (a lock, a pipe) must not live on in a daemon.
+    for fd in /proc/$BASHPID/fd/*; do
+      fd=${fd##*/}
+      [ "$fd" -le 2 ] || eval "exec $fd>&-"
+    done
+    exec setsid "$@"
+  ) >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
   local pid=$!
   # Record the pid with the executable it runs, so a recycled pid is never mistaken for ours.
   sleep 0.2
