@@ -63,14 +63,14 @@ pub struct HatchetWorkerSpec {
     pub template: PodTemplateSpec,
     /// Task slots per worker (concurrent tasks one worker runs).
     #[serde(default = "default_slots")]
-    #[x_kube(validation = Rule::new("self >= 1").message("spec.slots must be at least 1"))]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 10000").message("spec.slots must be between 1 and 10000"))]
     pub slots: i32,
     /// Hatchet worker labels (for task affinity), sent by every worker of the fleet. The
     /// operator adds `hatchet.run/fleet=<namespace>.<name>`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 64))]
-    #[x_kube(validation = Rule::new("self.all(k, size(k) <= 255 && k.matches('^[A-Za-z0-9._/-]+$'))")
-        .message("spec.labels keys must be 1 to 255 characters of letters, digits, '.', '-', '_' or '/'"))]
+    #[x_kube(validation = Rule::new("self.all(k, size(k) <= 255 && k.matches('^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$'))")
+        .message("spec.labels keys must be a name or prefix/name (at most 255 characters), each part of letters, digits, '.', '-' and '_', starting and ending with a letter or digit"))]
     #[x_kube(validation = Rule::new("self.all(k, size(self[k]) > 0 && size(self[k]) <= 253)")
         .message("spec.labels values must be 1 to 253 characters"))]
     #[x_kube(validation = Rule::new("!('hatchet.run/fleet' in self)")
@@ -78,7 +78,7 @@ pub struct HatchetWorkerSpec {
     pub labels: BTreeMap<String, String>,
     /// Number of worker pods (the `/scale` subresource maps here).
     #[serde(default = "default_replicas")]
-    #[x_kube(validation = Rule::new("self >= 0").message("spec.replicas must not be negative"))]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 10000").message("spec.replicas must be between 0 and 10000"))]
     pub replicas: i32,
     /// How long a terminating worker may finish its in-flight tasks.
     #[serde(default)]
@@ -102,14 +102,14 @@ pub struct Connection {
     /// The engine's gRPC `host:port`; default: the token's `grpc_broadcast_address` claim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 512))]
-    #[x_kube(validation = Rule::new("self.matches('^(\\\\[[0-9A-Fa-f:.]+\\\\]|[A-Za-z0-9_.-]+):[0-9]{1,5}$')")
-        .message("spec.connection.hostPort must be host:port, with a port"))]
+    #[x_kube(validation = Rule::new("self.matches('^(\\\\[[0-9A-Fa-f:.]+\\\\]|[A-Za-z0-9_.-]+):[0-9]{1,5}$') && int(self.substring(self.lastIndexOf(':') + 1)) >= 1 && int(self.substring(self.lastIndexOf(':') + 1)) <= 65535")
+        .message("spec.connection.hostPort must be host:port, with a port from 1 to 65535"))]
     pub host_port: Option<String>,
     /// The REST base URL; default: the token's `server_url` claim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048))]
-    #[x_kube(validation = Rule::new("self.matches('^https?://[^/ ]+')")
-        .message("spec.connection.serverUrl must be an http:// or https:// URL"))]
+    #[x_kube(validation = Rule::new("self.matches('^https?://[^/ ]+') && !self.matches('\\\\s') && isURL(self)")
+        .message("spec.connection.serverUrl must be an http:// or https:// URL without spaces"))]
     pub server_url: Option<String>,
     /// Transport security towards the engine.
     #[serde(default)]
@@ -237,10 +237,10 @@ impl Default for Drain {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!(has(self.maxUnavailable) && has(self.minAvailable))")
     .message("spec.disruptionBudget takes maxUnavailable or minAvailable, not both"))]
-#[x_kube(validation = Rule::new("!has(self.maxUnavailable) || (type(self.maxUnavailable) == int ? self.maxUnavailable >= 0 : self.maxUnavailable.matches('^[0-9]+%$'))")
-    .message("spec.disruptionBudget.maxUnavailable must be a non-negative number or a percentage such as 25%"))]
-#[x_kube(validation = Rule::new("!has(self.minAvailable) || (type(self.minAvailable) == int ? self.minAvailable >= 0 : self.minAvailable.matches('^[0-9]+%$'))")
-    .message("spec.disruptionBudget.minAvailable must be a non-negative number or a percentage such as 50%"))]
+#[x_kube(validation = Rule::new("!has(self.maxUnavailable) || (type(self.maxUnavailable) == int ? self.maxUnavailable >= 0 : self.maxUnavailable.matches('^(100|[1-9]?[0-9])%$'))")
+    .message("spec.disruptionBudget.maxUnavailable must be a non-negative number or a percentage from 0% to 100%"))]
+#[x_kube(validation = Rule::new("!has(self.minAvailable) || (type(self.minAvailable) == int ? self.minAvailable >= 0 : self.minAvailable.matches('^(100|[1-9]?[0-9])%$'))")
+    .message("spec.disruptionBudget.minAvailable must be a non-negative number or a percentage from 0% to 100%"))]
 pub struct DisruptionBudget {
     /// Pods that may be down at once (a number or a percentage).
     #[serde(default, skip_serializing_if = "Option::is_none")]

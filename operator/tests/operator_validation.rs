@@ -9,12 +9,47 @@ use common::*;
 /// rule's own message, which names the field (the apiserver's path prefix alone would not
 /// prove that); for schema checks (types, enums) it is the path the apiserver reports.
 const CASES: &[(&str, &str, &str)] = &[
-    ("zero slots", "slots: 0", "spec.slots must be at least 1"),
-    ("negative slots", "slots: -4", "spec.slots must be at least 1"),
+    ("zero slots", "slots: 0", "spec.slots must be between 1 and 10000"),
+    ("negative slots", "slots: -4", "spec.slots must be between 1 and 10000"),
+    (
+        "too many slots",
+        "slots: 10001",
+        "spec.slots must be between 1 and 10000",
+    ),
     (
         "negative replicas",
         "replicas: -1",
-        "spec.replicas must not be negative",
+        "spec.replicas must be between 0 and 10000",
+    ),
+    (
+        "too many replicas",
+        "replicas: 10001",
+        "spec.replicas must be between 0 and 10000",
+    ),
+    (
+        "hostPort with port 0",
+        "connection: {tokenSecretRef: {name: t, key: token}, hostPort: 'engine:0'}",
+        "spec.connection.hostPort must be host:port, with a port from 1 to 65535",
+    ),
+    (
+        "hostPort with port 99999",
+        "connection: {tokenSecretRef: {name: t, key: token}, hostPort: 'engine:99999'}",
+        "spec.connection.hostPort must be host:port, with a port from 1 to 65535",
+    ),
+    (
+        "serverUrl with a space",
+        "connection: {tokenSecretRef: {name: t, key: token}, serverUrl: 'https://h/a b'}",
+        "spec.connection.serverUrl must be an http:// or https:// URL without spaces",
+    ),
+    (
+        "worker label key of slashes",
+        "labels: {'//': x}",
+        "spec.labels keys must be",
+    ),
+    (
+        "maxUnavailable over 100%",
+        "disruptionBudget: {maxUnavailable: 150%}",
+        "spec.disruptionBudget.maxUnavailable must be a non-negative number or a percentage from 0% to 100%",
     ),
     (
         "unknown TLS strategy",
