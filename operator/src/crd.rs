@@ -339,7 +339,7 @@ mod tests {
         assert_eq!(scale.label_selector_path.as_deref(), Some(".status.selector"));
         let yaml = crd_yaml().unwrap();
         assert!(yaml.contains("x-kubernetes-validations"), "CEL rules in the schema");
-        assert!(yaml.contains("spec.slots must be at least 1"));
+        assert!(yaml.contains("spec.slots must be between 1 and 10000"));
         assert!(yaml.contains("default: 100"));
     }
 
