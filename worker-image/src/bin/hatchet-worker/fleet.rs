@@ -2,6 +2,8 @@
 //! Every output names the worker that ran it and the attempt (1 for a first run), so tests can
 //! see where runs went and that none ran twice.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hatchet_worker::{Context, Task, TaskError, Workflow};
@@ -51,12 +53,24 @@ pub(crate) fn workflows(worker: &str) -> Vec<Workflow> {
         Workflow::new(CPU)
             .description("keeps one core busy for `ms` milliseconds")
             .task(
-                Task::new("burn", move |i: Millis, _ctx: Context| {
+                Task::new("burn", move |i: Millis, ctx: Context| {
                     let worker = n2.clone();
                     async move {
-                        let spins = tokio::task::spawn_blocking(move || burn(Duration::from_millis(i.ms)))
-                            .await
-                            .map_err(|e| TaskError::retryable(format!("cpu task aborted: {e}")))?;
+                        // A blocking loop does not see the cancel by itself: it polls a flag
+                        // that the cancel (or this future being dropped) raises, and the slot is
+                        // given back only once the core is free again.
+                        let stop = StopOnDrop::default();
+                        let flag = Arc::clone(&stop.0);
+                        let mut work = tokio::task::spawn_blocking(move || burn(Duration::from_millis(i.ms), &flag));
+                        let spins = tokio::select! {
+                            done = &mut work => done,
+                            () = ctx.cancelled() => {
+                                stop.0.store(true, Ordering::Relaxed);
+                                let _ = work.await;
+                                return Err(TaskError::retryable("cancelled while burning"));
+                            }
+                        }
+                        .map_err(|e| TaskError::retryable(format!("cpu task aborted: {e}")))?;
                         Ok(json!({"worker": worker, "burned_ms": i.ms, "spins": spins}))
                     }
                 })
@@ -89,11 +103,22 @@ pub(crate) fn workflows(worker: &str) -> Vec<Workflow> {
     ]
 }
 
-fn burn(d: Duration) -> u64 {
+/// Raises its flag when dropped, so a blocking loop polling it stops with the task.
+#[derive(Default)]
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Keeps a core busy for `d`, or until `stop` is raised.
+fn burn(d: Duration, stop: &AtomicBool) -> u64 {
     let start = std::time::Instant::now();
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut spins = 0;
-    while start.elapsed() < d {
+    while start.elapsed() < d && !stop.load(Ordering::Relaxed) {
         for _ in 0..10_000 {
             x ^= x << 13;
             x ^= x >> 7;
@@ -103,4 +128,27 @@ fn burn(d: Duration) -> u64 {
     }
     std::hint::black_box(x);
     spins
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burning_stops_when_told() {
+        let stop = StopOnDrop::default();
+        let flag = Arc::clone(&stop.0);
+        let started = std::time::Instant::now();
+        let t = std::thread::spawn(move || burn(Duration::from_secs(30), &flag));
+        std::thread::sleep(Duration::from_millis(50));
+        drop(stop);
+        t.join().unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn burning_runs_its_time_otherwise() {
+        let spins = burn(Duration::from_millis(30), &AtomicBool::new(false));
+        assert!(spins > 0);
+    }
 }
