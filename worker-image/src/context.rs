@@ -2,7 +2,7 @@
 //! calls it can make to the engine while it runs.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -47,6 +47,9 @@ struct Inner {
     slot: SharedSlot,
     deadline: Arc<Mutex<Instant>>,
     child_index: AtomicI32,
+    /// The next stream chunk's index: from 0 in each attempt, so the engine can put chunks
+    /// that arrive out of order back in order.
+    stream_index: AtomicI64,
 }
 
 impl std::fmt::Debug for Context {
@@ -77,6 +80,7 @@ impl Context {
                 slot,
                 deadline,
                 child_index: AtomicI32::new(0),
+                stream_index: AtomicI64::new(0),
             }),
         }
     }
@@ -189,11 +193,12 @@ impl Context {
             .await
     }
 
-    /// Streams a chunk of bytes to subscribers of the run.
+    /// Streams a chunk of bytes to subscribers of the run (numbered from 0 in this attempt).
     pub async fn stream(&self, chunk: impl Into<Vec<u8>>) -> Result<(), Error> {
+        let index = self.inner.stream_index.fetch_add(1, Ordering::Relaxed);
         self.inner
             .client
-            .put_stream_event(&self.inner.ids.task_run_external_id, chunk.into())
+            .put_stream_event(&self.inner.ids.task_run_external_id, chunk.into(), index)
             .await
     }
 

@@ -74,8 +74,13 @@ pub fn error_message(stored: &str) -> &str {
     }
 }
 
-/// A COMPLETED payload: JSON without NUL characters (the engine refuses `\u0000`).
+/// A COMPLETED payload: JSON without NUL characters (the engine refuses `\u0000`), or empty
+/// when the task returned nothing.
 pub fn completion_payload(output: &Value) -> Result<String, String> {
+    // Nothing returned: an empty payload, as the official SDKs send (not the text `null`).
+    if output.is_null() {
+        return Ok(String::new());
+    }
     if has_nul(output) {
         return Err("output contains a NUL character (\\u0000), which the engine refuses".into());
     }
@@ -96,6 +101,12 @@ fn has_nul(v: &Value) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn nothing_returned_is_an_empty_payload() {
+        assert_eq!(completion_payload(&Value::Null).unwrap(), "");
+        assert_eq!(completion_payload(&json!({"a": null})).unwrap(), r#"{"a":null}"#);
+    }
 
     #[test]
     fn payload_with_parents_and_errors() {

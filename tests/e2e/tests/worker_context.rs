@@ -147,3 +147,31 @@ async fn released_slot_keeps_the_task_running_to_completion() {
     assert_eq!(out["hold"], "released and finished");
     w.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_task_that_returns_nothing_sends_an_empty_payload_the_engine_accepts() {
+    let client = client(&World::load().expect("local world"));
+    let wf = unique("nothing");
+    let flow = Workflow::new(&wf)
+        .task(Task::new("quiet", |_: Value, _c: Context| async move { Ok(()) }))
+        .task(
+            Task::new("after", |_: Value, c: Context| async move {
+                Ok(json!({"parent": c.parent_output::<Value>("quiet").ok()}))
+            })
+            .parents(["quiet"]),
+        );
+    let w = start(
+        Worker::builder(client.clone(), unique("w"))
+            .workflow(flow)
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let out = timeout(WAIT, client.run(&wf, &json!({}), TriggerOptions::default()))
+        .await
+        .expect("run finished in time")
+        .expect("run completed");
+    assert!(out.get("quiet").is_none_or(|v| v.is_null() || v == ""), "{out:?}");
+    assert!(out.contains_key("after"), "{out:?}");
+    w.stop().await;
+}

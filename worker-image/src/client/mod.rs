@@ -131,7 +131,7 @@ impl Client {
         .map(drop)
     }
 
-    pub(crate) async fn put_stream_event(&self, task_run_external_id: &str, chunk: Vec<u8>) -> Result<()> {
+    pub(crate) async fn put_stream_event(&self, task_run_external_id: &str, chunk: Vec<u8>, index: i64) -> Result<()> {
         call("PutStreamEvent", || {
             let mut c = self.engine.events.clone();
             let req = PutStreamEventRequest {
@@ -139,7 +139,7 @@ impl Client {
                 created_at: Some(now_timestamp()),
                 message: chunk.clone(),
                 metadata: String::new(),
-                event_index: None,
+                event_index: Some(index),
             };
             async move { c.put_stream_event(req).await }
         })
