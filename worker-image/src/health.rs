@@ -61,7 +61,10 @@ pub(crate) fn unready_reason(c: &Connection, draining: bool, now: Instant) -> Op
         return Some("draining".into());
     }
     if c.worker_id.is_none() {
-        return Some("not registered with the engine yet".into());
+        return Some(match &c.startup_error {
+            Some(e) => format!("waiting for the engine: {e}"),
+            None => "not registered with the engine yet".into(),
+        });
     }
     if c.phase != Phase::Streaming {
         return Some(format!("assignment stream is not up ({:?})", c.phase));
@@ -243,6 +246,7 @@ mod tests {
             stream_confirmed: hb_ago.is_some(),
             reconnects: 0,
             loop_tick: now,
+            startup_error: None,
         }
     }
 
@@ -277,6 +281,15 @@ mod tests {
                 },
                 false,
                 "not registered",
+            ),
+            (
+                Connection {
+                    worker_id: None,
+                    startup_error: Some("engine call GetVersion failed (Unavailable): refused".into()),
+                    ..mk_conn(Phase::Idle, None, now)
+                },
+                false,
+                "waiting for the engine: engine call GetVersion failed (Unavailable)",
             ),
         ];
         for (c, draining, want) in cases {

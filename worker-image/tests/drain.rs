@@ -1,6 +1,7 @@
 //! Termination never kills a running task: the `hatchet-worker` binary drains on SIGTERM or
 //! `/drain`, and past its deadline hands the remaining runs back for another worker.
 
+#[allow(dead_code)] // shared with readiness_engine_outage.rs; this test uses only part of it
 mod support;
 
 use std::time::Duration;

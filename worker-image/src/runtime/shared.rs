@@ -86,6 +86,8 @@ pub(crate) struct Connection {
     pub(crate) reconnects: u64,
     /// Last time the loop turned over: a stalled runtime stops updating it.
     pub(crate) loop_tick: Instant,
+    /// Why start-up (version check, workflow registration) has not got through yet.
+    pub(crate) startup_error: Option<String>,
 }
 
 pub(crate) struct Shared {

@@ -20,6 +20,11 @@ use crate::names::validate_name;
 use crate::workflow::{LabelValue, Workflow};
 use crate::{Error, Result};
 
+/// Start-up retries while the engine is unreachable: full jitter, 1 s doubling to 30 s (the
+/// reconnect backoff).
+const START_BACKOFF_BASE: Duration = Duration::from_secs(1);
+const START_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
 /// Default slots per worker (the official SDKs' default).
 pub const DEFAULT_SLOTS: usize = 100;
 /// Default drain deadline: long, so tasks normally finish.
@@ -127,6 +132,7 @@ impl WorkerBuilder {
                 stream_confirmed: false,
                 reconnects: 0,
                 loop_tick: Instant::now(),
+                startup_error: None,
             }),
             metrics,
             ready: tokio::sync::watch::Sender::new(false),
@@ -264,8 +270,10 @@ impl Worker {
         if self.handle_signals {
             tokio::spawn(drain_on_signals(self.handle()));
         }
-        let result = match self.register_workflows().await {
-            Ok(()) => Driver::new(Arc::clone(&shared)).run().await,
+        let result = match self.start_up().await {
+            Ok(true) => Driver::new(Arc::clone(&shared)).run().await,
+            // Told to stop before the engine was ever reached: nothing ran, nothing to drain.
+            Ok(false) => Ok(Exit::Drained),
             Err(e) => Err(e),
         };
         if let Ok(exit) = &result {
@@ -277,6 +285,50 @@ impl Worker {
             let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
         }
         result
+    }
+
+    /// Checks the engine's version and registers the workflows, retrying with the reconnect
+    /// backoff for as long as the engine is unreachable (a pod started during an outage waits
+    /// for it, unready and saying why, instead of crash-looping); a refusal is fatal. `false`
+    /// when a drain was asked for before it got through.
+    async fn start_up(&self) -> Result<bool> {
+        let shared = &self.shared;
+        let mut attempt = 0;
+        loop {
+            match self.register_workflows().await {
+                Ok(()) => {
+                    shared.connection.lock().expect("connection lock").startup_error = None;
+                    return Ok(true);
+                }
+                Err(e @ Error::Rpc { .. }) => {
+                    let wait = crate::retry::jittered(attempt, START_BACKOFF_BASE, START_BACKOFF_MAX);
+                    attempt = attempt.saturating_add(1);
+                    tracing::warn!(error = %e, retry_in = ?wait, "the engine is not reachable yet; retrying start-up");
+                    shared.connection.lock().expect("connection lock").startup_error = Some(e.to_string());
+                    if !self.wait_alive(wait).await {
+                        return Ok(false);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Waits `d` while keeping the liveness tick fresh (the worker is alive, only waiting);
+    /// `false` if a drain was asked for meanwhile.
+    async fn wait_alive(&self, d: Duration) -> bool {
+        let until = Instant::now() + d;
+        loop {
+            self.shared.connection.lock().expect("connection lock").loop_tick = Instant::now();
+            let now = Instant::now();
+            if now >= until {
+                return true;
+            }
+            tokio::select! {
+                () = self.shared.shutdown.cancelled() => return false,
+                () = tokio::time::sleep((until - now).min(Duration::from_secs(1))) => {}
+            }
+        }
     }
 
     async fn register_workflows(&self) -> Result<()> {

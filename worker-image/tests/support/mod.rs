@@ -42,37 +42,7 @@ pub(crate) async fn spawn_worker_logging(
 ) -> WorkerProcess {
     let name = unique("proc");
     for attempt in 1..=PORT_ATTEMPTS {
-        let port = free_port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hatchet-worker"));
-        for var in [
-            "HATCHET_CLIENT_TOKEN",
-            "HATCHET_CLIENT_HOST_PORT",
-            "HATCHET_CLIENT_SERVER_URL",
-            "HATCHET_CLIENT_TLS_STRATEGY",
-            "HATCHET_CLIENT_TENANT_ID",
-        ] {
-            cmd.env(var, world.var(var).unwrap());
-        }
-        cmd.env("HATCHET_CLIENT_NAMESPACE", namespace)
-            .env("HATCHET_CLIENT_WORKER_HEALTHCHECK_PORT", port.to_string())
-            .env("HATCHET_CLIENT_WORKER_HEALTHCHECK_BIND_ADDRESS", "127.0.0.1")
-            .env("HATCHET_WORKER_NAME", &name)
-            .env("HATCHET_WORKER_SLOTS", slots.to_string())
-            .env("HATCHET_CLIENT_LOG_LEVEL", "info")
-            .stdin(Stdio::null());
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        if let Some(path) = log {
-            let f = std::fs::File::create(path).expect("log file");
-            cmd.stderr(f.try_clone().unwrap()).stdout(f);
-        }
-        let child = cmd.spawn().expect("start hatchet-worker");
-        let mut w = WorkerProcess {
-            child,
-            port,
-            name: name.clone(),
-        };
+        let mut w = spawn_process(world, &name, namespace, slots, extra, log);
         match w.wait_own_ready(Duration::from_secs(60)).await {
             Ok(()) => return w,
             Err(status) if attempt < PORT_ATTEMPTS => {
@@ -82,6 +52,53 @@ pub(crate) async fn spawn_worker_logging(
         }
     }
     unreachable!("the last attempt returns or panics")
+}
+
+/// Starts the binary on a fresh health port without waiting for it to be ready (for a worker
+/// started while the engine is away).
+pub(crate) fn spawn_worker_unready(world: &World, namespace: &str, slots: usize) -> WorkerProcess {
+    spawn_process(world, &unique("proc"), namespace, slots, &[], None)
+}
+
+fn spawn_process(
+    world: &World,
+    name: &str,
+    namespace: &str,
+    slots: usize,
+    extra: &[(&str, &str)],
+    log: Option<&std::path::Path>,
+) -> WorkerProcess {
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hatchet-worker"));
+    for var in [
+        "HATCHET_CLIENT_TOKEN",
+        "HATCHET_CLIENT_HOST_PORT",
+        "HATCHET_CLIENT_SERVER_URL",
+        "HATCHET_CLIENT_TLS_STRATEGY",
+        "HATCHET_CLIENT_TENANT_ID",
+    ] {
+        cmd.env(var, world.var(var).unwrap());
+    }
+    cmd.env("HATCHET_CLIENT_NAMESPACE", namespace)
+        .env("HATCHET_CLIENT_WORKER_HEALTHCHECK_PORT", port.to_string())
+        .env("HATCHET_CLIENT_WORKER_HEALTHCHECK_BIND_ADDRESS", "127.0.0.1")
+        .env("HATCHET_WORKER_NAME", name)
+        .env("HATCHET_WORKER_SLOTS", slots.to_string())
+        .env("HATCHET_CLIENT_LOG_LEVEL", "info")
+        .stdin(Stdio::null());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    if let Some(path) = log {
+        let f = std::fs::File::create(path).expect("log file");
+        cmd.stderr(f.try_clone().unwrap()).stdout(f);
+    }
+    let child = cmd.spawn().expect("start hatchet-worker");
+    WorkerProcess {
+        child,
+        port,
+        name: name.to_owned(),
+    }
 }
 
 impl WorkerProcess {
