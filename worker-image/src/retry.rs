@@ -27,6 +27,13 @@ pub fn is_retryable(code: Code) -> bool {
     )
 }
 
+/// Codes worth retrying a finished task's result on: the transient ones, and `Unauthenticated`,
+/// since the engine assigned the task to this worker's token and answers so only while it
+/// cannot check tokens (its database is away); the result budget bounds the wait.
+pub fn is_retryable_for_results(code: Code) -> bool {
+    is_retryable(code) || code == Code::Unauthenticated
+}
+
 /// Codes after which the engine has not acted on the request (unreachable, or refused for
 /// load): the only ones a call that is not idempotent (start a run, push an event) retries on,
 /// so a retry cannot start a second run.
@@ -55,6 +62,15 @@ pub fn jittered(attempt: u32, base: Duration, max: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn results_also_ride_out_an_engine_that_cannot_check_tokens() {
+        assert!(is_retryable_for_results(Code::Unauthenticated));
+        assert!(is_retryable_for_results(Code::Unavailable));
+        assert!(!is_retryable(Code::Unauthenticated));
+        assert!(!is_retryable_for_results(Code::PermissionDenied));
+        assert!(!is_retryable_for_results(Code::InvalidArgument));
+    }
 
     #[test]
     fn ceiling_doubles_then_caps() {

@@ -113,7 +113,27 @@ impl Drop for EngineBack {
 /// Stops, starts or restarts the local engine through `tests/env/ctl` (blocking), for tests
 /// that prove workers ride out an outage.
 pub fn engine_ctl(action: &str) {
+    env_ctl(action, "hatchet");
+}
+
+/// Stops, starts or restarts one component of the local world through `tests/env/ctl`.
+pub fn env_ctl(action: &str, component: &str) {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../env/ctl");
-    crate::run(std::process::Command::new(script).args([action, "hatchet"]))
-        .unwrap_or_else(|e| panic!("engine {action}: {e}"));
+    crate::run(std::process::Command::new(script).args([action, component]))
+        .unwrap_or_else(|e| panic!("{component} {action}: {e}"));
+}
+
+/// Starts the engine's database (and the engine, should it have stopped) again when dropped,
+/// so a test that stops Postgres cannot leave the world without it.
+pub struct DatabaseBack;
+
+impl Drop for DatabaseBack {
+    fn drop(&mut self) {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../env/ctl");
+        for c in ["postgres", "hatchet"] {
+            if let Err(e) = crate::run(std::process::Command::new(&script).args(["start", c])) {
+                eprintln!("could not start {c} again: {e}");
+            }
+        }
+    }
 }

@@ -266,6 +266,21 @@ where
     call_retrying(name, persistence, per_try, is_retryable, f).await
 }
 
+/// [`call_with`], retrying on the codes `retryable` accepts.
+pub(crate) async fn call_with_codes<T, F, Fut>(
+    name: &'static str,
+    persistence: Persistence,
+    per_try: Duration,
+    retryable: fn(tonic::Code) -> bool,
+    f: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+{
+    call_retrying(name, persistence, per_try, retryable, f).await
+}
+
 async fn call_retrying<T, F, Fut>(
     name: &'static str,
     persistence: Persistence,

@@ -40,8 +40,8 @@ pub(super) struct Driver {
 impl Driver {
     pub(super) fn new(shared: Arc<Shared>) -> Self {
         Self {
+            listener: Listener::with_auth_grace(shared.auth_outage_grace),
             shared,
-            listener: Listener::new(),
             stream: None,
             heartbeats: mpsc::channel(8),
             drain_deadline: None,

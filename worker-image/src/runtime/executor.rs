@@ -9,9 +9,10 @@ use tokio::time::Instant;
 
 use super::shared::{CancelReason, Shared, Tracked};
 use super::slots::{SharedSlot, SlotPermit};
-use crate::client::{Persistence, call_with, now_timestamp};
+use crate::client::{Persistence, call_with_codes, now_timestamp};
 use crate::context::{Context, RunIds};
 use crate::payload::{completion_payload, failure_payload, parse_action_payload, parse_metadata};
+use crate::retry::is_retryable_for_results;
 use crate::workflow::TaskError;
 
 /// Extra time past the task's timeout before the worker gives up on the engine's own
@@ -260,10 +261,11 @@ pub(crate) async fn report(
     payload: String,
     should_not_retry: bool,
 ) {
-    let sent = call_with(
+    let sent = call_with_codes(
         "SendStepActionEvent",
         Persistence::Within(EVENT_RETRY_BUDGET),
         EVENT_CALL_TIMEOUT,
+        is_retryable_for_results,
         || {
             let mut d = shared.client.engine().dispatcher.clone();
             let req = StepActionEvent {

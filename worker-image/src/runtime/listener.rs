@@ -18,6 +18,9 @@ pub const HEARTBEAT_FRESHNESS: Duration = Duration::from_secs(5);
 const FIRST_HEARTBEAT_DELAY: Duration = Duration::from_millis(500);
 /// Consecutive failed heartbeats after which the stream is reopened.
 const HEARTBEAT_FAILURES_BEFORE_RECONNECT: u32 = 2;
+/// How long a token the engine accepted before may be refused before the worker gives up: the
+/// engine answers `Unauthenticated` while it cannot reach its database.
+pub const DEFAULT_AUTH_OUTAGE_GRACE: Duration = Duration::from_secs(300);
 
 /// Where the connection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +100,11 @@ pub struct Listener {
     /// A heartbeat was acknowledged since the current stream was opened.
     stream_confirmed: bool,
     reconnects: u64,
+    /// A heartbeat was acknowledged once: the engine accepted the token.
+    accepted: bool,
+    /// Since when the engine has refused the (once accepted) token without a break.
+    refused_since: Option<Instant>,
+    auth_grace: Duration,
 }
 
 impl Default for Listener {
@@ -108,6 +116,12 @@ impl Default for Listener {
 impl Listener {
     /// A listener in [`Phase::Idle`], waiting for [`Input::Start`].
     pub fn new() -> Self {
+        Self::with_auth_grace(DEFAULT_AUTH_OUTAGE_GRACE)
+    }
+
+    /// A listener that rides out refusals of a token the engine accepted before for up to
+    /// `grace` (a refusal from the start is fatal at once).
+    pub fn with_auth_grace(grace: Duration) -> Self {
         Self {
             phase: Phase::Idle,
             worker_id: None,
@@ -119,6 +133,9 @@ impl Listener {
             last_heartbeat_ok: None,
             stream_confirmed: false,
             reconnects: 0,
+            accepted: false,
+            refused_since: None,
+            auth_grace: grace,
         }
     }
 
@@ -183,6 +200,9 @@ impl Listener {
                 vec![Effect::OpenStream { worker_id }]
             }
             Input::RegisterFailed(code) if is_retryable(code) => self.back_off(now, jitter),
+            Input::RegisterFailed(code @ (Code::Unauthenticated | Code::PermissionDenied)) => {
+                self.refused(code, now, jitter, "the engine refused to register the worker")
+            }
             Input::RegisterFailed(code) => self.fatal(format!("the engine refused to register the worker ({code:?})")),
             Input::StreamOpened => {
                 self.phase = Phase::Streaming;
@@ -202,6 +222,8 @@ impl Listener {
                 self.attempt = 0;
                 self.last_heartbeat_ok = Some(now);
                 self.stream_confirmed = true;
+                self.accepted = true;
+                self.refused_since = None;
                 Vec::new()
             }
             Input::HeartbeatFailed(code) => self.heartbeat_failed(code, now, jitter),
@@ -217,6 +239,25 @@ impl Listener {
     fn fatal(&mut self, why: String) -> Vec<Effect> {
         self.phase = Phase::Stopped;
         vec![Effect::CloseStream, Effect::Fatal(why)]
+    }
+
+    /// The engine refused the token: fatal unless it accepted it before and the refusals have
+    /// lasted less than the grace (then: reconnect with backoff, as for an outage).
+    fn refused(&mut self, code: Code, now: Instant, jitter: f64, what: &str) -> Vec<Effect> {
+        let since = *self.refused_since.get_or_insert(now);
+        if !self.accepted {
+            return self.fatal(format!("{what} ({code:?})"));
+        }
+        if now.saturating_duration_since(since) >= self.auth_grace {
+            return self.fatal(format!(
+                "{what} ({code:?}) for {:?}, longer than the {:?} allowed for an engine outage",
+                now.saturating_duration_since(since),
+                self.auth_grace
+            ));
+        }
+        let mut e = vec![Effect::CloseStream];
+        e.extend(self.back_off(now, jitter));
+        e
     }
 
     fn back_off(&mut self, now: Instant, jitter: f64) -> Vec<Effect> {
@@ -240,9 +281,10 @@ impl Listener {
                 e.extend(self.back_off(now, jitter));
                 e
             }
-            Some(c @ (Code::Unauthenticated | Code::PermissionDenied | Code::InvalidArgument)) => {
-                self.fatal(format!("the engine closed the assignment stream ({c:?})"))
+            Some(c @ (Code::Unauthenticated | Code::PermissionDenied)) => {
+                self.refused(c, now, jitter, "the engine closed the assignment stream")
             }
+            Some(c @ Code::InvalidArgument) => self.fatal(format!("the engine closed the assignment stream ({c:?})")),
             _ => {
                 let mut e = vec![Effect::CloseStream];
                 e.extend(self.back_off(now, jitter));
@@ -259,7 +301,7 @@ impl Listener {
         match code {
             Code::NotFound => self.stream_failed(Some(Code::NotFound), now, jitter),
             Code::Unauthenticated | Code::PermissionDenied => {
-                self.fatal(format!("the engine refused heartbeats ({code:?})"))
+                self.refused(code, now, jitter, "the engine refused heartbeats")
             }
             // The engine says our stream is gone: reopen it now.
             Code::FailedPrecondition => self.stream_failed(None, now, 0.0),
@@ -468,6 +510,66 @@ mod tests {
         let mut l = mk_streaming(t0);
         let e = l.step(Input::StreamFailed(Some(Code::PermissionDenied)), t0, 0.5);
         assert!(matches!(e.last(), Some(Effect::Fatal(_))));
+    }
+
+    /// Streaming with a heartbeat answered: the engine has accepted the token.
+    fn mk_accepted(now: Instant) -> Listener {
+        let mut l = mk_streaming(now);
+        l.step(Input::Tick, now, 0.5);
+        l.step(Input::HeartbeatOk, now, 0.5);
+        l
+    }
+
+    #[test]
+    fn an_accepted_token_refused_in_an_engine_outage_reconnects_until_the_grace_ends() {
+        let t0 = Instant::now();
+        let mut l = mk_accepted(t0);
+        let e = l.step(Input::HeartbeatFailed(Code::Unauthenticated), t0, 0.0);
+        assert_eq!(e, vec![Effect::CloseStream], "backs off, not fatal");
+        assert_eq!(l.phase(), Phase::BackingOff);
+        // Reconnecting while the engine still refuses: register and stream refusals too.
+        let t1 = t0 + Duration::from_secs(60);
+        l.step(Input::Tick, t1, 0.0);
+        let e = l.step(Input::StreamFailed(Some(Code::Unauthenticated)), t1, 0.0);
+        assert!(!e.iter().any(|e| matches!(e, Effect::Fatal(_))), "{e:?}");
+        // Past the grace without a single acknowledged heartbeat: fatal.
+        let late = t0 + DEFAULT_AUTH_OUTAGE_GRACE;
+        l.step(Input::Tick, late, 0.0);
+        let e = l.step(Input::StreamFailed(Some(Code::Unauthenticated)), late, 0.0);
+        assert!(
+            matches!(e.last(), Some(Effect::Fatal(m)) if m.contains("longer than")),
+            "{e:?}"
+        );
+        assert_eq!(l.phase(), Phase::Stopped);
+    }
+
+    #[test]
+    fn an_acknowledged_heartbeat_restarts_the_grace() {
+        let t0 = Instant::now();
+        let mut l = Listener::with_auth_grace(Duration::from_secs(10));
+        l.step(Input::Start, t0, 0.5);
+        l.step(Input::Registered { worker_id: "w1".into() }, t0, 0.5);
+        l.step(Input::StreamOpened, t0, 0.5);
+        l.step(Input::Tick, t0 + FIRST_HEARTBEAT_DELAY, 0.5);
+        l.step(Input::HeartbeatOk, t0 + FIRST_HEARTBEAT_DELAY, 0.5);
+        l.step(
+            Input::HeartbeatFailed(Code::Unauthenticated),
+            t0 + Duration::from_secs(1),
+            0.0,
+        );
+        // Back, and accepted again at 8 s.
+        let t8 = t0 + Duration::from_secs(8);
+        l.step(Input::Tick, t8, 0.0);
+        l.step(Input::StreamOpened, t8, 0.0);
+        l.step(Input::Tick, t8 + FIRST_HEARTBEAT_DELAY, 0.0);
+        l.step(Input::HeartbeatOk, t8 + FIRST_HEARTBEAT_DELAY, 0.0);
+        // A new refusal at 15 s starts a new grace: not fatal though 14 s passed since the first.
+        let e = l.step(
+            Input::HeartbeatFailed(Code::Unauthenticated),
+            t0 + Duration::from_secs(15),
+            0.0,
+        );
+        assert_eq!(e, vec![Effect::CloseStream]);
     }
 
     #[test]

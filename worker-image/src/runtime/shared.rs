@@ -109,6 +109,8 @@ pub(crate) struct Shared {
     pub(crate) exit: Mutex<Option<super::Exit>>,
     pub(crate) draining: std::sync::atomic::AtomicBool,
     pub(crate) drain_timeout: Duration,
+    /// How long refusals of a once-accepted token are taken for an engine outage.
+    pub(crate) auth_outage_grace: Duration,
     /// Every task the worker spawned for an assignment (running, waiting for a slot, or
     /// reporting its result) and the engine pause call: a drain ends when it is empty.
     pub(crate) tasks: TaskTracker,

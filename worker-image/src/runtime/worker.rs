@@ -38,6 +38,7 @@ pub struct WorkerBuilder {
     labels: BTreeMap<String, LabelValue>,
     workflows: Vec<Workflow>,
     drain_timeout: Duration,
+    auth_outage_grace: Duration,
     registry: Option<Registry>,
     handle_signals: bool,
 }
@@ -71,6 +72,14 @@ impl WorkerBuilder {
     /// How long a drain waits for in-flight tasks before abandoning them (default 1 h).
     pub fn drain_timeout(mut self, d: Duration) -> Self {
         self.drain_timeout = d;
+        self
+    }
+
+    /// How long the engine may refuse a token it accepted before (as it does while its
+    /// database is unreachable) before the worker stops; results of finished tasks are kept
+    /// and retried meanwhile. Default 300 s. A token refused from the first call is fatal.
+    pub fn auth_outage_grace(mut self, d: Duration) -> Self {
+        self.auth_outage_grace = d;
         self
     }
 
@@ -141,6 +150,7 @@ impl WorkerBuilder {
             exit: std::sync::Mutex::new(None),
             draining: Default::default(),
             drain_timeout: self.drain_timeout,
+            auth_outage_grace: self.auth_outage_grace,
             tasks: TaskTracker::new(),
             attempts: Default::default(),
         });
@@ -218,6 +228,7 @@ impl Worker {
             labels: BTreeMap::new(),
             workflows: Vec::new(),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            auth_outage_grace: super::listener::DEFAULT_AUTH_OUTAGE_GRACE,
             registry: None,
             handle_signals: true,
         }

@@ -25,6 +25,10 @@ struct Cli {
     /// Longest a drain waits for running tasks before reporting them failed.
     #[arg(long, env = "HATCHET_WORKER_DRAIN_TIMEOUT_SECONDS", default_value_t = 3600)]
     drain_timeout_seconds: u64,
+    /// How long the engine may refuse the token it accepted before (its database away) before
+    /// the worker gives up.
+    #[arg(long, env = "HATCHET_WORKER_AUTH_OUTAGE_GRACE_SECONDS", default_value_t = 300)]
+    auth_outage_grace_seconds: u64,
     /// Log level filter (e.g. info, debug, hatchet_worker=debug).
     #[arg(long, env = "HATCHET_CLIENT_LOG_LEVEL", default_value = "info")]
     log_level: String,
@@ -60,6 +64,7 @@ impl Cli {
             name,
             slots,
             drain_timeout_seconds,
+            auth_outage_grace_seconds,
             log_level,
             log_format,
         } = self;
@@ -68,13 +73,28 @@ impl Cli {
         let client = Client::new(config)?;
         match command {
             Some(Command::Burst { workflow, count, input }) => burst(client, &workflow, count, &input).await,
-            None => serve(client, &name, slots, Duration::from_secs(drain_timeout_seconds)).await,
+            None => {
+                let (drain, grace) = (
+                    Duration::from_secs(drain_timeout_seconds),
+                    Duration::from_secs(auth_outage_grace_seconds),
+                );
+                serve(client, &name, slots, drain, grace).await
+            }
         }
     }
 }
 
-async fn serve(client: Client, name: &str, slots: usize, drain: Duration) -> anyhow::Result<std::process::ExitCode> {
-    let mut builder = Worker::builder(client, name).slots(slots).drain_timeout(drain);
+async fn serve(
+    client: Client,
+    name: &str,
+    slots: usize,
+    drain: Duration,
+    auth_grace: Duration,
+) -> anyhow::Result<std::process::ExitCode> {
+    let mut builder = Worker::builder(client, name)
+        .slots(slots)
+        .drain_timeout(drain)
+        .auth_outage_grace(auth_grace);
     for wf in fleet::workflows(name) {
         builder = builder.workflow(wf);
     }
