@@ -122,8 +122,11 @@ fn hatchet_worker_becomes_a_fleet_scales_rolls_and_is_garbage_collected() {
         assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
         assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/livez");
         assert_eq!(c["startupProbe"]["httpGet"]["path"], "/livez");
-        assert_eq!(c["lifecycle"]["preStop"]["httpGet"]["path"], "/drain");
-        assert_eq!(c["lifecycle"]["preStop"]["httpGet"]["port"], 8001);
+        assert!(
+            c["lifecycle"].is_null(),
+            "SIGTERM drains, no preStop hook: {}",
+            c["lifecycle"]
+        );
         assert_eq!(c["readinessProbe"]["httpGet"]["port"], 8001);
     }
 

@@ -1,12 +1,14 @@
 //! The worker's HTTP server for Kubernetes and Prometheus: `/livez`, `/readyz`, `/health`
-//! (Python-SDK compatible), `/status`, `/metrics`, and `/drain` for a preStop hook.
+//! (Python-SDK compatible), `/status`, `/metrics`, and `/drain`, which answers only on loopback
+//! (anything that reaches the port, another pod say, must not be able to stop the worker; in
+//! Kubernetes the kubelet's SIGTERM drains it).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -48,7 +50,8 @@ pub(crate) async fn serve(
         .route("/drain", get(drain).post(drain))
         .with_state(AppState { shared, registry });
     Ok(tokio::spawn(async move {
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move { finished.cancelled().await });
+        let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { finished.cancelled().await });
         if let Err(e) = server.await {
             tracing::error!("health server failed: {e}");
         }
@@ -216,9 +219,16 @@ async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> R
     }
 }
 
-/// Starts the drain (idempotent) and answers once the worker has stopped, so a preStop hook
-/// holds the pod until in-flight tasks are done.
-async fn drain(State(s): State<AppState>) -> Response {
+/// Starts the drain (idempotent) and answers once the worker has stopped; only for a caller on
+/// this host's loopback (an operator's shell in the container, a local supervisor).
+async fn drain(State(s): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
+    if !drain_allowed(peer) {
+        tracing::warn!(%peer, "refused /drain from a non-loopback address");
+        return json_response(
+            StatusCode::FORBIDDEN,
+            json!({"drained": false, "error": "/drain answers only on loopback; send SIGTERM to drain the worker"}),
+        );
+    }
     s.shared.shutdown.cancel();
     s.shared.finished.cancelled().await;
     let exit = s.shared.exit.lock().expect("exit lock").clone();
@@ -234,9 +244,33 @@ async fn drain(State(s): State<AppState>) -> Response {
     }
 }
 
+/// Whether `peer` may start a drain: only from loopback.
+fn drain_allowed(peer: SocketAddr) -> bool {
+    match peer.ip() {
+        std::net::IpAddr::V4(ip) => ip.is_loopback(),
+        std::net::IpAddr::V6(ip) => ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_loopback_may_drain() {
+        for ok in ["127.0.0.1:1", "127.9.9.9:1", "[::1]:1", "[::ffff:127.0.0.1]:1"] {
+            assert!(drain_allowed(ok.parse().unwrap()), "{ok}");
+        }
+        for no in [
+            "10.77.0.1:1",
+            "192.0.2.2:1",
+            "0.0.0.0:1",
+            "[fd00::2]:1",
+            "[::ffff:10.0.0.1]:1",
+        ] {
+            assert!(!drain_allowed(no.parse().unwrap()), "{no}");
+        }
+    }
 
     fn mk_conn(phase: Phase, hb_ago: Option<u64>, now: Instant) -> Connection {
         Connection {

@@ -17,11 +17,14 @@
 //! - the health port: the worker listens on the port the container's own
 //!   `HATCHET_CLIENT_WORKER_HEALTHCHECK_PORT` (a literal `env` value) names, else its port named
 //!   `health`, else `8001`; that port is declared (named `health` when the name is free) unless
-//!   a port with its number exists, and the probes, the preStop hook and the Service all target
-//!   it by number, so they always reach the port the worker serves on;
+//!   a port with its number exists, and the probes and the Service target it by number, so they
+//!   always reach the port the worker serves on;
 //! - readiness (`/readyz`), liveness (`/livez`) and startup (`/livez`) HTTP probes, each only
 //!   when the container has none of that kind;
-//! - a `preStop` hook `GET /drain` on the health port, unless the container has a `preStop`;
+//! - no `preStop` hook: the kubelet's SIGTERM starts the worker's drain, and the grace period
+//!   below gives it the time (the worker's `/drain` answers only on loopback, so no hook
+//!   reaching it over the pod network could work, and no stranger can stop a worker); a
+//!   `preStop` the template sets is kept;
 //! - `terminationMessagePolicy: FallbackToLogsOnError`, unless the container sets a policy: a
 //!   worker that exits with an error (a refused token, say) leaves its last log lines in the
 //!   pod's status, where the operator reads why the fleet is not ready;
@@ -39,8 +42,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, Lifecycle, LifecycleHandler,
-    ObjectFieldSelector, Probe, SecretKeySelector, SecretVolumeSource, Volume, VolumeMount,
+    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, ObjectFieldSelector, Probe,
+    SecretKeySelector, SecretVolumeSource, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -300,7 +303,7 @@ fn http_probe(path: &str, port: i32, period: i32, failures: i32) -> Probe {
     }
 }
 
-/// Injects env, port, probes, preStop and mounts into the worker container (user's wins).
+/// Injects env, port, probes and mounts into the worker container (user's wins).
 fn inject_container(c: &mut Container, env: Vec<EnvVar>, mounts: Vec<VolumeMount>, port: i32) {
     let user_env = c.env.take().unwrap_or_default();
     let mut merged: Vec<EnvVar> = env
@@ -325,15 +328,6 @@ fn inject_container(c: &mut Container, env: Vec<EnvVar>, mounts: Vec<VolumeMount
     c.liveness_probe
         .get_or_insert_with(|| http_probe("/livez", port, 10, 3));
     c.startup_probe.get_or_insert_with(|| http_probe("/livez", port, 2, 60));
-    let lifecycle = c.lifecycle.get_or_insert_with(Lifecycle::default);
-    lifecycle.pre_stop.get_or_insert_with(|| LifecycleHandler {
-        http_get: Some(HTTPGetAction {
-            path: Some("/drain".into()),
-            port: IntOrString::Int(port),
-            ..HTTPGetAction::default()
-        }),
-        ..LifecycleHandler::default()
-    });
     c.termination_message_policy
         .get_or_insert_with(|| "FallbackToLogsOnError".into());
     let have = c.volume_mounts.get_or_insert_with(Vec::new);
@@ -451,25 +445,14 @@ mod tests {
     }
 
     #[test]
-    fn probes_port_and_prestop_are_injected() {
+    fn probes_and_port_are_injected_and_no_prestop() {
         let d = desired_deployment(&mk_hw(json!({}))).unwrap();
         let c = worker(&d);
         let path = |p: &Option<Probe>| p.as_ref().unwrap().http_get.as_ref().unwrap().path.clone().unwrap();
         assert_eq!(path(&c.readiness_probe), "/readyz");
         assert_eq!(path(&c.liveness_probe), "/livez");
         assert_eq!(path(&c.startup_probe), "/livez");
-        let pre = c
-            .lifecycle
-            .as_ref()
-            .unwrap()
-            .pre_stop
-            .as_ref()
-            .unwrap()
-            .http_get
-            .as_ref()
-            .unwrap();
-        assert_eq!(pre.path.as_deref(), Some("/drain"));
-        assert_eq!(pre.port, IntOrString::Int(8001));
+        assert!(c.lifecycle.is_none(), "SIGTERM drains; no hook: {:?}", c.lifecycle);
         let port = &c.ports.as_ref().unwrap()[0];
         assert_eq!((port.name.as_deref(), port.container_port), (Some("health"), 8001));
         let spec = d.spec;
@@ -566,8 +549,8 @@ mod tests {
         let c = worker(&d);
         let port = &c.ports.as_ref().unwrap()[0];
         assert_eq!((port.name.as_deref(), port.container_port), (Some("health"), 9100));
-        let pre = c.lifecycle.as_ref().unwrap().pre_stop.as_ref().unwrap();
-        assert_eq!(pre.http_get.as_ref().unwrap().port, IntOrString::Int(9100));
+        let live = c.liveness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
+        assert_eq!(live.port, IntOrString::Int(9100));
         let svc = crate::desired::desired_service(&hw).unwrap();
         assert_eq!(
             svc.spec.unwrap().ports.unwrap()[0].target_port,
