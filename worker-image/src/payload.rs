@@ -38,12 +38,52 @@ pub fn parse_action_payload(raw: &str) -> Result<ActionPayload, String> {
             ..ActionPayload::default()
         });
     }
-    let mut p: ActionPayload =
-        serde_json::from_str(raw).map_err(|e| format!("action payload is not the expected JSON: {e}"))?;
+    let depth = nesting_depth(raw);
+    if depth > MAX_PAYLOAD_DEPTH {
+        return Err(format!(
+            "action payload is nested {depth} levels deep, more than the {MAX_PAYLOAD_DEPTH} this worker reads"
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_str(raw);
+    // serde_json stops at 128 levels; the depth was bounded above instead.
+    de.disable_recursion_limit();
+    let mut p = ActionPayload::deserialize(&mut de)
+        .and_then(|p| de.end().map(|()| p))
+        .map_err(|e| format!("action payload is not the expected JSON: {e}"))?;
     if p.input.is_null() {
         p.input = empty_object();
     }
     Ok(p)
+}
+
+/// The deepest nesting of objects and arrays a payload may have (serde_json alone allows 128,
+/// which inputs other SDKs read fine can exceed; far deeper would risk the worker's stack).
+pub const MAX_PAYLOAD_DEPTH: usize = 512;
+
+/// How deeply `raw` nests objects and arrays (brackets inside strings do not count).
+fn nesting_depth(raw: &str) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in raw.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
 }
 
 /// Parses `additional_metadata`; absent or empty is an empty map.
@@ -101,6 +141,33 @@ fn has_nul(v: &Value) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn nested(levels: usize) -> String {
+        format!(
+            r#"{{"input":{{"keep":1,"deep":{}{}}}}}"#,
+            "[".repeat(levels),
+            "]".repeat(levels)
+        )
+    }
+
+    #[test]
+    fn deep_inputs_are_read_up_to_the_limit_and_refused_clearly_past_it() {
+        let p =
+            parse_action_payload(&nested(MAX_PAYLOAD_DEPTH - 2)).expect("512 levels (serde_json alone stops at 128)");
+        assert_eq!(p.input["keep"], 1);
+        let err = parse_action_payload(&nested(MAX_PAYLOAD_DEPTH + 1)).unwrap_err();
+        assert!(
+            err.contains(&format!("nested {} levels deep", MAX_PAYLOAD_DEPTH + 3)),
+            "{err}"
+        );
+        let tricky = r#"{"s": "[[[{{{ \" [", "a": [1]}"#;
+        assert!(serde_json::from_str::<Value>(tricky).is_ok());
+        assert_eq!(nesting_depth(tricky), 2, "brackets in strings do not count");
+        assert!(
+            parse_action_payload(r#"{"input": {}} trailing"#).is_err(),
+            "one JSON value only"
+        );
+    }
 
     #[test]
     fn nothing_returned_is_an_empty_payload() {
