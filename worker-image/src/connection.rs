@@ -20,8 +20,6 @@ use crate::config::{ClientConfig, TlsStrategy};
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest message we accept or send (the official SDKs' default).
-const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Makes aws-lc-rs (the TLS backend tonic and reqwest are built with here) the process's
 /// rustls provider unless the program chose one already. Without a default, rustls refuses to
@@ -66,23 +64,24 @@ impl Engine {
             .map_err(|_| Error::Config("HATCHET_CLIENT_TOKEN contains characters not allowed in a header".into()))?;
         let auth = BearerAuth { header };
         let svc = || InterceptedService::new(channel.clone(), auth.clone());
+        let (recv, send) = (config.grpc_max_recv_message_bytes, config.grpc_max_send_message_bytes);
         Ok(Self {
             dispatcher: DispatcherClient::new(svc())
                 .accept_compressed(CompressionEncoding::Gzip)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+                .max_decoding_message_size(recv)
+                .max_encoding_message_size(send),
             events: EventsServiceClient::new(svc())
                 .accept_compressed(CompressionEncoding::Gzip)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+                .max_decoding_message_size(recv)
+                .max_encoding_message_size(send),
             admin: AdminServiceClient::new(svc())
                 .accept_compressed(CompressionEncoding::Gzip)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+                .max_decoding_message_size(recv)
+                .max_encoding_message_size(send),
             workflows: WorkflowServiceClient::new(svc())
                 .accept_compressed(CompressionEncoding::Gzip)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+                .max_decoding_message_size(recv)
+                .max_encoding_message_size(send),
         })
     }
 }

@@ -59,7 +59,7 @@ pub enum Error {
 impl Error {
     /// Wraps a gRPC status, classifying it as fatal or retryable.
     pub(crate) fn rpc(call: &'static str, status: tonic::Status) -> Self {
-        if crate::retry::is_retryable(status.code()) {
+        if crate::retry::is_retryable(status.code()) && !crate::retry::is_message_too_large(&status) {
             Error::Rpc {
                 call,
                 status: Box::new(status),

@@ -3,8 +3,9 @@
 //! (anything that reaches the port, another pod say, must not be able to stop the worker; in
 //! Kubernetes the kubelet's SIGTERM drains it).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -15,6 +16,7 @@ use axum::routing::get;
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::metrics::StateSample;
@@ -30,7 +32,19 @@ struct AppState {
     registry: Arc<Registry>,
 }
 
-/// Binds the server and serves it until the worker has finished.
+/// Connections served at once. A new one past the cap closes the oldest, so a flood of idle
+/// or slow clients cannot lock a probe out: a probe's connection lives for milliseconds, a
+/// flood's for seconds.
+const MAX_CONNECTIONS: usize = 256;
+/// How long a connection may take to send a request's headers (and may sit idle between
+/// requests): slow or idle connections do not pile up.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest a connection lives, whatever it does (a client that never reads its answer).
+const MAX_CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
+/// The most a connection may buffer for a request's headers (the endpoints take no body).
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Binds the server and serves it until the worker has finished, with the limits above.
 pub(crate) async fn serve(
     shared: Arc<Shared>,
     registry: Arc<Registry>,
@@ -49,13 +63,106 @@ pub(crate) async fn serve(
         .route("/metrics", get(metrics))
         .route("/drain", get(drain).post(drain))
         .with_state(AppState { shared, registry });
-    Ok(tokio::spawn(async move {
-        let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { finished.cancelled().await });
-        if let Err(e) = server.await {
-            tracing::error!("health server failed: {e}");
+    Ok(tokio::spawn(accept_loop(listener, app, finished)))
+}
+
+/// The open connections by age, each with the switch that closes it.
+#[derive(Default)]
+struct OpenConnections {
+    next_id: u64,
+    by_age: BTreeMap<u64, CancellationToken>,
+}
+
+impl OpenConnections {
+    /// Registers a new connection, closing the oldest when at the cap.
+    fn admit(&mut self) -> (u64, CancellationToken) {
+        if self.by_age.len() >= MAX_CONNECTIONS
+            && let Some((_, oldest)) = self.by_age.pop_first()
+        {
+            oldest.cancel();
         }
-    }))
+        let id = self.next_id;
+        self.next_id += 1;
+        let close = CancellationToken::new();
+        self.by_age.insert(id, close.clone());
+        (id, close)
+    }
+}
+
+/// Takes a connection off [`OpenConnections`] when its task ends, however it ends.
+struct Admitted {
+    open: Arc<Mutex<OpenConnections>>,
+    id: u64,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.open.lock().expect("connections lock").by_age.remove(&self.id);
+    }
+}
+
+/// Accepts connections until `finished`, each served by its own task; then lets the open ones
+/// finish their request (a `/drain` answers) and waits for them.
+async fn accept_loop(listener: tokio::net::TcpListener, app: Router, finished: CancellationToken) {
+    let open = Arc::new(Mutex::new(OpenConnections::default()));
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = finished.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of descriptors, say: back off a little instead of spinning.
+                    tracing::warn!(error = %e, "health server accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let (id, close) = open.lock().expect("connections lock").admit();
+        let admitted = Admitted {
+            open: Arc::clone(&open),
+            id,
+        };
+        let (app, finished) = (app.clone(), finished.clone());
+        connections.spawn(async move {
+            let _admitted = admitted;
+            tokio::select! {
+                () = close.cancelled() => {}
+                r = tokio::time::timeout(MAX_CONNECTION_LIFETIME, serve_connection(stream, peer, app, finished)) => {
+                    if r.is_err() {
+                        tracing::debug!(%peer, "health connection closed at its lifetime limit");
+                    }
+                }
+            }
+        });
+    }
+    connections.close();
+    connections.wait().await;
+}
+
+async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, app: Router, finished: CancellationToken) {
+    use tower::ServiceExt as _;
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        app.clone().oneshot(req)
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES)
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    let mut conn = std::pin::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        () = finished.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "health connection ended");
+    }
 }
 
 /// Why the worker is not ready, or `None` when it is.
@@ -69,7 +176,7 @@ pub(crate) fn unready_reason(c: &Connection, draining: bool, now: Instant) -> Op
             None => "not registered with the engine yet".into(),
         });
     }
-    if c.phase != Phase::Streaming {
+    if !c.phase.is_up() {
         return Some(format!("assignment stream is not up ({:?})", c.phase));
     }
     match c.last_heartbeat_ok {
@@ -255,6 +362,19 @@ fn drain_allowed(peer: SocketAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_past_the_cap_closes_the_oldest() {
+        let mut open = OpenConnections::default();
+        let first: Vec<_> = (0..MAX_CONNECTIONS).map(|_| open.admit()).collect();
+        assert!(first.iter().all(|(_, c)| !c.is_cancelled()));
+        let (newest, newest_close) = open.admit();
+        assert!(first[0].1.is_cancelled(), "the oldest is closed");
+        assert!(first[1..].iter().all(|(_, c)| !c.is_cancelled()));
+        assert!(!newest_close.is_cancelled());
+        assert_eq!(open.by_age.len(), MAX_CONNECTIONS);
+        assert_eq!(open.by_age.keys().next_back(), Some(&newest));
+    }
 
     #[test]
     fn only_loopback_may_drain() {

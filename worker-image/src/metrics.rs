@@ -70,11 +70,12 @@ pub(crate) struct WorkerMetrics {
     draining: Gauge,
 }
 
-const PHASES: [(Phase, &str); 6] = [
+const PHASES: [(Phase, &str); 7] = [
     (Phase::Idle, "idle"),
     (Phase::Registering, "registering"),
     (Phase::Connecting, "connecting"),
     (Phase::Streaming, "streaming"),
+    (Phase::Reopening, "reopening"),
     (Phase::BackingOff, "backing_off"),
     (Phase::Stopped, "stopped"),
 ];

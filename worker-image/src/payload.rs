@@ -94,23 +94,139 @@ pub fn parse_metadata(raw: Option<&str>) -> Result<serde_json::Map<String, Value
     }
 }
 
-/// The FAILED event payload: `<type>: <message>` then the metadata trailer the official
-/// clients look for. Never empty.
-pub fn failure_payload(error_type: &str, message: &str, task_run_external_id: &str) -> String {
-    let message = if message.trim().is_empty() {
-        "task failed without a message"
-    } else {
-        message
-    };
-    let trailer = serde_json::json!({ "__hatchet_error_metadata__": { "task_run_external_id": task_run_external_id } });
-    format!("{error_type}: {message}\n\n\n{trailer}")
+/// Room an assignment takes besides its input and metadata: ids, names, the payload's keys.
+const ASSIGNMENT_ENVELOPE_BYTES: usize = 16 * 1024;
+
+/// How many bytes `json` may take once the engine hands it on: its database renders a space
+/// after every `:` and `,`, and Go's encoder writes `<`, `>`, `&`, U+2028 and U+2029 as
+/// six-byte escapes. An upper bound, so a run that passes [`check_deliverable`] can reach
+/// a worker.
+pub fn delivered_len(json: &[u8]) -> usize {
+    let (mut extra, mut in_string, mut escaped) = (0, false, false);
+    for (i, &b) in json.iter().enumerate() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                b'<' | b'>' | b'&' => extra += 5,
+                // U+2028 and U+2029 are E2 80 A8 and E2 80 A9: three bytes become six.
+                0xE2 if json.get(i + 1) == Some(&0x80) && matches!(json.get(i + 2), Some(0xA8 | 0xA9)) => extra += 3,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b':' | b',' => extra += 1,
+                _ => {}
+            }
+        }
+    }
+    json.len() + extra
 }
 
-/// An error as the engine stores it, without the metadata trailer [`failure_payload`] adds.
-pub fn error_message(stored: &str) -> &str {
-    match stored.find("__hatchet_error_metadata__") {
-        Some(at) => stored[..at].trim_end_matches(['{', '"']).trim_end(),
-        None => stored.trim_end(),
+/// Refuses a run whose assignment could not reach a worker: its input (`copies` times: an
+/// event's payload is both the input and the trigger) and metadata, as the engine delivers
+/// them, plus the envelope, must fit the `limit` the engine sends messages within.
+pub fn check_deliverable(input: &[u8], copies: usize, metadata: &[u8], limit: usize) -> Result<(), String> {
+    let size = delivered_len(input) * copies + delivered_len(metadata) * 2 + ASSIGNMENT_ENVELOPE_BYTES;
+    if size <= limit {
+        return Ok(());
+    }
+    Err(format!(
+        "input of {} bytes (with its metadata {} bytes as the engine delivers it) would make an assignment \
+         of about {size} bytes, over the {limit}-byte message limit within which the engine delivers runs to \
+         workers; the run could never start. Pass a reference to large data instead, or raise the engine's \
+         SERVER_GRPC_MAX_MSG_SIZE together with the workers' HATCHET_CLIENT_GRPC_MAX_RECV_MESSAGE_LENGTH and \
+         this client's HATCHET_CLIENT_GRPC_MAX_SEND_MESSAGE_LENGTH",
+        input.len(),
+        size - ASSIGNMENT_ENVELOPE_BYTES,
+    ))
+}
+
+/// The key of the JSON line that ends a failure payload, naming the task run it belongs to.
+const ERROR_METADATA_KEY: &str = "__hatchet_error_metadata__";
+
+/// The FAILED event payload in the shape the official SDKs write and parse: a header
+/// `Type: message` (a `": "` inside the type written `":::"`, each newline of the message
+/// escaped with a backslash), the trace on the next lines, a blank line, then the
+/// `__hatchet_error_metadata__` JSON naming the task run. Never empty: a blank message,
+/// type or trace is replaced by one that says so.
+pub fn failure_payload(error_type: &str, message: &str, trace: &str, task_run_external_id: &str) -> String {
+    let error_type = match error_type.trim() {
+        "" => "Error".to_owned(),
+        t => t.replace('\n', " ").replace(": ", ":::"),
+    };
+    let message = match message.trim() {
+        "" => "task failed without a message".to_owned(),
+        _ => message.replace('\n', "\\\n"),
+    };
+    let trace = match trace.trim_end() {
+        "" => "(no trace)",
+        t => t,
+    };
+    let id = serde_json::to_string(task_run_external_id).expect("a string serialises");
+    format!("{error_type}: {message}\n{trace}\n\n{{\"{ERROR_METADATA_KEY}\": {{\"task_run_external_id\": {id}}}}}")
+}
+
+/// A failure as the engine stored it, split back into its parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The error type (`ValueError`, `TaskError`, ...); empty when the text had no header.
+    pub error_type: String,
+    /// The message, newlines restored.
+    pub message: String,
+    /// What followed the header.
+    pub trace: String,
+    /// The task run the metadata line names, when there is one.
+    pub task_run_external_id: Option<String>,
+}
+
+impl Failure {
+    /// `Type: message`, or the message alone when there is no type.
+    pub fn headline(&self) -> String {
+        if self.error_type.is_empty() {
+            self.message.clone()
+        } else {
+            format!("{}: {}", self.error_type, self.message)
+        }
+    }
+}
+
+/// Parses what [`failure_payload`] (or an official SDK) wrote. Unlike the Python parser, a
+/// multi-line message comes back whole: the header ends at the first newline that is not
+/// escaped. Text of another shape comes back as the message.
+pub fn parse_failure(stored: &str) -> Failure {
+    let (body, task_run_external_id) = match stored.trim_end().rsplit_once('\n') {
+        Some((body, last)) => match serde_json::from_str::<Value>(last) {
+            Ok(v) if v.get(ERROR_METADATA_KEY).is_some() => {
+                let id = v[ERROR_METADATA_KEY]["task_run_external_id"]
+                    .as_str()
+                    .map(str::to_owned);
+                (body.trim(), id)
+            }
+            _ => (stored.trim(), None),
+        },
+        None => (stored.trim(), None),
+    };
+    let header_end = body
+        .char_indices()
+        .find(|&(i, c)| c == '\n' && !body[..i].ends_with('\\'))
+        .map_or(body.len(), |(i, _)| i);
+    let (header, trace) = (&body[..header_end], body.get(header_end + 1..).unwrap_or(""));
+    match header.split_once(": ") {
+        Some((ty, msg)) if !ty.is_empty() && !ty.contains(char::is_whitespace) => Failure {
+            error_type: ty.replace(":::", ": "),
+            message: msg.replace("\\\n", "\n"),
+            trace: trace.to_owned(),
+            task_run_external_id,
+        },
+        _ => Failure {
+            error_type: String::new(),
+            message: body.to_owned(),
+            trace: String::new(),
+            task_run_external_id,
+        },
     }
 }
 
@@ -205,14 +321,75 @@ mod tests {
     }
 
     #[test]
-    fn failure_payload_parses_like_the_official_clients() {
-        let p = failure_payload("ValueError", "bad thing", "run-1");
-        assert!(p.starts_with("ValueError: bad thing\n"));
-        let trailer: Value = serde_json::from_str(p.rsplit("\n\n").next().unwrap()).unwrap();
-        assert_eq!(trailer["__hatchet_error_metadata__"]["task_run_external_id"], "run-1");
-        assert!(failure_payload("E", "", "r").contains("without a message"));
-        assert_eq!(error_message(&p), "ValueError: bad thing");
-        assert_eq!(error_message("plain error\n"), "plain error");
+    fn failure_payload_has_the_official_shape_and_parses_back() {
+        let p = failure_payload("ValueError", "bad thing", "in task a", "run-1");
+        assert_eq!(
+            p,
+            "ValueError: bad thing\nin task a\n\n{\"__hatchet_error_metadata__\": {\"task_run_external_id\": \"run-1\"}}"
+        );
+        let f = parse_failure(&p);
+        assert_eq!(f.headline(), "ValueError: bad thing");
+        assert_eq!(
+            (f.trace.as_str(), f.task_run_external_id.as_deref()),
+            ("in task a", Some("run-1"))
+        );
+
+        let p = failure_payload("My: Type", "line 1\nline 2: more", "t1\nt2\n", "r");
+        assert!(p.starts_with("My:::Type: line 1\\\nline 2: more\nt1\nt2\n\n{"), "{p:?}");
+        let f = parse_failure(&p);
+        assert_eq!(
+            (f.error_type.as_str(), f.message.as_str()),
+            ("My: Type", "line 1\nline 2: more")
+        );
+        assert_eq!(f.trace, "t1\nt2");
+
+        let blank = failure_payload(" ", "", "", "r");
+        assert!(
+            blank.starts_with("Error: task failed without a message\n(no trace)\n\n"),
+            "{blank:?}"
+        );
+    }
+
+    #[test]
+    fn failures_of_other_shapes_come_back_as_the_message() {
+        let go = parse_failure("\"my go error: bad\"");
+        assert_eq!(
+            (go.error_type.as_str(), go.message.as_str()),
+            ("", "\"my go error: bad\"")
+        );
+        assert_eq!(parse_failure("plain error\n").headline(), "plain error");
+        assert_eq!(parse_failure("").headline(), "");
+    }
+
+    #[test]
+    fn delivered_length_counts_what_the_engine_adds() {
+        assert_eq!(delivered_len(br#"{"a":1,"b":[1,2]}"#), 17 + 4);
+        assert_eq!(delivered_len(br#"{"s":"a:b,<&>"}"#), 15 + 1 + 15);
+        assert_eq!(
+            delivered_len(br#"["\"<"]"#),
+            7 + 5,
+            "an escaped quote does not end the string"
+        );
+        assert_eq!(delivered_len("[\"\u{2028}\"]".as_bytes()), 7 + 3);
+    }
+
+    #[test]
+    fn undeliverable_inputs_are_refused_with_the_sizes() {
+        let limit = 4 * 1024 * 1024;
+        let fits = serde_json::to_vec(&json!({"s": "x".repeat(limit - 20 * 1024)})).unwrap();
+        assert!(check_deliverable(&fits, 1, b"{}", limit).is_ok());
+        let near = serde_json::to_vec(&json!({"s": "x".repeat(limit - 1024)})).unwrap();
+        let e = check_deliverable(&near, 1, b"{}", limit).unwrap_err();
+        assert!(
+            e.contains(&format!("input of {} bytes", near.len())) && e.contains("4194304-byte"),
+            "{e}"
+        );
+        assert!(
+            check_deliverable(&fits, 2, b"{}", limit).is_err(),
+            "an event's payload counts twice"
+        );
+        let html = serde_json::to_vec(&json!({"s": "<".repeat(limit / 4)})).unwrap();
+        assert!(check_deliverable(&html, 1, b"{}", limit).is_err(), "escapes count");
     }
 
     #[test]

@@ -27,6 +27,18 @@ pub fn is_retryable(code: Code) -> bool {
     )
 }
 
+/// Whether a status says a message exceeded a size limit: the engine's (gRPC-Go: `received
+/// message larger than max`, `trying to send message larger than max`) or ours (tonic:
+/// `message length too large`). Resending the same message cannot help, whatever the code.
+pub fn is_message_too_large(status: &tonic::Status) -> bool {
+    let m = status.message();
+    match status.code() {
+        Code::ResourceExhausted => m.contains("larger than max"),
+        Code::OutOfRange | Code::Internal => m.contains("message length too large"),
+        _ => false,
+    }
+}
+
 /// Codes worth retrying a finished task's result on: the transient ones, and `Unauthenticated`,
 /// since the engine assigned the task to this worker's token and answers so only while it
 /// cannot check tokens (its database is away); the result budget bounds the wait.
@@ -62,6 +74,24 @@ pub fn jittered(attempt: u32, base: Duration, max: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn size_limit_statuses_are_told_apart_from_load() {
+        let engine_recv =
+            tonic::Status::resource_exhausted("grpc: received message larger than max (5000000 vs. 4194304)");
+        let engine_send =
+            tonic::Status::resource_exhausted("trying to send message larger than max (4200000 vs. 4194304)");
+        let ours = tonic::Status::out_of_range(
+            "Error, decoded message length too large: found 5000000 bytes, the limit is: 4194304 bytes",
+        );
+        for s in [engine_recv, engine_send, ours] {
+            assert!(is_message_too_large(&s), "{s:?}");
+        }
+        let load =
+            tonic::Status::resource_exhausted("resource exhausted: tenant worker limit or concurrency limit exceeded");
+        assert!(!is_message_too_large(&load));
+        assert!(!is_message_too_large(&tonic::Status::unavailable("larger than max")));
+    }
 
     #[test]
     fn results_also_ride_out_an_engine_that_cannot_check_tokens() {

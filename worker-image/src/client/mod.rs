@@ -22,7 +22,7 @@ pub use stream::RunStream;
 
 use crate::config::ClientConfig;
 use crate::connection::Engine;
-use crate::retry::{is_retryable, is_undelivered, jittered};
+use crate::retry::{is_message_too_large, is_retryable, is_undelivered, jittered};
 use crate::workflow::LabelValue;
 use crate::{Error, Result};
 
@@ -97,6 +97,12 @@ impl Client {
         let additional_metadata = metadata
             .map(|m| serde_json::to_string(&m).map_err(|e| Error::Payload(e.to_string())))
             .transpose()?;
+        self.check_deliverable(
+            &format!("event {key:?}"),
+            payload.as_bytes(),
+            2,
+            additional_metadata.as_deref().unwrap_or("").as_bytes(),
+        )?;
         let key = self.config.namespaced(key);
         let ev = call_unrepeatable("Push", || {
             let mut c = self.engine.events.clone();
@@ -305,7 +311,7 @@ where
             Persistence::Attempts(n) => attempt >= n,
             Persistence::Within(budget) => started.elapsed() >= budget,
         };
-        if !retryable(status.code()) || exhausted {
+        if !retryable(status.code()) || exhausted || is_message_too_large(&status) {
             return Err(Error::rpc(name, status));
         }
         let wait = jittered(attempt, Duration::from_millis(250), Duration::from_secs(5));

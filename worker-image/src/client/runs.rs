@@ -148,10 +148,18 @@ fn json_bytes<T: Serialize>(v: &T) -> Result<Vec<u8>> {
 }
 
 impl Client {
+    /// Refuses, before anything is sent, a run the engine could accept but never deliver to a
+    /// worker (its assignment would exceed the message limit).
+    pub(crate) fn check_deliverable(&self, what: &str, input: &[u8], copies: usize, metadata: &[u8]) -> Result<()> {
+        crate::payload::check_deliverable(input, copies, metadata, self.config.grpc_max_send_message_bytes)
+            .map_err(|e| Error::Payload(format!("{what}: {e}")))
+    }
+
     /// Starts a run of `workflow` with `input`.
     pub async fn trigger<I: Serialize>(&self, workflow: &str, input: &I, options: TriggerOptions) -> Result<RunRef> {
         let input = json_bytes(input)?;
         let metadata = json_bytes(&options.metadata)?;
+        self.check_deliverable(workflow, &input, 1, &metadata)?;
         let name = self.config.namespaced(workflow);
         let labels = options.desired_labels_proto();
         let r = call_unrepeatable("TriggerWorkflowRun", || {
@@ -191,6 +199,7 @@ impl Client {
     ) -> Result<RunRef> {
         let input = serde_json::to_string(input).map_err(|e| Error::Payload(e.to_string()))?;
         let metadata = serde_json::to_string(&options.metadata).map_err(|e| Error::Payload(e.to_string()))?;
+        self.check_deliverable(workflow, input.as_bytes(), 1, metadata.as_bytes())?;
         let name = self.config.namespaced(workflow);
         let labels = options.desired_labels_proto();
         let r = call("TriggerWorkflow", || {
@@ -240,7 +249,7 @@ impl Client {
                 error: t
                     .error
                     .filter(|e| !e.is_empty())
-                    .map(|e| crate::payload::error_message(&e).to_owned()),
+                    .map(|e| crate::payload::parse_failure(&e).headline()),
                 output: t.output.as_deref().map(parse),
             })
             .collect();

@@ -15,6 +15,9 @@ use crate::Error;
 const DEFAULT_HOST_PORT: &str = "localhost:7070";
 /// Default port of the worker's health/metrics server.
 pub const DEFAULT_HEALTHCHECK_PORT: u16 = 8001;
+/// Default largest gRPC message received or sent: the official SDKs' default, and the
+/// engine's own (`SERVER_GRPC_MAX_MSG_SIZE`), which bounds what it accepts and delivers.
+pub const DEFAULT_GRPC_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// An API token; its `Debug` never shows the value, so it cannot leak into logs.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -106,6 +109,12 @@ pub struct ClientConfig {
     pub healthcheck: HealthcheckConfig,
     /// Labels every worker built from this config carries (e.g. the fleet label).
     pub preset_labels: BTreeMap<String, String>,
+    /// Largest gRPC message taken from the engine (`HATCHET_CLIENT_GRPC_MAX_RECV_MESSAGE_LENGTH`):
+    /// an assignment carries the run's input, so this bounds the inputs this worker can run.
+    pub grpc_max_recv_message_bytes: usize,
+    /// Largest gRPC message sent (`HATCHET_CLIENT_GRPC_MAX_SEND_MESSAGE_LENGTH`); also the size
+    /// the engine is assumed to deliver, which bounds the inputs `trigger` accepts.
+    pub grpc_max_send_message_bytes: usize,
 }
 
 impl ClientConfig {
@@ -153,6 +162,12 @@ impl ClientConfig {
         if let Some(v) = get("HATCHET_CLIENT_WORKER_PRESET_LABELS") {
             b.preset_labels = parse_labels(&v)?;
         }
+        b.grpc_max_recv_message_bytes = get("HATCHET_CLIENT_GRPC_MAX_RECV_MESSAGE_LENGTH")
+            .map(|v| parse_message_size("HATCHET_CLIENT_GRPC_MAX_RECV_MESSAGE_LENGTH", &v))
+            .transpose()?;
+        b.grpc_max_send_message_bytes = get("HATCHET_CLIENT_GRPC_MAX_SEND_MESSAGE_LENGTH")
+            .map(|v| parse_message_size("HATCHET_CLIENT_GRPC_MAX_SEND_MESSAGE_LENGTH", &v))
+            .transpose()?;
         b.build()
     }
 
@@ -188,6 +203,8 @@ pub struct ClientConfigBuilder {
     healthcheck_port: Option<u16>,
     healthcheck_bind_address: Option<String>,
     preset_labels: BTreeMap<String, String>,
+    grpc_max_recv_message_bytes: Option<usize>,
+    grpc_max_send_message_bytes: Option<usize>,
 }
 
 macro_rules! setter {
@@ -220,6 +237,10 @@ impl ClientConfigBuilder {
         healthcheck_port: u16 => healthcheck_port,
         /// Health server bind address (default `0.0.0.0`).
         healthcheck_bind_address: String => healthcheck_bind_address,
+        /// Largest gRPC message taken from the engine (default 4 MiB).
+        grpc_max_recv_message_bytes: usize => grpc_max_recv_message_bytes,
+        /// Largest gRPC message sent, and assumed delivered by the engine (default 4 MiB).
+        grpc_max_send_message_bytes: usize => grpc_max_send_message_bytes,
     }
 
     /// Turns the health server on or off (default on).
@@ -263,6 +284,20 @@ impl ClientConfigBuilder {
                     .into(),
             ));
         }
+        for (var, v) in [
+            (
+                "HATCHET_CLIENT_GRPC_MAX_RECV_MESSAGE_LENGTH",
+                self.grpc_max_recv_message_bytes,
+            ),
+            (
+                "HATCHET_CLIENT_GRPC_MAX_SEND_MESSAGE_LENGTH",
+                self.grpc_max_send_message_bytes,
+            ),
+        ] {
+            if let Some(v) = v {
+                check_message_size(var, v)?;
+            }
+        }
         for (k, v) in &self.preset_labels {
             crate::names::validate_label_key(k)
                 .map_err(|e| Error::Config(format!("HATCHET_CLIENT_WORKER_PRESET_LABELS: {e}")))?;
@@ -285,6 +320,12 @@ impl ClientConfigBuilder {
                 bind_address: self.healthcheck_bind_address.unwrap_or_else(|| "0.0.0.0".to_owned()),
             },
             preset_labels: self.preset_labels,
+            grpc_max_recv_message_bytes: self
+                .grpc_max_recv_message_bytes
+                .unwrap_or(DEFAULT_GRPC_MAX_MESSAGE_BYTES),
+            grpc_max_send_message_bytes: self
+                .grpc_max_send_message_bytes
+                .unwrap_or(DEFAULT_GRPC_MAX_MESSAGE_BYTES),
         })
     }
 }
@@ -306,6 +347,30 @@ fn validate_host_port(hp: &str) -> Result<(), Error> {
         return Err(bad());
     }
     Ok(())
+}
+
+/// The smallest message limit that still carries an assignment's envelope, and the largest
+/// gRPC can frame (its length prefix is 32 bits).
+const MESSAGE_SIZE_RANGE: std::ops::RangeInclusive<usize> = 64 * 1024..=(u32::MAX as usize);
+
+fn check_message_size(var: &str, v: usize) -> Result<usize, Error> {
+    if MESSAGE_SIZE_RANGE.contains(&v) {
+        Ok(v)
+    } else {
+        Err(Error::Config(format!(
+            "{var} must be between {} and {} bytes, not {v}",
+            MESSAGE_SIZE_RANGE.start(),
+            MESSAGE_SIZE_RANGE.end()
+        )))
+    }
+}
+
+fn parse_message_size(var: &str, v: &str) -> Result<usize, Error> {
+    let n = v
+        .trim()
+        .parse()
+        .map_err(|_| Error::Config(format!("{var} must be a size in bytes, not {v:?}")))?;
+    check_message_size(var, n)
 }
 
 fn parse_bool(var: &str, v: &str) -> Result<bool, Error> {
@@ -357,6 +422,30 @@ mod tests {
     }
 
     #[test]
+    fn message_limits_are_read_and_checked() {
+        let t = token();
+        let c = env(&[
+            ("HATCHET_CLIENT_TOKEN", &t),
+            ("HATCHET_CLIENT_GRPC_MAX_RECV_MESSAGE_LENGTH", "8388608"),
+            ("HATCHET_CLIENT_GRPC_MAX_SEND_MESSAGE_LENGTH", "6000000"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.grpc_max_recv_message_bytes, c.grpc_max_send_message_bytes),
+            (8_388_608, 6_000_000)
+        );
+        for bad in ["4MiB", "-1", "1000"] {
+            let e = env(&[
+                ("HATCHET_CLIENT_TOKEN", &t),
+                ("HATCHET_CLIENT_GRPC_MAX_RECV_MESSAGE_LENGTH", bad),
+            ])
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("HATCHET_CLIENT_GRPC_MAX_RECV_MESSAGE_LENGTH"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn defaults_come_from_the_token() {
         let t = token();
         let c = env(&[("HATCHET_CLIENT_TOKEN", &t)]).unwrap();
@@ -367,6 +456,8 @@ mod tests {
         assert_eq!(c.healthcheck.port, 8001);
         assert!(c.healthcheck.enabled);
         assert_eq!(c.namespace, "");
+        assert_eq!(c.grpc_max_recv_message_bytes, 4 * 1024 * 1024);
+        assert_eq!(c.grpc_max_send_message_bytes, 4 * 1024 * 1024);
         assert!(!format!("{c:?}").contains(&t), "Debug must not print the token");
         let b = ClientConfig::builder(t.clone()).namespace("team");
         assert!(!format!("{b:?}").contains(&t), "nor the builder's");

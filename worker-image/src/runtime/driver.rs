@@ -18,6 +18,7 @@ use super::listener::{Effect, Input, Listener};
 use super::shared::{CancelReason, Shared};
 use super::worker::Exit;
 use crate::client::{now_timestamp, worker_labels};
+use crate::retry::is_message_too_large;
 use crate::{Error, Result};
 
 /// Longest the loop sleeps between ticks, so a stalled loop is visible to `/livez`.
@@ -74,6 +75,15 @@ impl Driver {
                 msg = next_action(&mut self.stream) => match msg {
                     Ok(Some(a)) => self.on_action(a).await,
                     Ok(None) => self.feed(Input::StreamFailed(None)).await?,
+                    Err(s) if is_message_too_large(&s) => {
+                        tracing::error!(
+                            code = ?s.code(),
+                            "an assignment exceeded a message-size limit, so the engine cannot deliver that run (it fails it \
+                             after a few tries); reopening the stream: {}",
+                            s.message()
+                        );
+                        self.feed(Input::StreamOversized).await?
+                    }
                     Err(s) => {
                         tracing::warn!(code = ?s.code(), "assignment stream broke: {}", s.message());
                         self.feed(Input::StreamFailed(Some(s.code()))).await?

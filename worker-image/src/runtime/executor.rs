@@ -63,7 +63,7 @@ pub(crate) async fn run(
             &shared,
             &action,
             StepActionEventType::StepEventTypeFailed,
-            failure_payload("UnknownAction", &msg, &id),
+            failure_payload("UnknownAction", &msg, &trace(&shared, &action), &id),
             true,
         )
         .await;
@@ -89,6 +89,7 @@ pub(crate) async fn hand_back(shared: &Shared, action: &AssignedAction) {
     let msg = failure_payload(
         "WorkerDraining",
         "the worker was draining when the task arrived; the engine may retry it",
+        &trace(shared, action),
         &action.task_run_external_id,
     );
     report(shared, action, StepActionEventType::StepEventTypeFailed, msg, false).await;
@@ -103,7 +104,8 @@ async fn execute(
 ) -> Outcome {
     let cancel = &tracked.cancel;
     let id = action.task_run_external_id.as_str();
-    let failed = |ty: &str, msg: &str| failure_payload(ty, msg, id);
+    let site = trace(shared, action);
+    let failed = |ty: &str, msg: &str| failure_payload(ty, msg, &site, id);
 
     let payload = match parse_action_payload(&action.action_payload) {
         Ok(p) => p,
@@ -243,6 +245,19 @@ async fn execute(
         }
         Err(_) => Outcome::Cancelled,
     }
+}
+
+/// Where a failure happened, for the trace part of the failure payload: the action, the
+/// attempt and the worker (a Rust worker has no interpreter traceback to send).
+fn trace(shared: &Shared, action: &AssignedAction) -> String {
+    format!(
+        "  in action {:?}, task run {}, attempt {}\n  on worker {:?} (hatchet-worker {})",
+        action.action_id,
+        action.task_run_external_id,
+        action.retry_count + 1,
+        shared.name,
+        env!("CARGO_PKG_VERSION"),
+    )
 }
 
 fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {

@@ -16,6 +16,10 @@ pub const HEARTBEAT_FRESHNESS: Duration = Duration::from_secs(5);
 /// Pause between opening the stream and the first heartbeat, so the engine has taken the
 /// stream when the heartbeat arrives.
 const FIRST_HEARTBEAT_DELAY: Duration = Duration::from_millis(500);
+/// Oversized breaks past this many within [`OVERSIZED_WINDOW`] back off like any other break
+/// (one undeliverable run costs the engine's 10 internal retries).
+const OVERSIZED_BURST: u32 = 30;
+const OVERSIZED_WINDOW: Duration = Duration::from_secs(60);
 /// Consecutive failed heartbeats after which the stream is reopened.
 const HEARTBEAT_FAILURES_BEFORE_RECONNECT: u32 = 2;
 /// How long a token the engine accepted before may be refused before the worker gives up: the
@@ -33,10 +37,21 @@ pub enum Phase {
     Connecting,
     /// Receiving assignments and heartbeating.
     Streaming,
+    /// The engine ended the stream over one assignment too large to deliver; it is being
+    /// reopened at once and still counts as up (the engine is there, only that run cannot
+    /// reach us; the engine fails it after a few tries).
+    Reopening,
     /// Waiting before the next attempt.
     BackingOff,
     /// Shut down or failed for good.
     Stopped,
+}
+
+impl Phase {
+    /// Whether assignments flow (or are about to again, with nothing wrong with the link).
+    pub fn is_up(self) -> bool {
+        matches!(self, Phase::Streaming | Phase::Reopening)
+    }
 }
 
 /// What happened, fed to [`Listener::step`].
@@ -55,6 +70,9 @@ pub enum Input {
     StreamOpened,
     /// The stream broke with a status, or ended (`None`).
     StreamFailed(Option<Code>),
+    /// The stream broke because one assignment exceeded a message-size limit (the engine's
+    /// or ours): nothing is wrong with the connection.
+    StreamOversized,
     /// A heartbeat was acknowledged.
     HeartbeatOk,
     /// A heartbeat failed with this status code (`DeadlineExceeded` when it timed out).
@@ -100,6 +118,8 @@ pub struct Listener {
     /// A heartbeat was acknowledged since the current stream was opened.
     stream_confirmed: bool,
     reconnects: u64,
+    /// Since when, and how many times, the stream was reopened over oversized assignments.
+    oversized: Option<(Instant, u32)>,
     /// A heartbeat was acknowledged once: the engine accepted the token.
     accepted: bool,
     /// Since when the engine has refused the (once accepted) token without a break.
@@ -133,6 +153,7 @@ impl Listener {
             last_heartbeat_ok: None,
             stream_confirmed: false,
             reconnects: 0,
+            oversized: None,
             accepted: false,
             refused_since: None,
             auth_grace: grace,
@@ -164,10 +185,10 @@ impl Listener {
         self.stream_confirmed
     }
 
-    /// Streaming, with a heartbeat acknowledged on this stream and within
-    /// [`HEARTBEAT_FRESHNESS`].
+    /// Streaming (or reopening over an oversized assignment), with a heartbeat acknowledged on
+    /// this stream and within [`HEARTBEAT_FRESHNESS`].
     pub fn is_healthy(&self, now: Instant) -> bool {
-        self.phase == Phase::Streaming
+        self.phase.is_up()
             && self.stream_confirmed
             && self
                 .last_heartbeat_ok
@@ -205,17 +226,21 @@ impl Listener {
             }
             Input::RegisterFailed(code) => self.fatal(format!("the engine refused to register the worker ({code:?})")),
             Input::StreamOpened => {
-                self.phase = Phase::Streaming;
-                self.next_heartbeat = Some(now + FIRST_HEARTBEAT_DELAY);
-                self.heartbeat_failures = 0;
                 // Only a heartbeat answered on this stream proves the engine takes it: one from
-                // the previous stream must not make a reconnect look healthy.
-                self.stream_confirmed = false;
+                // the previous stream must not make a reconnect look healthy. A reopen over an
+                // oversized assignment keeps the confirmation: the engine answered just now.
+                if self.phase != Phase::Reopening {
+                    self.stream_confirmed = false;
+                    self.next_heartbeat = Some(now + FIRST_HEARTBEAT_DELAY);
+                }
+                self.phase = Phase::Streaming;
+                self.heartbeat_failures = 0;
                 Vec::new()
             }
             Input::StreamFailed(code) => self.stream_failed(code, now, jitter),
+            Input::StreamOversized => self.stream_oversized(now, jitter),
             // An answer that arrives after the stream broke says nothing about the next one.
-            Input::HeartbeatOk if self.phase != Phase::Streaming => Vec::new(),
+            Input::HeartbeatOk if !self.phase.is_up() => Vec::new(),
             Input::HeartbeatOk => {
                 self.heartbeat_in_flight = false;
                 self.heartbeat_failures = 0;
@@ -270,7 +295,7 @@ impl Listener {
     }
 
     fn stream_failed(&mut self, code: Option<Code>, now: Instant, jitter: f64) -> Vec<Effect> {
-        if !matches!(self.phase, Phase::Streaming | Phase::Connecting) {
+        if !matches!(self.phase, Phase::Streaming | Phase::Connecting | Phase::Reopening) {
             return Vec::new();
         }
         match code {
@@ -293,9 +318,31 @@ impl Listener {
         }
     }
 
+    /// Reopens at once (the engine paces its resends of an undeliverable run, 100 ms growing
+    /// to 5 s, and gives up after its internal retries), unless more than
+    /// [`OVERSIZED_BURST`] such breaks came within [`OVERSIZED_WINDOW`]: then it backs off
+    /// like any break, so a flood of them cannot spin.
+    fn stream_oversized(&mut self, now: Instant, jitter: f64) -> Vec<Effect> {
+        if self.phase != Phase::Streaming {
+            return self.stream_failed(Some(Code::ResourceExhausted), now, jitter);
+        }
+        let (start, count) = match self.oversized {
+            Some((start, count)) if now.saturating_duration_since(start) < OVERSIZED_WINDOW => (start, count + 1),
+            _ => (now, 1),
+        };
+        self.oversized = Some((start, count));
+        if count > OVERSIZED_BURST {
+            return self.stream_failed(Some(Code::ResourceExhausted), now, jitter);
+        }
+        self.phase = Phase::Reopening;
+        self.reconnects += 1;
+        let worker_id = self.worker_id.clone().unwrap_or_default();
+        vec![Effect::CloseStream, Effect::OpenStream { worker_id }]
+    }
+
     fn heartbeat_failed(&mut self, code: Code, now: Instant, jitter: f64) -> Vec<Effect> {
         self.heartbeat_in_flight = false;
-        if self.phase != Phase::Streaming {
+        if !self.phase.is_up() {
             return Vec::new();
         }
         match code {
@@ -355,6 +402,42 @@ mod tests {
         assert!(l.step(Input::StreamOpened, opened, 0.5).is_empty());
         assert_eq!(l.next_deadline(), Some(now), "first heartbeat shortly after opening");
         l
+    }
+
+    #[test]
+    fn an_oversized_assignment_reopens_at_once_and_stays_healthy() {
+        let t0 = Instant::now();
+        let mut l = mk_streaming(t0);
+        assert_eq!(
+            l.step(Input::Tick, t0, 0.5),
+            vec![Effect::SendHeartbeat { worker_id: "w1".into() }]
+        );
+        l.step(Input::HeartbeatOk, t0, 0.5);
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(
+            l.step(Input::StreamOversized, t1, 0.5),
+            vec![Effect::CloseStream, Effect::OpenStream { worker_id: "w1".into() }]
+        );
+        assert_eq!(l.phase(), Phase::Reopening);
+        assert!(l.is_healthy(t1), "still up while it reopens");
+        assert!(l.step(Input::StreamOpened, t1, 0.5).is_empty());
+        assert!(l.is_healthy(t1), "the confirmation carries over");
+        assert_eq!(
+            l.next_deadline(),
+            Some(t0 + HEARTBEAT_INTERVAL),
+            "heartbeats keep their pace"
+        );
+        // The engine resends quickly: each reopens at once, until a burst of them backs off.
+        let mut at = t1;
+        for _ in 1..OVERSIZED_BURST {
+            at += Duration::from_millis(100);
+            assert_eq!(l.step(Input::StreamOversized, at, 0.5).len(), 2);
+            l.step(Input::StreamOpened, at, 0.5);
+        }
+        assert!(l.is_healthy(at), "healthy through the burst");
+        at += Duration::from_millis(100);
+        assert_eq!(l.step(Input::StreamOversized, at, 0.5), vec![Effect::CloseStream]);
+        assert_eq!(l.phase(), Phase::BackingOff);
     }
 
     #[test]
