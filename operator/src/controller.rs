@@ -5,7 +5,6 @@
 //! HatchetWorkers that name it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,6 +25,7 @@ use crate::crd::HatchetWorker;
 use crate::desired::{FLEET_LABEL, MANAGED_BY};
 use crate::metrics::Metrics;
 use crate::reconcile::{Context, Stores, error_policy, reconcile};
+use crate::watch_health::{CappedBackoff, Health, NoBackoff};
 
 /// Settings of the controllers.
 #[derive(Debug, Clone)]
@@ -38,14 +38,15 @@ pub struct ControllerConfig {
     pub identity: String,
 }
 
-/// Runs the controllers until `shutdown` is cancelled. `ready` is set once every watch cache
-/// has synced; `leader` gates writes and, on becoming `true`, reconciles everything.
+/// Runs the controllers until `shutdown` is cancelled. `health` is marked synced once every
+/// watch cache has synced and follows each watch's errors after; `leader` gates writes and, on
+/// becoming `true`, reconciles everything.
 pub async fn run(
     client: Client,
     cfg: ControllerConfig,
     metrics: Metrics,
     leader: watch::Receiver<bool>,
-    ready: Arc<AtomicBool>,
+    health: Health,
     shutdown: CancellationToken,
 ) {
     let scopes: Vec<Option<String>> = if cfg.namespaces.is_empty() {
@@ -64,13 +65,16 @@ pub async fn run(
     let mut runs = Vec::new();
     for scope in scopes {
         let (fut, scope_synced) = scope_controller(
-            client.clone(),
             scope,
             &cfg,
-            metrics.clone(),
-            recorder.clone(),
-            leader.clone(),
-            shutdown.clone(),
+            Wiring {
+                client: client.clone(),
+                metrics: metrics.clone(),
+                recorder: recorder.clone(),
+                leader: leader.clone(),
+                health: health.clone(),
+                shutdown: shutdown.clone(),
+            },
         );
         synced.push(scope_synced);
         runs.push(fut);
@@ -83,40 +87,53 @@ pub async fn run(
             }
         }
         tracing::info!("watch caches synced; ready");
-        ready.store(true, Ordering::Release);
+        health.set_synced();
     };
     tokio::join!(futures::future::join_all(runs), readiness);
 }
 
 type Synced = futures::future::BoxFuture<'static, Result<(), crate::Error>>;
 
-/// One Controller for one scope, plus a future that resolves when its caches have synced.
-fn scope_controller(
+/// What every scope's controller is wired to.
+struct Wiring {
     client: Client,
-    scope: Option<String>,
-    cfg: &ControllerConfig,
     metrics: Metrics,
     recorder: Recorder,
     leader: watch::Receiver<bool>,
+    health: Health,
     shutdown: CancellationToken,
+}
+
+/// One Controller for one scope, plus a future that resolves when its caches have synced.
+fn scope_controller(
+    scope: Option<String>,
+    cfg: &ControllerConfig,
+    wiring: Wiring,
 ) -> (futures::future::BoxFuture<'static, ()>, Synced) {
+    let Wiring {
+        client,
+        metrics,
+        recorder,
+        leader,
+        health,
+        shutdown,
+    } = wiring;
     let children = watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
-    let (deployments, dep_stream) = cached::<Deployment>(&client, scope.as_deref(), children.clone());
-    let (services, svc_stream) = cached::<Service>(&client, scope.as_deref(), children.clone());
-    let (pdbs, pdb_stream) = cached::<PodDisruptionBudget>(&client, scope.as_deref(), children.clone());
-    let (service_accounts, sa_stream) = cached::<ServiceAccount>(&client, scope.as_deref(), children.clone());
+    let watch = Watch {
+        client: &client,
+        scope: scope.as_deref(),
+        health: &health,
+    };
+    let (deployments, dep_stream) = watch.cached::<Deployment>("deployments", children.clone());
+    let (services, svc_stream) = watch.cached::<Service>("services", children.clone());
+    let (pdbs, pdb_stream) = watch.cached::<PodDisruptionBudget>("poddisruptionbudgets", children.clone());
+    let (service_accounts, sa_stream) = watch.cached::<ServiceAccount>("serviceaccounts", children.clone());
     // The fleets' pods (labelled like the children), for why they are not ready.
-    let (pods, pod_stream) = cached::<Pod>(&client, scope.as_deref(), children);
-    let (secrets_reader, secrets_writer) = reflector::store::<PartialObjectMeta<Secret>>();
-    let secret_stream = reflector::reflector(
-        secrets_writer,
-        watcher(
-            api::<PartialObjectMeta<Secret>>(&client, scope.as_deref()),
-            watcher::Config::default(),
-        ),
-    )
-    .default_backoff()
-    .touched_objects();
+    let (pods, pod_stream) = watch.cached::<Pod>("pods", children);
+    // `Api<PartialObjectMeta<_>>` makes metadata-only requests: no Secret value is ever sent.
+    let (secrets_reader, secret_stream) =
+        watch.cached::<PartialObjectMeta<Secret>>("secrets (metadata)", watcher::Config::default());
+    let (hw_store, hw_stream) = watch.cached::<HatchetWorker>("hatchetworkers", watcher::Config::default());
 
     let stores = Stores {
         deployments,
@@ -126,12 +143,16 @@ fn scope_controller(
         pods,
         secrets: secrets_reader,
     };
-    let controller = Controller::new(
-        api::<HatchetWorker>(&client, scope.as_deref()),
-        watcher::Config::default(),
-    )
-    .with_config(kube::runtime::controller::Config::default().debounce(Duration::from_millis(200)));
-    let hw_store = controller.store();
+    let hw_applied = hw_stream.filter_map(|r| async move {
+        match r {
+            Ok(watcher::Event::Apply(hw) | watcher::Event::InitApply(hw)) => Some(Ok(hw)),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        }
+    });
+    let controller = Controller::for_stream(hw_applied, hw_store.clone())
+        .with_config(kube::runtime::controller::Config::default().debounce(Duration::from_millis(200)))
+        .trigger_backoff(NoBackoff);
     let synced_stores = stores.clone();
     let synced_hw = hw_store.clone();
     let synced: Synced = Box::pin(async move {
@@ -165,12 +186,14 @@ fn scope_controller(
         }
     };
     let run = controller
-        .owns_stream(dep_stream)
-        .owns_stream(svc_stream)
-        .owns_stream(pdb_stream)
-        .owns_stream(sa_stream)
-        .watches_stream(secret_stream, move |secret| hatchet_workers_naming(&hw_store, &secret))
-        .watches_stream(pod_stream, |pod| fleet_of(&pod))
+        .owns_stream(dep_stream.touched_objects())
+        .owns_stream(svc_stream.touched_objects())
+        .owns_stream(pdb_stream.touched_objects())
+        .owns_stream(sa_stream.touched_objects())
+        .watches_stream(secret_stream.touched_objects(), move |secret| {
+            hatchet_workers_naming(&hw_store, &secret)
+        })
+        .watches_stream(pod_stream.touched_objects(), |pod| fleet_of(&pod))
         .reconcile_all_on(became_leader(leader))
         .graceful_shutdown_on(shutdown.cancelled_owned())
         .run(reconcile, error_policy, ctx)
@@ -200,26 +223,44 @@ where
     }
 }
 
-/// A watch cache of `K` in the scope and the stream of touched objects feeding it.
-fn cached<K>(
-    client: &Client,
-    scope: Option<&str>,
-    cfg: watcher::Config,
-) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, writer) = reflector::store::<K>();
-    let stream = reflector::reflector(writer, watcher(api::<K>(client, scope), cfg))
-        .default_backoff()
-        .touched_objects();
-    (reader, stream)
+/// What every watch of one scope shares.
+struct Watch<'a> {
+    client: &'a Client,
+    scope: Option<&'a str>,
+    health: &'a Health,
+}
+
+impl Watch<'_> {
+    /// A watch cache of `K` in the scope and the stream of its events feeding it, each event
+    /// recorded in the health board under `name` (with the scope), retried with the capped
+    /// backoff.
+    fn cached<K>(
+        &self,
+        name: &str,
+        cfg: watcher::Config,
+    ) -> (
+        Store<K>,
+        impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    )
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        let (reader, writer) = reflector::store::<K>();
+        let health = self.health.clone();
+        let name = match self.scope {
+            Some(ns) => format!("{name} in {ns}"),
+            None => name.to_owned(),
+        };
+        let events = watcher(api::<K>(self.client, self.scope), cfg).inspect(move |r| health.record(&name, r));
+        let stream = reflector::reflector(writer, events).backoff(CappedBackoff::default());
+        (reader, stream)
+    }
 }
 
 /// HatchetWorkers in the Secret's namespace whose spec names it.

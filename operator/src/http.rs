@@ -1,8 +1,7 @@
 //! The operator's HTTP endpoints: `/healthz` (process alive), `/readyz` (watch caches
-//! synced), `/metrics` (Prometheus text).
+//! synced and every watch working now), `/metrics` (Prometheus text).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -16,8 +15,8 @@ use prometheus_client::registry::Registry;
 pub struct HttpState {
     /// The metrics registry.
     pub registry: Arc<Registry>,
-    /// Set once every watch cache has synced.
-    pub ready: Arc<AtomicBool>,
+    /// Whether the caches synced and the watches work now.
+    pub health: crate::watch_health::Health,
 }
 
 /// The router (separate from serving, for tests).
@@ -30,10 +29,9 @@ pub fn router(state: HttpState) -> Router {
 }
 
 async fn readyz(State(s): State<HttpState>) -> impl IntoResponse {
-    if s.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "watch caches not synced")
+    match s.health.readiness() {
+        Ok(()) => (StatusCode::OK, "ready".to_owned()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
     }
 }
 

@@ -4,8 +4,8 @@
 //!
 //! Layout: [`crd`] (the resource types), [`desired`] (pure desired state of the children),
 //! [`status`] (pure status and conditions), [`pods`] (why pods are not ready), `reconcile` and `controller` (the kube-runtime
-//! wiring), `leader` (Lease-based leader election), [`metrics`] and `http` (the operator's
-//! own endpoints).
+//! wiring), `leader` (Lease-based leader election), [`watch_health`] (readiness from the watches and their backoff), [`metrics`] and `http` (the operator's
+//! own endpoints), [`rbac`] (the RBAC it needs, cluster-wide or namespaced).
 
 pub mod controller;
 pub mod crd;
@@ -16,7 +16,9 @@ pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod pods;
+pub mod rbac;
 mod reconcile;
 pub mod status;
+pub mod watch_health;
 
 pub use error::Error;

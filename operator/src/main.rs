@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -12,6 +11,8 @@ use hatchet_operator::controller::{self, ControllerConfig};
 use hatchet_operator::http::{self, HttpState};
 use hatchet_operator::leader::{Election, LeaseConfig};
 use hatchet_operator::metrics::Metrics;
+use hatchet_operator::rbac;
+use hatchet_operator::watch_health::Health;
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +30,16 @@ struct Cli {
 enum Command {
     /// Print the HatchetWorker CustomResourceDefinition as YAML.
     Crd,
+    /// Print the operator's RBAC as YAML: cluster-wide, or with `--namespaces` a Role in each
+    /// of those namespaces and nothing at cluster scope.
+    Rbac {
+        /// Comma-separated namespaces the operator will watch (run it with the same list).
+        #[arg(long, value_delimiter = ',')]
+        namespaces: Vec<String>,
+        /// Namespace of the operator's ServiceAccount and leader-election Lease.
+        #[arg(long, default_value = "hatchet-system")]
+        operator_namespace: String,
+    },
     /// Run the controller (the default).
     Run,
 }
@@ -83,6 +94,22 @@ fn main() -> anyhow::Result<()> {
             print!("{}", hatchet_operator::crd::crd_yaml().context("serialize the CRD")?);
             Ok(())
         }
+        Some(Command::Rbac {
+            namespaces,
+            operator_namespace,
+        }) => {
+            let namespaces: Vec<String> = namespaces.into_iter().filter(|n| !n.trim().is_empty()).collect();
+            let scope = if namespaces.is_empty() {
+                rbac::Scope::Cluster
+            } else {
+                rbac::Scope::Namespaces(namespaces)
+            };
+            print!(
+                "{}",
+                rbac::manifests(&scope, &operator_namespace).context("serialize the RBAC")?
+            );
+            Ok(())
+        }
         Some(Command::Run) | None => {
             // One process-wide TLS provider, whatever features other crates turn on in rustls.
             let _ = rustls::crypto::ring::default_provider().install_default();
@@ -117,7 +144,7 @@ impl RunArgs {
             .context("kubernetes client configuration")?;
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
-        let ready = Arc::new(AtomicBool::new(false));
+        let health = Health::default();
         let shutdown = CancellationToken::new();
 
         // Bound before anything else starts: a port in use is a start-up error, not an
@@ -130,7 +157,7 @@ impl RunArgs {
             listener,
             HttpState {
                 registry: Arc::new(registry),
-                ready: ready.clone(),
+                health: health.clone(),
             },
             async move { http_shutdown.cancelled().await },
         ));
@@ -159,7 +186,7 @@ impl RunArgs {
             },
             metrics,
             election.subscribe(),
-            ready,
+            health,
             shutdown.clone(),
         )
         .await;

@@ -57,15 +57,21 @@ pub fn install_crd(world: &World) {
 /// operator's ServiceAccount with a freshly minted token: the operator runs with exactly the
 /// rules the project ships.
 pub fn operator_kubeconfig(world: &World, dir: &Path) -> PathBuf {
-    let ns_yaml = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: hatchet-system\n";
+    let rbac = std::fs::read_to_string(repo_root().join("operator/rbac/role.yaml")).expect("operator/rbac/role.yaml");
+    operator_kubeconfig_with(world, dir, &rbac, "hatchet-system")
+}
+
+/// [`operator_kubeconfig`] with the RBAC manifests `rbac`, whose ServiceAccount
+/// `hatchet-operator` lives in `sa_namespace` (created if missing).
+pub fn operator_kubeconfig_with(world: &World, dir: &Path, rbac: &str, sa_namespace: &str) -> PathBuf {
+    let ns_yaml = format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {sa_namespace}\n");
     kubectl_stdin(
         world,
         &["apply", "--server-side", "--field-manager=e2e-rbac", "-f", "-"],
-        ns_yaml,
+        &ns_yaml,
     )
-    .expect("hatchet-system namespace");
-    let rbac = repo_root().join("operator/rbac/role.yaml");
-    kubectl(
+    .expect("the ServiceAccount's namespace");
+    kubectl_stdin(
         world,
         &[
             "apply",
@@ -73,10 +79,11 @@ pub fn operator_kubeconfig(world: &World, dir: &Path) -> PathBuf {
             "--force-conflicts",
             "--field-manager=e2e-rbac",
             "-f",
-            rbac.to_str().unwrap(),
+            "-",
         ],
+        rbac,
     )
-    .expect("apply operator/rbac/role.yaml");
+    .expect("apply the operator's RBAC");
     let token = kubectl(
         world,
         &[
@@ -84,7 +91,7 @@ pub fn operator_kubeconfig(world: &World, dir: &Path) -> PathBuf {
             "token",
             "hatchet-operator",
             "-n",
-            "hatchet-system",
+            sa_namespace,
             "--duration=2h",
         ],
     )
