@@ -121,6 +121,31 @@ fn push<T: Serialize + k8s_openapi::Resource>(out: &mut String, obj: &T) -> Resu
     Ok(())
 }
 
+/// A Role `name` in `namespace` with `rules`, bound to the operator's ServiceAccount.
+fn push_role(
+    out: &mut String,
+    name: &str,
+    namespace: &str,
+    rules: Vec<PolicyRule>,
+    operator_namespace: &str,
+) -> Result<(), serde_yaml::Error> {
+    push(
+        out,
+        &Role {
+            metadata: meta(name, Some(namespace)),
+            rules: Some(rules),
+        },
+    )?;
+    push(
+        out,
+        &RoleBinding {
+            metadata: meta(name, Some(namespace)),
+            role_ref: role_ref("Role", name),
+            subjects: Some(subject(operator_namespace)),
+        },
+    )
+}
+
 /// The manifests for `scope`, the ServiceAccount living in `operator_namespace`.
 pub fn manifests(scope: &Scope, operator_namespace: &str) -> Result<String, serde_yaml::Error> {
     let mut out = String::from(HEADER);
@@ -152,38 +177,16 @@ pub fn manifests(scope: &Scope, operator_namespace: &str) -> Result<String, serd
         }
         Scope::Namespaces(namespaces) => {
             for ns in namespaces {
-                push(
-                    &mut out,
-                    &Role {
-                        metadata: meta(NAME, Some(ns)),
-                        rules: Some(fleet_rules()),
-                    },
-                )?;
-                push(
-                    &mut out,
-                    &RoleBinding {
-                        metadata: meta(NAME, Some(ns)),
-                        role_ref: role_ref("Role", NAME),
-                        subjects: Some(subject(operator_namespace)),
-                    },
-                )?;
+                push_role(&mut out, NAME, ns, fleet_rules(), operator_namespace)?;
             }
         }
     }
-    push(
+    push_role(
         &mut out,
-        &Role {
-            metadata: meta(LEADER_ELECTION, Some(operator_namespace)),
-            rules: Some(leader_rules()),
-        },
-    )?;
-    push(
-        &mut out,
-        &RoleBinding {
-            metadata: meta(LEADER_ELECTION, Some(operator_namespace)),
-            role_ref: role_ref("Role", LEADER_ELECTION),
-            subjects: Some(subject(operator_namespace)),
-        },
+        LEADER_ELECTION,
+        operator_namespace,
+        leader_rules(),
+        operator_namespace,
     )?;
     Ok(out)
 }

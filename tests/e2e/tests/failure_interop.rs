@@ -68,10 +68,26 @@ async fn the_python_sdk_parses_our_failures() {
         Err(Error::RunFailed { status, .. }) => assert_eq!(status, "FAILED"),
         other => panic!("the run must fail: {other:?}"),
     }
-    let details = client
-        .rest_get(&format!("/api/v1/stable/workflow-runs/{}", run.id))
-        .await
-        .unwrap();
+    // The run is FAILED once one task has failed; the others' errors land a moment later.
+    let details = timeout(Duration::from_secs(30), async {
+        loop {
+            let d = client
+                .rest_get(&format!("/api/v1/stable/workflow-runs/{}", run.id))
+                .await
+                .unwrap();
+            let errors = d["tasks"].as_array().map_or(0, |t| {
+                t.iter()
+                    .filter(|t| t["errorMessage"].as_str().is_some_and(|e| !e.is_empty()))
+                    .count()
+            });
+            if errors == 3 {
+                break d;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    })
+    .await
+    .expect("all three task errors recorded");
     let tasks = details["tasks"].as_array().expect("tasks in the run details");
     let mut stored = Vec::new();
     let mut expected = Vec::new();
