@@ -1,7 +1,7 @@
 //! Controller wiring: one kube-runtime `Controller` per watch scope (all namespaces, or each
 //! namespace given with `--namespaces`), watching HatchetWorkers, owning Deployments,
 //! Services, PodDisruptionBudgets and ServiceAccounts (through watch caches the reconciler
-//! reads), watching the fleets' pods (their readiness and why not), and watching Secret metadata so a Secret's deletion or return re-reconciles the
+//! reads), watching the fleets' pods (their readiness and why not), and, where RBAC allows, watching Secret metadata so a Secret's deletion or return re-reconciles the
 //! HatchetWorkers that name it.
 
 use std::collections::HashMap;
@@ -64,9 +64,13 @@ pub async fn run(
     let mut synced = Vec::new();
     let mut runs = Vec::new();
     for scope in scopes {
+        let Some(secret_checks) = may_list_secrets(&client, scope.as_deref(), &shutdown).await else {
+            return;
+        };
         let (fut, scope_synced) = scope_controller(
             scope,
             &cfg,
+            secret_checks,
             Wiring {
                 client: client.clone(),
                 metrics: metrics.clone(),
@@ -108,6 +112,7 @@ struct Wiring {
 fn scope_controller(
     scope: Option<String>,
     cfg: &ControllerConfig,
+    secret_checks: bool,
     wiring: Wiring,
 ) -> (futures::future::BoxFuture<'static, ()>, Synced) {
     let Wiring {
@@ -131,8 +136,13 @@ fn scope_controller(
     // The fleets' pods (labelled like the children), for why they are not ready.
     let (pods, pod_stream) = watch.cached::<Pod>("pods", children);
     // `Api<PartialObjectMeta<_>>` makes metadata-only requests: no Secret value is ever sent.
-    let (secrets_reader, secret_stream) =
-        watch.cached::<PartialObjectMeta<Secret>>("secrets (metadata)", watcher::Config::default());
+    let (secrets_reader, secret_stream) = if secret_checks {
+        let (reader, stream) =
+            watch.cached::<PartialObjectMeta<Secret>>("secrets (metadata)", watcher::Config::default());
+        (Some(reader), Some(stream))
+    } else {
+        (None, None)
+    };
     let (hw_store, hw_stream) = watch.cached::<HatchetWorker>("hatchetworkers", watcher::Config::default());
 
     let stores = Stores {
@@ -185,15 +195,19 @@ fn scope_controller(
             }
         }
     };
-    let run = controller
+    let controller = controller
         .owns_stream(dep_stream.touched_objects())
         .owns_stream(svc_stream.touched_objects())
         .owns_stream(pdb_stream.touched_objects())
         .owns_stream(sa_stream.touched_objects())
-        .watches_stream(secret_stream.touched_objects(), move |secret| {
+        .watches_stream(pod_stream.touched_objects(), |pod| fleet_of(&pod));
+    let controller = match secret_stream {
+        Some(stream) => controller.watches_stream(stream.touched_objects(), move |secret| {
             hatchet_workers_naming(&hw_store, &secret)
-        })
-        .watches_stream(pod_stream.touched_objects(), |pod| fleet_of(&pod))
+        }),
+        None => controller,
+    };
+    let run = controller
         .reconcile_all_on(became_leader(leader))
         .graceful_shutdown_on(shutdown.cancelled_owned())
         .run(reconcile, error_policy, ctx)
@@ -294,6 +308,55 @@ fn became_leader(rx: watch::Receiver<bool>) -> impl Stream<Item = ()> + Send + '
             }
         }
     })
+}
+
+/// Whether this operator may list Secrets in the scope (asked once at start-up with a
+/// SelfSubjectAccessReview, which every authenticated identity may make): the namespaced
+/// RBAC grants it, the cluster-wide RBAC does not. Retried until the apiserver answers;
+/// `None` if shut down first.
+async fn may_list_secrets(client: &Client, scope: Option<&str>, shutdown: &CancellationToken) -> Option<bool> {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                namespace: scope.map(str::to_owned),
+                resource: Some("secrets".into()),
+                verb: Some("list".into()),
+                ..ResourceAttributes::default()
+            }),
+            ..SelfSubjectAccessReviewSpec::default()
+        },
+        ..SelfSubjectAccessReview::default()
+    };
+    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let mut backoff = CappedBackoff::default();
+    loop {
+        match api.create(&kube::api::PostParams::default(), &review).await {
+            Ok(answer) => {
+                let allowed = answer.status.is_some_and(|s| s.allowed);
+                let scope = scope.unwrap_or("all namespaces");
+                if allowed {
+                    tracing::info!(scope, "may list Secrets: the Secrets HatchetWorkers name are checked");
+                } else {
+                    tracing::info!(
+                        scope,
+                        "may not list Secrets: a missing Secret shows in the pods' waiting reason instead"
+                    );
+                }
+                return Some(allowed);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot ask the apiserver what this operator may do; retrying");
+                let wait = backoff.next().unwrap_or(crate::watch_health::BACKOFF_MAX);
+                tokio::select! {
+                    () = shutdown.cancelled() => return None,
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -32,9 +32,11 @@ fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
 }
 
 /// Every verb the code uses where HatchetWorkers live, and why (the header of the generated
-/// file repeats the reasons).
-pub fn fleet_rules() -> Vec<PolicyRule> {
-    vec![
+/// file repeats the reasons). `secrets`: the Secret metadata watch, granted only per namespace
+/// (RBAC cannot grant metadata alone, and a cluster-wide list would let the token read every
+/// Secret value in the cluster).
+pub fn fleet_rules(secrets: bool) -> Vec<PolicyRule> {
+    let mut rules = vec![
         rule("hatchet.run", &["hatchetworkers"], &["list", "watch"]),
         rule("hatchet.run", &["hatchetworkers/status"], &["patch"]),
         rule("hatchet.run", &["hatchetworkers/finalizers"], &["update"]),
@@ -50,10 +52,13 @@ pub fn fleet_rules() -> Vec<PolicyRule> {
             &["poddisruptionbudgets"],
             &["list", "watch", "create", "patch"],
         ),
-        rule("", &["secrets"], &["list", "watch"]),
         rule("", &["pods"], &["list", "watch"]),
         rule("events.k8s.io", &["events"], &["create", "patch"]),
-    ]
+    ];
+    if secrets {
+        rules.push(rule("", &["secrets"], &["list", "watch"]));
+    }
+    rules
 }
 
 fn leader_rules() -> Vec<PolicyRule> {
@@ -70,10 +75,11 @@ const HEADER: &str = "\
 #     (list, watch) and server-side applied (patch; create for the first apply). Only
 #     ServiceAccounts are ever deleted (when the template names its own). Owned children are
 #     garbage-collected by Kubernetes, not deleted by the operator.
-#   - Secrets: list and watch, used with metadata-only requests, to notice a missing or
-#     restored token/TLS Secret; no value is ever requested (pods get them via secretKeyRef
-#     and volumes). RBAC cannot grant metadata alone: these verbs would allow reading values,
-#     which is why the namespaced mode exists.
+#   - Secrets: none cluster-wide (RBAC cannot grant metadata alone, and a cluster-wide list
+#     would let this token read every Secret value). The namespaced mode grants list and
+#     watch in each watched namespace, used with metadata-only requests, to report a missing
+#     or restored token/TLS Secret; without them a missing Secret shows in the fleet pods'
+#     waiting reason (CreateContainerConfigError) in the HatchetWorker's Ready message.
 #   - Pods: list and watch of the fleets' pods (selected by the managed-by label), to say in
 #     the status why workers are not ready (a crash loop's last log line, a waiting reason).
 #   - Events (events.k8s.io): create, and patch for repeated events.
@@ -162,7 +168,7 @@ pub fn manifests(scope: &Scope, operator_namespace: &str) -> Result<String, serd
                 &mut out,
                 &ClusterRole {
                     metadata: meta(NAME, None),
-                    rules: Some(fleet_rules()),
+                    rules: Some(fleet_rules(false)),
                     ..ClusterRole::default()
                 },
             )?;
@@ -177,7 +183,7 @@ pub fn manifests(scope: &Scope, operator_namespace: &str) -> Result<String, serd
         }
         Scope::Namespaces(namespaces) => {
             for ns in namespaces {
-                push_role(&mut out, NAME, ns, fleet_rules(), operator_namespace)?;
+                push_role(&mut out, NAME, ns, fleet_rules(true), operator_namespace)?;
             }
         }
     }
@@ -209,6 +215,13 @@ mod tests {
     }
 
     #[test]
+    fn the_cluster_mode_grants_no_secret() {
+        let y = manifests(&Scope::Cluster, "ops").unwrap();
+        assert!(!y.contains("- secrets"), "{y}");
+        assert!(y.contains("kind: ClusterRole\n"));
+    }
+
+    #[test]
     fn the_namespaced_mode_grants_nothing_cluster_wide() {
         let y = manifests(&Scope::Namespaces(vec!["team-a".into(), "team-b".into()]), "ops").unwrap();
         let docs: Vec<serde_yaml::Value> = y
@@ -223,7 +236,14 @@ mod tests {
                 .iter()
                 .find(|d| d["kind"] == "Role" && d["metadata"]["namespace"] == ns)
                 .unwrap_or_else(|| panic!("a Role in {ns}"));
-            assert_eq!(role["rules"].as_sequence().unwrap().len(), fleet_rules().len());
+            assert_eq!(role["rules"].as_sequence().unwrap().len(), fleet_rules(true).len());
+            assert!(
+                role["rules"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r["resources"][0] == "secrets")
+            );
             let binding = docs
                 .iter()
                 .find(|d| d["kind"] == "RoleBinding" && d["metadata"]["namespace"] == ns)

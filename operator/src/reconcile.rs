@@ -30,7 +30,9 @@ use crate::metrics::Metrics;
 use crate::pods::not_ready_summary;
 use crate::status::{DEGRADED, Observed, Problem, READY, compute_status, transitions};
 
-/// Watch caches of the children and Secrets (metadata only) in one watch scope.
+/// Watch caches of the children and Secrets (metadata only) in one watch scope. `secrets` is
+/// `None` where the operator may not list Secrets (the cluster-wide RBAC grants none): then
+/// the spec's Secrets are not checked, and a missing one shows in the pods' waiting reason.
 #[derive(Clone)]
 pub(crate) struct Stores {
     pub(crate) deployments: Store<Deployment>,
@@ -38,7 +40,7 @@ pub(crate) struct Stores {
     pub(crate) pdbs: Store<PodDisruptionBudget>,
     pub(crate) service_accounts: Store<ServiceAccount>,
     pub(crate) pods: Store<Pod>,
-    pub(crate) secrets: Store<PartialObjectMeta<Secret>>,
+    pub(crate) secrets: Option<Store<PartialObjectMeta<Secret>>>,
 }
 
 impl Stores {
@@ -50,7 +52,9 @@ impl Stores {
         self.pdbs.wait_until_ready().await.map_err(e)?;
         self.service_accounts.wait_until_ready().await.map_err(e)?;
         self.pods.wait_until_ready().await.map_err(e)?;
-        self.secrets.wait_until_ready().await.map_err(e)?;
+        if let Some(secrets) = &self.secrets {
+            secrets.wait_until_ready().await.map_err(e)?;
+        }
         Ok(())
     }
 }
@@ -179,7 +183,9 @@ pub(crate) fn backoff(n: u32) -> Duration {
 /// Applies what differs; `Ok(true)` when anything was written.
 async fn apply_children(hw: &HatchetWorker, ctx: &Context) -> Result<bool, Error> {
     let (name, ns) = name_and_namespace(hw)?;
-    check_secrets(hw, &ns, &ctx.stores.secrets)?;
+    if let Some(secrets) = &ctx.stores.secrets {
+        check_secrets(hw, &ns, secrets)?;
+    }
 
     let mut wrote = match desired_service_account(hw)? {
         Some(sa) => apply_if_changed(ctx, &ctx.stores.service_accounts, sa).await?,
@@ -397,7 +403,7 @@ mod tests {
             pdbs: store().0,
             service_accounts: store().0,
             pods: store().0,
-            secrets: store().0,
+            secrets: None,
         };
         assert!(stores.holds("Deployment", "team", "fleet"));
         assert!(!stores.holds("Deployment", "other", "fleet"));

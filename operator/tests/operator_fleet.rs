@@ -264,9 +264,12 @@ fn a_missing_secret_is_reported_as_degraded_and_recovers() {
     install_crd(&world);
     let ns = Namespace::create(&world, "op-secret");
     let ns = ns.name.as_str();
+    // Secret checks need the namespaced RBAC (the cluster-wide one grants no Secret access).
+    let sys = Namespace::create(&world, "op-secret-sys");
+    let sys = sys.name.as_str();
     let scratch = tempdir(ns);
-    let kubeconfig = operator_kubeconfig(&world, &scratch.path);
-    let mut op = Operator::start(&kubeconfig, ns, "secret-a", &[]);
+    let (_, kubeconfig) = namespaced_operator_kubeconfig(&world, &scratch.path, ns, sys);
+    let mut op = Operator::start(&kubeconfig, ns, "secret-a", &["--lease-namespace", sys]);
     op.wait_ready();
     token_secret(&world, ns, "tok");
     kubectl_stdin(&world, &["apply", "-f", "-"], &hatchet_worker(ns, "billing", "tok", "")).expect("apply");

@@ -27,18 +27,8 @@ fn a_namespaced_operator_runs_a_fleet_with_roles_only() {
     let sys = Namespace::create(&world, "op-nsmode-sys");
     let sys = sys.name.as_str();
     let scratch = tempdir(ns);
-    let rbac = hatchet_e2e::run(
-        std::process::Command::new(env!("CARGO_BIN_EXE_hatchet-operator")).args([
-            "rbac",
-            "--namespaces",
-            ns,
-            "--operator-namespace",
-            sys,
-        ]),
-    )
-    .expect("hatchet-operator rbac");
+    let (rbac, kubeconfig) = namespaced_operator_kubeconfig(&world, &scratch.path, ns, sys);
     assert!(!rbac.contains("kind: ClusterRole"), "{rbac}");
-    let kubeconfig = operator_kubeconfig_with(&world, &scratch.path, &rbac, sys);
 
     let who = format!("system:serviceaccount:{sys}:hatchet-operator");
     assert_eq!(can_i(&world, &who, &["list", "secrets", "-n", ns]), "yes");

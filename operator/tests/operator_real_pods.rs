@@ -183,6 +183,11 @@ impl<'w> RealFleet<'w> {
     /// template sets no security context (the operator's defaults must pass the namespace's
     /// restricted profile); `extra_spec` is YAML under `spec:`.
     fn apply(&self, name: &str, extra_spec: &str, env: &[(&str, &str)]) {
+        self.apply_with_secret(name, "hatchet-token", extra_spec, env);
+    }
+
+    /// [`Self::apply`] with the token taken from the Secret `secret`.
+    fn apply_with_secret(&self, name: &str, secret: &str, extra_spec: &str, env: &[(&str, &str)]) {
         let w = self.world;
         let var = |n: &'static str| w.var(n).unwrap_or_else(|e| panic!("{e}")).to_owned();
         let env: String = env
@@ -195,7 +200,7 @@ kind: HatchetWorker
 metadata: {{name: {name}, namespace: {ns}}}
 spec:
   connection:
-    tokenSecretRef: {{name: hatchet-token, key: token}}
+    tokenSecretRef: {{name: {secret}, key: token}}
     hostPort: "{host_port}"
     serverUrl: "{server_url}"
     tls: {{strategy: none}}
@@ -562,6 +567,45 @@ fn tasks_outlasting_the_drain_deadline_are_handed_back_and_run_on_another_pod() 
             "the retry ran on another pod of the fleet ({fleet:?}), not {gone}: {out}"
         );
     }
+}
+
+/// The cluster-wide RBAC grants no Secret access, so the operator cannot look a Secret up: a
+/// missing one shows in the Ready message as the kubelet's waiting reason, and the fleet
+/// recovers once the Secret exists.
+#[test]
+fn without_secret_access_a_missing_secret_shows_in_the_ready_message_and_recovers() {
+    let world = world();
+    let f = RealFleet::start(&world, "real-nosecret", world.token().unwrap());
+    f.apply_with_secret("lost", "absent-token", "  replicas: 1\n  slots: 1", &[]);
+    wait_for("hw/lost to name the missing Secret", ROLLOUT, POLL, || {
+        let hw = get_json(&world, &["hw", "lost", "-n", f.ns()])?;
+        match condition(&hw, "Ready") {
+            Some(c)
+                if c["status"] == "False"
+                    && c["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("CreateContainerConfigError") && m.contains("absent-token")) =>
+            {
+                Ok(())
+            }
+            other => Err(format!("Ready: {other:?}")),
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    kubectl(
+        &world,
+        &[
+            "create",
+            "secret",
+            "generic",
+            "absent-token",
+            "-n",
+            f.ns(),
+            &format!("--from-literal=token={}", world.token().unwrap()),
+        ],
+    )
+    .expect("create the Secret");
+    wait_fleet(&f, "lost", 1);
 }
 
 #[test]

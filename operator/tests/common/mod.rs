@@ -61,6 +61,19 @@ pub fn operator_kubeconfig(world: &World, dir: &Path) -> PathBuf {
     operator_kubeconfig_with(world, dir, &rbac, "hatchet-system")
 }
 
+/// The namespaced RBAC (`hatchet-operator rbac --namespaces ns`: a Role in `ns`, Secrets
+/// included, nothing cluster-wide) with the ServiceAccount in `sys`, and a kubeconfig for it;
+/// run the operator with `--lease-namespace sys`.
+pub fn namespaced_operator_kubeconfig(world: &World, dir: &Path, ns: &str, sys: &str) -> (String, PathBuf) {
+    let Some(bin) = option_env!("CARGO_BIN_EXE_hatchet-operator") else {
+        panic!("the operator binary is known to integration tests only");
+    };
+    let rbac = hatchet_e2e::run(Command::new(bin).args(["rbac", "--namespaces", ns, "--operator-namespace", sys]))
+        .expect("hatchet-operator rbac");
+    let kubeconfig = operator_kubeconfig_with(world, dir, &rbac, sys);
+    (rbac, kubeconfig)
+}
+
 /// [`operator_kubeconfig`] with the RBAC manifests `rbac`, whose ServiceAccount
 /// `hatchet-operator` lives in `sa_namespace` (created if missing).
 pub fn operator_kubeconfig_with(world: &World, dir: &Path, rbac: &str, sa_namespace: &str) -> PathBuf {

@@ -268,7 +268,8 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// Sends a step event, retrying transient failures for up to [`EVENT_RETRY_BUDGET`] so a
-/// result survives an engine restart.
+/// result survives an engine restart. A report that met a failure first sends again, once it
+/// got through, the results acknowledged just before (see [`super::resend`]).
 pub(crate) async fn report(
     shared: &Shared,
     action: &AssignedAction,
@@ -276,31 +277,76 @@ pub(crate) async fn report(
     payload: String,
     should_not_retry: bool,
 ) {
-    let sent = call_with_codes(
+    let event = StepActionEvent {
+        worker_id: shared.worker_id().unwrap_or_default(),
+        job_id: action.job_id.clone(),
+        job_run_id: action.job_run_id.clone(),
+        task_id: action.task_id.clone(),
+        task_run_external_id: action.task_run_external_id.clone(),
+        action_id: action.action_id.clone(),
+        event_timestamp: None,
+        event_type: kind as i32,
+        event_payload: payload,
+        retry_count: Some(action.retry_count),
+        should_not_retry: (kind == StepActionEventType::StepEventTypeFailed).then_some(should_not_retry),
+    };
+    let started = Instant::now();
+    match send_event(shared, &event).await {
+        Ok(tries) => {
+            let is_final = matches!(
+                kind,
+                StepActionEventType::StepEventTypeCompleted | StepActionEventType::StepEventTypeFailed
+            );
+            let again = if tries > 1 {
+                shared
+                    .recent_results
+                    .lock()
+                    .expect("recent results lock")
+                    .take_before(started)
+            } else {
+                Vec::new()
+            };
+            if is_final {
+                shared
+                    .recent_results
+                    .lock()
+                    .expect("recent results lock")
+                    .record(Instant::now(), event);
+            }
+            if !again.is_empty() {
+                tracing::info!(
+                    count = again.len(),
+                    "re-sending results acknowledged just before the engine outage"
+                );
+            }
+            for e in again {
+                if let Err(err) = send_event(shared, &e).await {
+                    tracing::warn!(task_run = %e.task_run_external_id, "could not re-send a result: {err}");
+                }
+            }
+        }
+        Err(e) => {
+            tracing::error!(task_run = %action.task_run_external_id, event = ?kind, "could not report task event: {e}");
+        }
+    }
+}
+
+/// Sends `event` (stamped at each try) with the results' retry policy; how many tries it took.
+async fn send_event(shared: &Shared, event: &StepActionEvent) -> crate::Result<u32> {
+    let tries = std::sync::atomic::AtomicU32::new(0);
+    call_with_codes(
         "SendStepActionEvent",
         Persistence::Within(EVENT_RETRY_BUDGET),
         EVENT_CALL_TIMEOUT,
         is_retryable_for_results,
         || {
+            tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let mut d = shared.client.engine().dispatcher.clone();
-            let req = StepActionEvent {
-                worker_id: shared.worker_id().unwrap_or_default(),
-                job_id: action.job_id.clone(),
-                job_run_id: action.job_run_id.clone(),
-                task_id: action.task_id.clone(),
-                task_run_external_id: action.task_run_external_id.clone(),
-                action_id: action.action_id.clone(),
-                event_timestamp: Some(now_timestamp()),
-                event_type: kind as i32,
-                event_payload: payload.clone(),
-                retry_count: Some(action.retry_count),
-                should_not_retry: (kind == StepActionEventType::StepEventTypeFailed).then_some(should_not_retry),
-            };
+            let mut req = event.clone();
+            req.event_timestamp = Some(now_timestamp());
             async move { d.send_step_action_event(req).await }
         },
     )
-    .await;
-    if let Err(e) = sent {
-        tracing::error!(task_run = %action.task_run_external_id, event = ?kind, "could not report task event: {e}");
-    }
+    .await?;
+    Ok(tries.load(std::sync::atomic::Ordering::Relaxed))
 }

@@ -153,6 +153,7 @@ impl WorkerBuilder {
             auth_outage_grace: self.auth_outage_grace,
             tasks: TaskTracker::new(),
             attempts: Default::default(),
+            recent_results: Default::default(),
         });
         Ok(Worker {
             shared,
