@@ -1,8 +1,9 @@
 //! Controller wiring: one kube-runtime `Controller` per watch scope (all namespaces, or each
 //! namespace given with `--namespaces`), watching HatchetWorkers, owning Deployments,
 //! Services, PodDisruptionBudgets and ServiceAccounts (through watch caches the reconciler
-//! reads), watching the fleets' pods (their readiness and why not), and, where RBAC allows, watching Secret metadata so a Secret's deletion or return re-reconciles the
-//! HatchetWorkers that name it.
+//! reads), watching the fleets' pods (their readiness and why not), and, where RBAC allows,
+//! watching Secret metadata so a Secret's deletion or return re-reconciles the HatchetWorkers
+//! that name it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -153,14 +154,7 @@ fn scope_controller(
         pods,
         secrets: secrets_reader,
     };
-    let hw_applied = hw_stream.filter_map(|r| async move {
-        match r {
-            Ok(watcher::Event::Apply(hw) | watcher::Event::InitApply(hw)) => Some(Ok(hw)),
-            Ok(_) => None,
-            Err(e) => Some(Err(e)),
-        }
-    });
-    let controller = Controller::for_stream(hw_applied, hw_store.clone())
+    let controller = Controller::for_stream(hw_stream.applied_objects(), hw_store.clone())
         .with_config(kube::runtime::controller::Config::default().debounce(Duration::from_millis(200)))
         .trigger_backoff(NoBackoff);
     let synced_stores = stores.clone();

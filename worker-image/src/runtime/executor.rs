@@ -278,7 +278,7 @@ pub(crate) async fn report(
     should_not_retry: bool,
 ) {
     let event = StepActionEvent {
-        worker_id: shared.worker_id().unwrap_or_default(),
+        worker_id: String::new(),
         job_id: action.job_id.clone(),
         job_run_id: action.job_run_id.clone(),
         task_id: action.task_id.clone(),
@@ -291,62 +291,59 @@ pub(crate) async fn report(
         should_not_retry: (kind == StepActionEventType::StepEventTypeFailed).then_some(should_not_retry),
     };
     let started = Instant::now();
-    match send_event(shared, &event).await {
-        Ok(tries) => {
-            let is_final = matches!(
-                kind,
-                StepActionEventType::StepEventTypeCompleted | StepActionEventType::StepEventTypeFailed
-            );
-            let again = if tries > 1 {
-                shared
-                    .recent_results
-                    .lock()
-                    .expect("recent results lock")
-                    .take_before(started)
-            } else {
-                Vec::new()
-            };
-            if is_final {
-                shared
-                    .recent_results
-                    .lock()
-                    .expect("recent results lock")
-                    .record(Instant::now(), event);
-            }
-            if !again.is_empty() {
-                tracing::info!(
-                    count = again.len(),
-                    "re-sending results acknowledged just before the engine outage"
-                );
-            }
-            for e in again {
-                if let Err(err) = send_event(shared, &e).await {
-                    tracing::warn!(task_run = %e.task_run_external_id, "could not re-send a result: {err}");
-                }
-            }
-        }
+    let tries = match send_event(shared, &event).await {
+        Ok(tries) => tries,
         Err(e) => {
             tracing::error!(task_run = %action.task_run_external_id, event = ?kind, "could not report task event: {e}");
+            return;
+        }
+    };
+    let again = {
+        let mut recent = shared.recent_results.lock().expect("recent results lock");
+        let again = if tries > 1 {
+            recent.take_before(started)
+        } else {
+            Vec::new()
+        };
+        if matches!(
+            kind,
+            StepActionEventType::StepEventTypeCompleted | StepActionEventType::StepEventTypeFailed
+        ) {
+            recent.record(Instant::now(), event);
+        }
+        again
+    };
+    if !again.is_empty() {
+        tracing::info!(
+            count = again.len(),
+            "re-sending results acknowledged just before the engine outage"
+        );
+    }
+    for e in again {
+        if let Err(err) = send_event(shared, &e).await {
+            tracing::warn!(task_run = %e.task_run_external_id, "could not re-send a result: {err}");
         }
     }
 }
 
-/// Sends `event` (stamped at each try) with the results' retry policy; how many tries it took.
+/// Sends `event`, stamped at each try with the current worker id (it changes if the engine
+/// forgot the worker) and time, with the results' retry policy; how many tries it took.
 async fn send_event(shared: &Shared, event: &StepActionEvent) -> crate::Result<u32> {
-    let tries = std::sync::atomic::AtomicU32::new(0);
+    let mut tries = 0;
     call_with_codes(
         "SendStepActionEvent",
         Persistence::Within(EVENT_RETRY_BUDGET),
         EVENT_CALL_TIMEOUT,
         is_retryable_for_results,
         || {
-            tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tries += 1;
             let mut d = shared.client.engine().dispatcher.clone();
             let mut req = event.clone();
+            req.worker_id = shared.worker_id().unwrap_or_default();
             req.event_timestamp = Some(now_timestamp());
             async move { d.send_step_action_event(req).await }
         },
     )
     .await?;
-    Ok(tries.load(std::sync::atomic::Ordering::Relaxed))
+    Ok(tries)
 }
