@@ -43,10 +43,11 @@ pub const DEFAULT_DRAIN_TIMEOUT_SECONDS: i64 = 3600;
         label_selector_path = ".status.selector"
     ),
     printcolumn = r#"{"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas", "description": "Ready worker pods"}"#,
-    printcolumn = r#"{"name": "Desired", "type": "integer", "jsonPath": ".spec.replicas", "description": "Desired worker pods"}"#,
+    printcolumn = r#"{"name": "Desired", "type": "integer", "jsonPath": ".status.desiredReplicas", "description": "Worker pods wanted (spec.replicas, or the autoscaler's choice)"}"#,
     printcolumn = r#"{"name": "Slots Used", "type": "integer", "jsonPath": ".status.slots.used", "description": "Task slots in use"}"#,
     printcolumn = r#"{"name": "Slots Total", "type": "integer", "jsonPath": ".status.slots.total", "description": "Task slots of ready workers"}"#,
     printcolumn = r#"{"name": "Utilization", "type": "number", "jsonPath": ".status.utilization", "description": "Slots used / slots total"}"#,
+    printcolumn = r#"{"name": "Queued", "type": "integer", "jsonPath": ".status.queued", "description": "Tasks of the fleet's actions waiting for a slot"}"#,
     printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp", "description": "Time since creation"}"#,
     validation = Rule::new("size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')")
         .message("metadata.name must be a DNS-1035 label (at most 63 lowercase letters, digits and '-', starting with a letter): it names the fleet's Service and labels its pods")
@@ -76,7 +77,9 @@ pub struct HatchetWorkerSpec {
     #[x_kube(validation = Rule::new("!('hatchet.run/fleet' in self)")
         .message("spec.labels must not set hatchet.run/fleet: the operator sets it"))]
     pub labels: BTreeMap<String, String>,
-    /// Number of worker pods (the `/scale` subresource maps here).
+    /// Number of worker pods (the `/scale` subresource maps here). Ignored while
+    /// `autoscaling` is set: the autoscaler alone sizes the fleet then (a change is reported
+    /// with a `ScaleIgnored` Event), so it never fights a `kubectl scale`, an HPA or KEDA.
     #[serde(default = "default_replicas")]
     #[x_kube(validation = Rule::new("self >= 0 && self <= 10000").message("spec.replicas must be between 0 and 10000"))]
     pub replicas: i32,
@@ -86,6 +89,155 @@ pub struct HatchetWorkerSpec {
     /// The fleet's PodDisruptionBudget (default: `maxUnavailable: 1`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disruption_budget: Option<DisruptionBudget>,
+    /// The built-in autoscaler: sizes the fleet from its slot use and the work queued for
+    /// its actions. Unset: the fleet has `spec.replicas` pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<Autoscaling>,
+}
+
+/// The built-in autoscaler's settings (see the README's autoscaling section for the rules).
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas")
+    .message("spec.autoscaling.minReplicas must not exceed spec.autoscaling.maxReplicas"))]
+pub struct Autoscaling {
+    /// Fewest worker pods; 0 lets an idle fleet scale to zero (and back on queued work).
+    #[serde(default = "default_min_replicas")]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 10000").message("spec.autoscaling.minReplicas must be between 0 and 10000"))]
+    pub min_replicas: i32,
+    /// Most worker pods.
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 10000").message("spec.autoscaling.maxReplicas must be between 1 and 10000"))]
+    pub max_replicas: i32,
+    /// Wanted share of busy slots, in (0, 1]: the fleet is sized so that demand (slots used,
+    /// plus queued tasks) fills this share of its slots.
+    #[serde(default = "default_target_utilization")]
+    #[x_kube(validation = Rule::new("self > 0.0 && self <= 1.0").message("spec.autoscaling.targetUtilization must be greater than 0 and at most 1"))]
+    pub target_utilization: f64,
+    /// Changes within this share of the target are ignored (as the HPA's tolerance), in [0, 1).
+    #[serde(default = "default_tolerance")]
+    #[x_kube(validation = Rule::new("self >= 0.0 && self < 1.0").message("spec.autoscaling.tolerance must be at least 0 and below 1"))]
+    pub tolerance: f64,
+    /// Count tasks queued for the fleet's actions as demand (needed to scale from zero).
+    #[serde(default = "default_true")]
+    pub count_queued: bool,
+    /// Seconds between two reads of the engine's slot and queue figures.
+    #[serde(default = "default_poll_interval")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 300").message("spec.autoscaling.pollIntervalSeconds must be between 1 and 300"))]
+    pub poll_interval_seconds: i32,
+    /// Seconds the fleet must be idle (nothing running, nothing queued) before it scales to
+    /// zero; only matters with `minReplicas: 0`.
+    #[serde(default = "default_idle_before_zero")]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 86400").message("spec.autoscaling.idleSecondsBeforeZero must be between 0 and 86400"))]
+    pub idle_seconds_before_zero: i32,
+    /// How fast the fleet grows (default: at once, no step limit).
+    #[serde(default = "ScalingRules::default_up")]
+    pub scale_up: ScalingRules,
+    /// How fast the fleet shrinks (default: after 60 s of lower demand, at most half the pods per 30 s).
+    #[serde(default = "ScalingRules::default_down")]
+    pub scale_down: ScalingRules,
+}
+
+/// Pace of scaling in one direction, as the HPA's `behavior`.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingRules {
+    /// The autoscaler acts on the most conservative recommendation of this many past
+    /// seconds (the lowest when growing, the highest when shrinking).
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 3600").message("spec.autoscaling.scaleUp/scaleDown.stabilizationWindowSeconds must be between 0 and 3600"))]
+    pub stabilization_window_seconds: i32,
+    /// Step limits; none means no limit.
+    #[serde(default)]
+    #[schemars(length(max = 4))]
+    pub policies: Vec<ScalingPolicy>,
+    /// Which policy wins when several are given: `Max` (the one allowing the biggest step),
+    /// `Min`, or `Disabled` (never scale in this direction).
+    #[serde(default)]
+    pub select_policy: SelectPolicy,
+}
+
+/// At most `value` pods (or percent of the pods) per `periodSeconds`.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingPolicy {
+    /// `Pods` or `Percent`.
+    #[serde(rename = "type")]
+    pub kind: PolicyKind,
+    /// Pods, or percent of the pods at the start of the period.
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 10000").message("spec.autoscaling policies' value must be between 1 and 10000"))]
+    pub value: i32,
+    /// The period the limit applies to.
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 1800").message("spec.autoscaling policies' periodSeconds must be between 1 and 1800"))]
+    pub period_seconds: i32,
+}
+
+/// Kind of a step limit.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema)]
+pub enum PolicyKind {
+    /// A number of pods.
+    Pods,
+    /// A percentage of the pods.
+    Percent,
+}
+
+/// How several step limits combine.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, schemars::JsonSchema)]
+pub enum SelectPolicy {
+    /// The policy allowing the biggest step.
+    #[default]
+    Max,
+    /// The policy allowing the smallest step.
+    Min,
+    /// No scaling in this direction.
+    Disabled,
+}
+
+impl ScalingRules {
+    /// Scale-up default: immediate and unlimited (queued work is real demand, not noise).
+    pub fn default_up() -> Self {
+        Self {
+            stabilization_window_seconds: 0,
+            policies: Vec::new(),
+            select_policy: SelectPolicy::Max,
+        }
+    }
+
+    /// Scale-down default: 60 s window, at most half the pods per 30 s.
+    pub fn default_down() -> Self {
+        Self {
+            stabilization_window_seconds: 60,
+            policies: vec![ScalingPolicy {
+                kind: PolicyKind::Percent,
+                value: 50,
+                period_seconds: 30,
+            }],
+            select_policy: SelectPolicy::Max,
+        }
+    }
+}
+
+fn default_min_replicas() -> i32 {
+    1
+}
+
+fn default_target_utilization() -> f64 {
+    0.75
+}
+
+fn default_tolerance() -> f64 {
+    0.1
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_poll_interval() -> i32 {
+    5
+}
+
+fn default_idle_before_zero() -> i32 {
+    120
 }
 
 /// Where workers connect and how they authenticate.
@@ -275,7 +427,24 @@ pub struct HatchetWorkerStatus {
     /// `slots.used / slots.total`, once slot use is observed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub utilization: Option<f64>,
-    /// `Ready`, `Progressing` and `Degraded`, with stable reasons.
+    /// Worker pods wanted: `spec.replicas`, or the autoscaler's last decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_replicas: Option<i32>,
+    /// Tasks of the fleet's actions waiting for a slot (autoscaling only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued: Option<i64>,
+    /// When the autoscaler last changed the fleet's size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    /// Why the autoscaler wants `desiredReplicas`, e.g. `34/40 slots used, 25 queued: 4 → 7`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_reason: Option<String>,
+    /// The actions the fleet's workers serve (as the engine names them), remembered so queued
+    /// work can scale the fleet from zero, after an operator restart too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<String>,
+    /// `Ready`, `Progressing` and `Degraded` (and with autoscaling `ScalingActive` and
+    /// `ScalingLimited`), with stable reasons.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }

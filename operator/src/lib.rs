@@ -7,6 +7,7 @@
 //! wiring), `leader` (Lease-based leader election), [`watch_health`] (readiness from the watches and their backoff), [`metrics`] and `http` (the operator's
 //! own endpoints), [`rbac`] (the RBAC it needs, cluster-wide or namespaced).
 
+pub mod autoscale;
 pub mod controller;
 pub mod crd;
 pub mod desired;

@@ -162,6 +162,11 @@ pub fn compute_status(hw: &HatchetWorker, observed: Observed<'_>, now: &Time) ->
             used: slots_used,
         }),
         utilization,
+        desired_replicas: None,
+        queued: None,
+        last_scale_time: None,
+        scale_reason: None,
+        actions: Vec::new(),
         conditions: vec![
             cond(READY, ready_status, ready_reason, ready_msg),
             cond(PROGRESSING, prog_status, prog_reason, prog_msg),
