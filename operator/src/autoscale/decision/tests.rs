@@ -261,8 +261,10 @@ fn step_limits_pace_growth_and_shrinking() {
             },
             ..rules()
         };
-        let mut h = History::default();
-        h.changes = changes.into_iter().map(|(t, f, to)| (s(t), f, to)).collect();
+        let h = History {
+            changes: changes.into_iter().map(|(t, f, to)| (s(t), f, to)).collect(),
+            ..History::default()
+        };
         let d = decide(&o, current, &r, &h, s(100));
         assert_eq!(d.replicas, want, "{what}: {}", d.reason);
         if want != d.recommendation && want != current {
