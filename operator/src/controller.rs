@@ -167,7 +167,10 @@ fn scope_controller(
         synced_stores.wait_synced().await
     });
 
+    let (trigger, polled) = futures::channel::mpsc::unbounded();
+    let fleets = crate::autoscale::fleets::Fleets::new(client.clone(), stores.pods.clone(), trigger);
     let ctx = Arc::new(Context {
+        fleets,
         client,
         stores,
         metrics,
@@ -177,15 +180,30 @@ fn scope_controller(
         failures: Mutex::new(HashMap::new()),
         generations: Mutex::new(HashMap::new()),
     });
-    // Runs as long as the controller does.
+    // Runs as long as the controller does: forgets vanished objects, and stops the
+    // autoscaler's pollers when leadership is lost (the next leader polls).
     let sweep = {
-        let (ctx, hws, period) = (Arc::clone(&ctx), hw_store.clone(), cfg.resync);
+        let (ctx, hws, period) = (
+            Arc::clone(&ctx),
+            hw_store.clone(),
+            cfg.resync.min(Duration::from_secs(60)),
+        );
+        let mut leader = leader.clone();
         async move {
             let mut every = tokio::time::interval(period);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                every.tick().await;
-                ctx.forget_vanished(&hws);
+                tokio::select! {
+                    _ = every.tick() => ctx.forget_vanished(&hws),
+                    changed = leader.changed() => {
+                        if changed.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                        if !*leader.borrow_and_update() {
+                            ctx.fleets.stop_all();
+                        }
+                    }
+                }
             }
         }
     };
@@ -202,6 +220,7 @@ fn scope_controller(
         None => controller,
     };
     let run = controller
+        .reconcile_on(polled)
         .reconcile_all_on(became_leader(leader))
         .graceful_shutdown_on(shutdown.cancelled_owned())
         .run(reconcile, error_policy, ctx)

@@ -42,6 +42,15 @@ pub enum Error {
     /// Leader election could not start (bad timings, Lease not accessible). Fatal.
     #[error("leader election: {0}")]
     Lease(String),
+    /// The autoscaler could not read a fleet's signals (its token, the engine). The fleet
+    /// keeps its size; reported as `ScalingActive=False` with `reason`.
+    #[error("{message}")]
+    ScalingSignal {
+        /// Stable `PascalCase` reason, e.g. `EngineUnreachable`.
+        reason: &'static str,
+        /// What was wrong, naming the Secret or URL (never the token).
+        message: String,
+    },
     /// A watch cache stopped before it synced (the operator is shutting down). Fatal.
     #[error("watch cache closed before it synced")]
     CacheClosed,
@@ -60,6 +69,7 @@ impl Error {
             Self::MissingMetadata(..) => "missing_metadata",
             Self::CacheClosed => "cache_closed",
             Self::Lease(_) => "lease",
+            Self::ScalingSignal { .. } => "scaling_signal",
         }
     }
 

@@ -32,9 +32,10 @@ fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
 }
 
 /// Every verb the code uses where HatchetWorkers live, and why (the header of the generated
-/// file repeats the reasons). `secrets`: the Secret metadata watch, granted only per namespace
-/// (RBAC cannot grant metadata alone, and a cluster-wide list would let the token read every
-/// Secret value in the cluster).
+/// file repeats the reasons). Secrets: `get` always (the autoscaler reads a fleet's token
+/// Secret by name); `secrets` adds the metadata watch (list, watch), granted only per
+/// namespace (RBAC cannot grant metadata alone, and a cluster-wide list would let the token
+/// read every Secret value in the cluster).
 pub fn fleet_rules(secrets: bool) -> Vec<PolicyRule> {
     let mut rules = vec![
         rule("hatchet.run", &["hatchetworkers"], &["list", "watch"]),
@@ -52,12 +53,14 @@ pub fn fleet_rules(secrets: bool) -> Vec<PolicyRule> {
             &["poddisruptionbudgets"],
             &["list", "watch", "create", "patch"],
         ),
-        rule("", &["pods"], &["list", "watch"]),
+        rule("", &["pods"], &["list", "watch", "patch"]),
         rule("events.k8s.io", &["events"], &["create", "patch"]),
     ];
-    if secrets {
-        rules.push(rule("", &["secrets"], &["list", "watch"]));
-    }
+    rules.push(if secrets {
+        rule("", &["secrets"], &["get", "list", "watch"])
+    } else {
+        rule("", &["secrets"], &["get"])
+    });
     rules
 }
 
@@ -75,13 +78,20 @@ const HEADER: &str = "\
 #     (list, watch) and server-side applied (patch; create for the first apply). Only
 #     ServiceAccounts are ever deleted (when the template names its own). Owned children are
 #     garbage-collected by Kubernetes, not deleted by the operator.
-#   - Secrets: none cluster-wide (RBAC cannot grant metadata alone, and a cluster-wide list
-#     would let this token read every Secret value). The namespaced mode grants list and
-#     watch in each watched namespace, used with metadata-only requests, to report a missing
-#     or restored token/TLS Secret; without them a missing Secret shows in the fleet pods'
-#     waiting reason (CreateContainerConfigError) in the HatchetWorker's Ready message.
+#   - Secrets: get only cluster-wide: the autoscaler reads the token Secret a HatchetWorker
+#     with spec.autoscaling names (and its CA Secret for an https engine), by name, to ask
+#     the engine for the fleet's slot use and queued work; it cannot enumerate Secrets. (RBAC
+#     cannot narrow get further without knowing the names; use the namespaced mode to confine
+#     it to the fleets' namespaces.) No list or watch cluster-wide: RBAC cannot grant metadata
+#     alone, and a cluster-wide list would let this token read every Secret value. The
+#     namespaced mode adds list and watch in each watched namespace, used with metadata-only
+#     requests, to report a missing or restored token/TLS Secret; without them a missing
+#     Secret shows in the fleet pods' waiting reason (CreateContainerConfigError) in the
+#     HatchetWorker's Ready message.
 #   - Pods: list and watch of the fleets' pods (selected by the managed-by label), to say in
-#     the status why workers are not ready (a crash loop's last log line, a waiting reason).
+#     the status why workers are not ready (a crash loop's last log line, a waiting reason);
+#     patch, to set controller.kubernetes.io/pod-deletion-cost from slot use before a
+#     scale-in, so the ReplicaSet removes idle workers first.
 #   - Events (events.k8s.io): create, and patch for repeated events.
 #   - Leases: leader election, only in the operator's own namespace.
 ";
@@ -215,9 +225,19 @@ mod tests {
     }
 
     #[test]
-    fn the_cluster_mode_grants_no_secret() {
+    fn the_cluster_mode_may_get_a_named_secret_but_not_list_them() {
+        let rules = fleet_rules(false);
+        let secrets: Vec<_> = rules
+            .iter()
+            .filter(|r| {
+                r.resources
+                    .as_deref()
+                    .is_some_and(|res| res.iter().any(|x| x == "secrets"))
+            })
+            .collect();
+        assert_eq!(secrets.len(), 1);
+        assert_eq!(secrets[0].verbs, ["get"]);
         let y = manifests(&Scope::Cluster, "ops").unwrap();
-        assert!(!y.contains("- secrets"), "{y}");
         assert!(y.contains("kind: ClusterRole\n"));
     }
 

@@ -20,6 +20,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
+use crate::autoscale::deletion_cost::DELETION_COST;
+use crate::autoscale::fleets::{Fleets, Plan};
 use crate::crd::HatchetWorker;
 use crate::desired::{
     FIELD_MANAGER, FLEET_LABEL, applied_hash, desired_deployment, desired_pdb, desired_service,
@@ -28,7 +30,7 @@ use crate::desired::{
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::pods::not_ready_summary;
-use crate::status::{DEGRADED, Observed, Problem, READY, compute_status, transitions};
+use crate::status::{DEGRADED, Observed, Problem, READY, SCALING_ACTIVE, Scaling, compute_status, transitions};
 
 /// Watch caches of the children and Secrets (metadata only) in one watch scope. `secrets` is
 /// `None` where the operator may not list Secrets (the cluster-wide RBAC grants none): then
@@ -89,6 +91,8 @@ pub(crate) struct Context {
     /// Per child (kind, namespace, name): the generation this process last applied or
     /// accepted, to notice spec changes made by someone else.
     pub(crate) generations: Mutex<HashMap<(&'static str, String, String), i64>>,
+    /// The autoscaled fleets' pollers and decision memory.
+    pub(crate) fleets: Fleets,
 }
 
 impl Context {
@@ -100,6 +104,14 @@ impl Context {
         }
         if let Ok(mut g) = self.generations.lock() {
             g.retain(|(kind, ns, name), _| self.stores.holds(kind, ns, name));
+        }
+        self.fleets.forget_vanished(hatchet_workers);
+        for gone in self.metrics.fleets_not_in(|ns, name| {
+            hatchet_workers
+                .get(&ObjectRef::new(name).within(ns))
+                .is_some_and(|hw| hw.spec.autoscaling.is_some())
+        }) {
+            self.metrics.forget_fleet(&gone.0, &gone.1);
         }
     }
 }
@@ -116,7 +128,19 @@ pub(crate) async fn reconcile(hw: Arc<HatchetWorker>, ctx: Arc<Context>) -> Resu
         // Owner references let the garbage collector remove the children.
         return Ok(Action::await_change());
     }
-    let problem = match apply_children(&hw, &ctx).await {
+    let (name, ns) = name_and_namespace(&hw)?;
+    let current = ctx
+        .stores
+        .deployments
+        .get(&ObjectRef::new(&name).within(&ns))
+        .and_then(|d| d.spec.replicas);
+    let plan = ctx.fleets.plan(&hw, current, &now());
+    let replicas = match &plan {
+        Some(plan) => act_on_plan(&hw, &ctx, plan, current).await?,
+        None => hw.spec.replicas,
+    };
+    let scaling = plan.map(|p| p.scaling);
+    let problem = match apply_children(&hw, &ctx, replicas).await {
         // A child was just written: its watch event brings the next reconcile, which sees the
         // apiserver's answer; a status computed now from the cache would be stale (one write
         // saved per change).
@@ -135,7 +159,7 @@ pub(crate) async fn reconcile(hw: Arc<HatchetWorker>, ctx: Arc<Context>) -> Resu
             e,
         )),
     };
-    let reported = update_status(&hw, &ctx, problem.as_ref().map(|(p, _)| p)).await;
+    let reported = update_status(&hw, &ctx, problem.as_ref().map(|(p, _)| p), replicas, scaling.as_ref()).await;
     match (problem, reported) {
         (Some((_, e)), Err(status_err)) => {
             tracing::warn!(error = %status_err, "could not report the failure in the status");
@@ -148,6 +172,46 @@ pub(crate) async fn reconcile(hw: Arc<HatchetWorker>, ctx: Arc<Context>) -> Resu
             Ok(Action::requeue(ctx.resync))
         }
     }
+}
+
+/// The second, rounded to whole seconds (as the apiserver stores times).
+fn now() -> Time {
+    Time(Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now()))
+}
+
+/// Tells the autoscaler's news in Events and, before a scale-in, marks the pods with their
+/// deletion cost; returns the size to apply. While costs are being written the fleet keeps
+/// its size: the pod events of those writes bring the next reconcile, which shrinks it once
+/// the ReplicaSet controller can see which pods are idle.
+async fn act_on_plan(hw: &HatchetWorker, ctx: &Context, plan: &Plan, current: Option<i32>) -> Result<i32, Error> {
+    if let Some(wanted) = plan.scale_ignored {
+        let note = format!(
+            "spec.replicas={wanted} is ignored while spec.autoscaling is set: the autoscaler keeps {} \
+             workers (remove spec.autoscaling to size the fleet by hand)",
+            plan.replicas
+        );
+        publish(ctx, hw, (EventType::Warning, "ScaleIgnored".into(), note)).await;
+    }
+    if let Some((from, to, reason)) = &plan.scaled {
+        let ns = hw.namespace().unwrap_or_default();
+        ctx.metrics.scaled(&ns, &hw.name_any(), to > from);
+        publish(ctx, hw, (EventType::Normal, "Scaled".into(), reason.clone())).await;
+    }
+    if plan.deletion_costs.is_empty() {
+        return Ok(plan.replicas);
+    }
+    let ns = hw.namespace().unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    for (pod, cost) in &plan.deletion_costs {
+        ctx.metrics.wrote("Pod");
+        let patch = serde_json::json!({"metadata": {"annotations": {DELETION_COST: cost}}});
+        match pods.patch(pod, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(current.unwrap_or(plan.replicas))
 }
 
 /// Resets the object's backoff after a reconcile that went through.
@@ -181,7 +245,7 @@ pub(crate) fn backoff(n: u32) -> Duration {
 }
 
 /// Applies what differs; `Ok(true)` when anything was written.
-async fn apply_children(hw: &HatchetWorker, ctx: &Context) -> Result<bool, Error> {
+async fn apply_children(hw: &HatchetWorker, ctx: &Context, replicas: i32) -> Result<bool, Error> {
     let (name, ns) = name_and_namespace(hw)?;
     if let Some(secrets) = &ctx.stores.secrets {
         check_secrets(hw, &ns, secrets)?;
@@ -195,7 +259,7 @@ async fn apply_children(hw: &HatchetWorker, ctx: &Context) -> Result<bool, Error
     };
     wrote |= apply_if_changed(ctx, &ctx.stores.services, desired_service(hw)?).await?;
     wrote |= apply_if_changed(ctx, &ctx.stores.pdbs, desired_pdb(hw)?).await?;
-    wrote |= apply_if_changed(ctx, &ctx.stores.deployments, desired_deployment(hw)?).await?;
+    wrote |= apply_if_changed(ctx, &ctx.stores.deployments, desired_deployment(hw, replicas)?).await?;
     Ok(wrote)
 }
 
@@ -321,10 +385,16 @@ async fn delete_owned<K: Child>(
 
 /// Patches the status subresource when the computed status differs from the stored one, and
 /// records an Event for each condition transition worth telling.
-async fn update_status(hw: &HatchetWorker, ctx: &Context, problem: Option<&Problem>) -> Result<(), Error> {
+async fn update_status(
+    hw: &HatchetWorker,
+    ctx: &Context,
+    problem: Option<&Problem>,
+    desired_replicas: i32,
+    scaling: Option<&Scaling>,
+) -> Result<(), Error> {
     let (name, ns) = name_and_namespace(hw)?;
     let dep = ctx.stores.deployments.get(&ObjectRef::new(&name).within(&ns));
-    let now = Time(Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now()));
+    let now = now();
     let pods: Vec<Pod> = ctx
         .stores
         .pods
@@ -340,9 +410,14 @@ async fn update_status(hw: &HatchetWorker, ctx: &Context, problem: Option<&Probl
             deployment: dep.as_deref(),
             problem,
             pods_not_ready: pods_not_ready.as_deref(),
+            desired_replicas,
+            scaling,
         },
         &now,
     );
+    if scaling.is_some() {
+        ctx.metrics.fleet(&ns, &name, &status);
+    }
     if hw.status.as_ref() == Some(&status) {
         return Ok(());
     }
@@ -358,11 +433,14 @@ async fn update_status(hw: &HatchetWorker, ctx: &Context, problem: Option<&Probl
 
     let old = hw.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or(&[]);
     let was_degraded = old.iter().any(|c| c.type_ == DEGRADED && c.status == "True");
+    let was_inactive = old.iter().any(|c| c.type_ == SCALING_ACTIVE && c.status == "False");
     for t in transitions(old, &status.conditions) {
         let event = match (t.type_.as_str(), t.status.as_str()) {
             (DEGRADED, "True") => (EventType::Warning, t.reason, t.message),
             (DEGRADED, "False") if was_degraded => (EventType::Normal, "Recovered".to_owned(), t.message),
             (READY, "True") => (EventType::Normal, t.reason, t.message),
+            (SCALING_ACTIVE, "False") => (EventType::Warning, t.reason, t.message),
+            (SCALING_ACTIVE, "True") if was_inactive => (EventType::Normal, "ScalingRecovered".to_owned(), t.message),
             _ => continue,
         };
         publish(ctx, hw, event).await;

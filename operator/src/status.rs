@@ -11,6 +11,12 @@
 //! | `Progressing` | False | `RolloutComplete`, or the `Degraded` reason |
 //! | `Degraded` | True | `SecretNotFound`, `InvalidTemplate`, `ChildRejected`, `ProgressDeadlineExceeded`, `ReconcileError` |
 //! | `Degraded` | False | `AsExpected` |
+//! | `ScalingActive` | True | `SignalsRead`, `WaitingForSignals` |
+//! | `ScalingActive` | False | `TokenSecretNotFound`, `TokenSecretForbidden`, `TokenSecretUnreadable`, `InvalidToken`, `InvalidCA`, `EngineUnreachable`, `EngineRefusedToken`, `EngineError`, `EngineAnswerInvalid` |
+//! | `ScalingLimited` | True | `AtMinReplicas`, `AtMaxReplicas`, `ScaleUpLimited`, `ScaleDownLimited`, `ScaleUpStabilizing`, `ScaleDownStabilizing`, `IdleBeforeZero` |
+//! | `ScalingLimited` | False | `WithinLimits` |
+//!
+//! The two scaling conditions exist only with `spec.autoscaling`.
 //!
 //! A condition's `lastTransitionTime` changes only when its status does, so recomputing the
 //! status of an unchanged fleet yields exactly the stored status (and no write).
@@ -27,6 +33,29 @@ pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 /// Condition type: the fleet cannot reach its desired state without help.
 pub const DEGRADED: &str = "Degraded";
+/// Condition type: the autoscaler reads the fleet's signals (else it holds the size).
+pub const SCALING_ACTIVE: &str = "ScalingActive";
+/// Condition type: a bound or pace keeps the fleet from the size demand asks for.
+pub const SCALING_LIMITED: &str = "ScalingLimited";
+
+/// What the autoscaler knows of a fleet, for its status.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scaling {
+    /// (slots used, slots total, queued) from the last good read of the engine.
+    pub slots: Option<(i64, i64, i64)>,
+    /// The fleet's actions.
+    pub actions: Vec<String>,
+    /// Why the last decision chose its size.
+    pub reason: Option<String>,
+    /// Why the last read of the signals failed, if it did.
+    pub problem: Option<Problem>,
+    /// No read has finished yet.
+    pub waiting: bool,
+    /// What holds the size back: (reason, message).
+    pub limit: Option<(&'static str, String)>,
+    /// When the autoscaler last changed the size.
+    pub last_scale_time: Option<Time>,
+}
 
 /// Something that keeps the fleet from its desired state (reported as `Degraded=True`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +75,10 @@ pub struct Observed<'a> {
     pub problem: Option<&'a Problem>,
     /// Why the fleet's unready pods are unready (see [`crate::pods::not_ready_summary`]).
     pub pods_not_ready: Option<&'a str>,
+    /// Pods wanted: `spec.replicas`, or the autoscaler's decision.
+    pub desired_replicas: i32,
+    /// The autoscaler's view, with `spec.autoscaling`.
+    pub scaling: Option<&'a Scaling>,
 }
 
 /// A condition that changed status, for an Event.
@@ -63,7 +96,7 @@ pub struct Transition {
 
 /// The status the HatchetWorker should have.
 pub fn compute_status(hw: &HatchetWorker, observed: Observed<'_>, now: &Time) -> HatchetWorkerStatus {
-    let desired = hw.spec.replicas;
+    let desired = observed.desired_replicas;
     let generation = hw.metadata.generation;
     let old = hw.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or(&[]);
     let dep_status = observed.deployment.and_then(|d| d.status.clone()).unwrap_or_default();
@@ -144,12 +177,54 @@ pub fn compute_status(hw: &HatchetWorker, observed: Observed<'_>, now: &Time) ->
         }
     };
 
-    let mut slots_used = None;
-    let mut utilization = None;
-    if let Some(s) = hw.status.as_ref().and_then(|s| s.slots.as_ref()) {
-        // Slot use is observed elsewhere (the autoscaler); keep what is there.
-        slots_used = s.used;
-        utilization = hw.status.as_ref().and_then(|s| s.utilization);
+    let total_ready = i64::from(ready) * i64::from(hw.spec.slots);
+    let (slots, utilization, queued) = match observed.scaling.and_then(|sc| sc.slots) {
+        Some((used, total, queued)) => (
+            SlotStatus {
+                total,
+                used: Some(used),
+            },
+            (total > 0).then(|| (used as f64 / total as f64 * 100.0).round() / 100.0),
+            Some(queued),
+        ),
+        None => (
+            SlotStatus {
+                total: total_ready,
+                used: None,
+            },
+            None,
+            None,
+        ),
+    };
+    let mut conditions = vec![
+        cond(READY, ready_status, ready_reason, ready_msg),
+        cond(PROGRESSING, prog_status, prog_reason, prog_msg),
+        cond(DEGRADED, deg_status, deg_reason, deg_msg),
+    ];
+    if let Some(sc) = observed.scaling {
+        let (status, reason, message) = match (&sc.problem, sc.waiting) {
+            (Some(p), _) => (
+                "False",
+                p.reason,
+                format!("{}; the fleet keeps {desired} workers", p.message),
+            ),
+            (None, true) => ("True", "WaitingForSignals", "reading the engine's figures".to_owned()),
+            (None, false) => (
+                "True",
+                "SignalsRead",
+                "reading slot use and queued work from the engine".to_owned(),
+            ),
+        };
+        conditions.push(cond(SCALING_ACTIVE, status, reason, message));
+        let (status, reason, message) = match &sc.limit {
+            Some((reason, message)) => ("True", *reason, message.clone()),
+            None => (
+                "False",
+                "WithinLimits",
+                "the fleet has the size demand asks for".to_owned(),
+            ),
+        };
+        conditions.push(cond(SCALING_LIMITED, status, reason, message));
     }
     HatchetWorkerStatus {
         observed_generation: generation,
@@ -157,21 +232,14 @@ pub fn compute_status(hw: &HatchetWorker, observed: Observed<'_>, now: &Time) ->
         ready_replicas: ready,
         updated_replicas: updated,
         selector: Some(selector_string(&hw.metadata.name.clone().unwrap_or_default())),
-        slots: Some(SlotStatus {
-            total: i64::from(ready) * i64::from(hw.spec.slots),
-            used: slots_used,
-        }),
+        slots: Some(slots),
         utilization,
-        desired_replicas: None,
-        queued: None,
-        last_scale_time: None,
-        scale_reason: None,
-        actions: Vec::new(),
-        conditions: vec![
-            cond(READY, ready_status, ready_reason, ready_msg),
-            cond(PROGRESSING, prog_status, prog_reason, prog_msg),
-            cond(DEGRADED, deg_status, deg_reason, deg_msg),
-        ],
+        desired_replicas: Some(desired),
+        queued,
+        last_scale_time: observed.scaling.and_then(|sc| sc.last_scale_time.clone()),
+        scale_reason: observed.scaling.and_then(|sc| sc.reason.clone()),
+        actions: observed.scaling.map(|sc| sc.actions.clone()).unwrap_or_default(),
+        conditions,
     }
 }
 
@@ -231,6 +299,8 @@ mod tests {
             deployment: Some(d),
             problem: None,
             pods_not_ready: None,
+            desired_replicas: 2,
+            scaling: None,
         }
     }
 
@@ -335,6 +405,8 @@ mod tests {
                     deployment: dep,
                     problem,
                     pods_not_ready: None,
+                    desired_replicas: 2,
+                    scaling: None,
                 },
                 &t(100),
             );
@@ -428,6 +500,8 @@ mod tests {
                 deployment: Some(&d),
                 problem: Some(&p),
                 pods_not_ready: None,
+                desired_replicas: 2,
+                scaling: None,
             },
             &t(200),
         );
@@ -441,5 +515,90 @@ mod tests {
             (tr[0].type_.as_str(), tr[0].reason.as_str()),
             (DEGRADED, "SecretNotFound")
         );
+    }
+
+    fn scaling() -> Scaling {
+        Scaling {
+            slots: Some((34, 40, 25)),
+            actions: vec!["wf:task".into()],
+            reason: Some("34/40 slots used, 25 queued: 4 → 12".into()),
+            problem: None,
+            waiting: false,
+            limit: None,
+            last_scale_time: Some(t(50)),
+        }
+    }
+
+    #[test]
+    fn autoscaled_fleets_report_slots_queue_decision_and_scaling_conditions() {
+        let hw = mk_hw(json!({"replicas": 1, "slots": 10, "autoscaling": {"maxReplicas": 12}}));
+        let d = mk_dep(12, 2, 4, 4, 4);
+        let sc = scaling();
+        let s = compute_status(
+            &hw,
+            Observed {
+                desired_replicas: 12,
+                scaling: Some(&sc),
+                ..fine(&d)
+            },
+            &t(100),
+        );
+        assert_eq!(
+            s.slots,
+            Some(SlotStatus {
+                total: 40,
+                used: Some(34)
+            })
+        );
+        assert_eq!(
+            (s.utilization, s.queued, s.desired_replicas),
+            (Some(0.85), Some(25), Some(12))
+        );
+        assert_eq!(s.scale_reason.as_deref(), Some("34/40 slots used, 25 queued: 4 → 12"));
+        assert_eq!(
+            (s.last_scale_time.clone(), s.actions.clone()),
+            (Some(t(50)), vec!["wf:task".to_owned()])
+        );
+        assert_eq!(get(&s, SCALING_ACTIVE), ("True", "SignalsRead"));
+        assert_eq!(get(&s, SCALING_LIMITED), ("False", "WithinLimits"));
+        assert_eq!(get(&s, READY).0, "False", "12 wanted, 4 ready");
+
+        let failing = Scaling {
+            problem: Some(Problem {
+                reason: "EngineUnreachable",
+                message: "GET http://e/api: cannot connect".into(),
+            }),
+            limit: Some(("AtMaxReplicas", "demand asks for more than maxReplicas 12".into())),
+            ..sc
+        };
+        let s = compute_status(
+            &hw,
+            Observed {
+                desired_replicas: 12,
+                scaling: Some(&failing),
+                ..fine(&d)
+            },
+            &t(100),
+        );
+        let active = s.conditions.iter().find(|c| c.type_ == SCALING_ACTIVE).unwrap();
+        assert_eq!(
+            (active.status.as_str(), active.reason.as_str()),
+            ("False", "EngineUnreachable")
+        );
+        assert_eq!(
+            active.message,
+            "GET http://e/api: cannot connect; the fleet keeps 12 workers"
+        );
+        assert_eq!(get(&s, SCALING_LIMITED), ("True", "AtMaxReplicas"));
+    }
+
+    #[test]
+    fn without_autoscaling_there_are_no_scaling_conditions_or_figures() {
+        let hw = mk_hw(json!({"replicas": 2, "slots": 10}));
+        let d = mk_dep(2, 2, 2, 2, 2);
+        let s = compute_status(&hw, fine(&d), &t(1));
+        assert_eq!(s.conditions.len(), 3);
+        assert_eq!((s.utilization, s.queued, s.desired_replicas), (None, None, Some(2)));
+        assert_eq!(s.slots, Some(SlotStatus { total: 20, used: None }));
     }
 }

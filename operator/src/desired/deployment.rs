@@ -121,8 +121,8 @@ pub fn health_port(hw: &HatchetWorker) -> i32 {
 
 /// The Deployment for a HatchetWorker (see the module docs for the merge rules), stamped
 /// with its hash annotation. Fails with [`Error::InvalidTemplate`] when the template has no
-/// container.
-pub fn desired_deployment(hw: &HatchetWorker) -> Result<Deployment, Error> {
+/// container. `replicas`: `spec.replicas`, or the autoscaler's decision.
+pub fn desired_deployment(hw: &HatchetWorker, replicas: i32) -> Result<Deployment, Error> {
     let (name, ns) = name_and_namespace(hw)?;
     let mut template = hw.spec.template.clone();
     let meta = template.metadata.get_or_insert_with(Default::default);
@@ -163,7 +163,7 @@ pub fn desired_deployment(hw: &HatchetWorker) -> Result<Deployment, Error> {
     let dep = Deployment {
         metadata: child_meta(hw)?,
         spec: DeploymentSpec {
-            replicas: Some(hw.spec.replicas),
+            replicas: Some(replicas),
             selector: LabelSelector {
                 match_labels: Some(selector_labels(&name)),
                 ..LabelSelector::default()
@@ -376,7 +376,7 @@ mod tests {
                 "tls": {"strategy": "mtls", "caSecretRef": {"name": "ca"}, "clientCertSecretRef": {"name": "cc"}, "serverName": "engine.internal"}
             }
         }));
-        let d = desired_deployment(&hw).unwrap();
+        let d = desired_deployment(&hw, hw.spec.replicas).unwrap();
         let c = worker(&d);
         let cases: &[(&str, Option<&str>)] = &[
             ("HATCHET_CLIENT_HOST_PORT", Some("engine:7077")),
@@ -424,7 +424,7 @@ mod tests {
     fn optional_settings_are_left_out() {
         let hw =
             mk_hw(json!({"connection": {"tokenSecretRef": {"name": "tok", "key": "t"}, "tls": {"strategy": "none"}}}));
-        let d = desired_deployment(&hw).unwrap();
+        let d = desired_deployment(&hw, hw.spec.replicas).unwrap();
         let c = worker(&d);
         for absent in [
             "HATCHET_CLIENT_HOST_PORT",
@@ -446,7 +446,7 @@ mod tests {
 
     #[test]
     fn probes_and_port_are_injected_and_no_prestop() {
-        let d = desired_deployment(&mk_hw(json!({}))).unwrap();
+        let d = desired_deployment(&mk_hw(json!({})), 1).unwrap();
         let c = worker(&d);
         let path = |p: &Option<Probe>| p.as_ref().unwrap().http_get.as_ref().unwrap().path.clone().unwrap();
         assert_eq!(path(&c.readiness_probe), "/readyz");
@@ -486,7 +486,7 @@ mod tests {
              "terminationMessagePolicy": "File",
              "lifecycle": {"preStop": {"exec": {"command": ["sleep", "1"]}}}}
         ]}}}));
-        let d = desired_deployment(&hw).unwrap();
+        let d = desired_deployment(&hw, hw.spec.replicas).unwrap();
         let pod = d.spec.template.spec.as_ref().unwrap();
         assert_eq!(pod.service_account_name.as_deref(), Some("mine"));
         assert_eq!(pod.termination_grace_period_seconds, Some(5));
@@ -519,7 +519,7 @@ mod tests {
         assert_eq!(live.port, IntOrString::Int(9000), "still injected, on the user's port");
         assert!(c.lifecycle.as_ref().unwrap().pre_stop.as_ref().unwrap().exec.is_some());
         assert_eq!(c.termination_message_policy.as_deref(), Some("File"));
-        let plain = desired_deployment(&mk_hw(json!({}))).unwrap();
+        let plain = desired_deployment(&mk_hw(json!({})), 1).unwrap();
         assert_eq!(
             worker(&plain).termination_message_policy.as_deref(),
             Some("FallbackToLogsOnError"),
@@ -533,7 +533,7 @@ mod tests {
         let hw = mk_hw(json!({"template": {"spec": {"containers": [
             {"name": "worker", "image": "w:1", "ports": [{"name": "metrics", "containerPort": 8001}]}
         ]}}}));
-        let d = desired_deployment(&hw).unwrap();
+        let d = desired_deployment(&hw, hw.spec.replicas).unwrap();
         let c = worker(&d);
         assert_eq!(c.ports.as_ref().unwrap().len(), 1);
         let ready = c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
@@ -545,7 +545,7 @@ mod tests {
              "env": [{"name": "HATCHET_CLIENT_WORKER_HEALTHCHECK_PORT", "value": "9100"}]}
         ]}}}));
         assert_eq!(health_port(&hw), 9100);
-        let d = desired_deployment(&hw).unwrap();
+        let d = desired_deployment(&hw, hw.spec.replicas).unwrap();
         let c = worker(&d);
         let port = &c.ports.as_ref().unwrap()[0];
         assert_eq!((port.name.as_deref(), port.container_port), (Some("health"), 9100));
@@ -561,9 +561,15 @@ mod tests {
     #[test]
     fn a_template_without_containers_is_invalid() {
         let hw = mk_hw(json!({"template": {"spec": {"containers": []}}}));
-        assert!(matches!(desired_deployment(&hw), Err(Error::InvalidTemplate(_))));
+        assert!(matches!(
+            desired_deployment(&hw, hw.spec.replicas),
+            Err(Error::InvalidTemplate(_))
+        ));
         let hw = mk_hw(json!({"template": {}}));
-        assert!(matches!(desired_deployment(&hw), Err(Error::InvalidTemplate(_))));
+        assert!(matches!(
+            desired_deployment(&hw, hw.spec.replicas),
+            Err(Error::InvalidTemplate(_))
+        ));
     }
 
     #[test]

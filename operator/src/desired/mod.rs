@@ -164,8 +164,8 @@ mod tests {
             "re-hashing ignores the old annotation"
         );
         let hw2 = mk_hw(serde_json::json!({"slots": 7}));
-        let d1 = desired_deployment(&hw).unwrap();
-        let d2 = desired_deployment(&hw2).unwrap();
+        let d1 = desired_deployment(&hw, hw.spec.replicas).unwrap();
+        let d2 = desired_deployment(&hw2, hw2.spec.replicas).unwrap();
         assert_ne!(applied_hash(&d1), applied_hash(&d2));
     }
 
