@@ -190,12 +190,26 @@ async fn act_on_plan(hw: &HatchetWorker, ctx: &Context, plan: &Plan, current: Op
              workers (remove spec.autoscaling to size the fleet by hand)",
             plan.replicas
         );
-        publish(ctx, hw, (EventType::Warning, "ScaleIgnored".into(), note)).await;
+        publish_as(
+            ctx,
+            hw,
+            &format!("IgnoreScaleTo{wanted}"),
+            (EventType::Warning, "ScaleIgnored".into(), note),
+        )
+        .await;
     }
     if let Some((from, to, reason)) = &plan.scaled {
         let ns = hw.namespace().unwrap_or_default();
         ctx.metrics.scaled(&ns, &hw.name_any(), to > from);
-        publish(ctx, hw, (EventType::Normal, "Scaled".into(), reason.clone())).await;
+        // kube's recorder folds Events of one action and reason into a series that keeps the
+        // first note: the sizes in the action keep each change its own Event.
+        publish_as(
+            ctx,
+            hw,
+            &format!("Scale{from}To{to}"),
+            (EventType::Normal, "Scaled".into(), reason.clone()),
+        )
+        .await;
     }
     if plan.deletion_costs.is_empty() {
         return Ok(plan.replicas);
@@ -448,13 +462,22 @@ async fn update_status(
     Ok(())
 }
 
-async fn publish(ctx: &Context, hw: &HatchetWorker, (type_, reason, note): (EventType, String, String)) {
+async fn publish(ctx: &Context, hw: &HatchetWorker, event: (EventType, String, String)) {
+    publish_as(ctx, hw, "Reconcile", event).await;
+}
+
+async fn publish_as(
+    ctx: &Context,
+    hw: &HatchetWorker,
+    action: &str,
+    (type_, reason, note): (EventType, String, String),
+) {
     ctx.metrics.wrote("Event");
     let ev = Event {
         type_,
         reason,
         note: Some(note),
-        action: "Reconcile".into(),
+        action: action.into(),
         secondary: None,
     };
     if let Err(e) = ctx.recorder.publish(&ev, &hw.object_ref(&())).await {

@@ -122,6 +122,76 @@ const CASES: &[(&str, &str, &str)] = &[
         "spec.template.spec.containers must hold",
     ),
     ("slots not a number", "slots: many", "spec.slots: Invalid value"),
+    (
+        "autoscaling min above max",
+        "autoscaling: {minReplicas: 5, maxReplicas: 2}",
+        "spec.autoscaling.minReplicas must not exceed spec.autoscaling.maxReplicas",
+    ),
+    (
+        "autoscaling without maxReplicas",
+        "autoscaling: {minReplicas: 0}",
+        "spec.autoscaling.maxReplicas: Required value",
+    ),
+    (
+        "autoscaling maxReplicas zero",
+        "autoscaling: {minReplicas: 0, maxReplicas: 0}",
+        "spec.autoscaling.maxReplicas must be between 1 and 10000",
+    ),
+    (
+        "autoscaling negative minReplicas",
+        "autoscaling: {minReplicas: -1, maxReplicas: 2}",
+        "spec.autoscaling.minReplicas must be between 0 and 10000",
+    ),
+    (
+        "autoscaling target zero",
+        "autoscaling: {maxReplicas: 2, targetUtilization: 0}",
+        "spec.autoscaling.targetUtilization must be greater than 0 and at most 1",
+    ),
+    (
+        "autoscaling target above one",
+        "autoscaling: {maxReplicas: 2, targetUtilization: 1.5}",
+        "spec.autoscaling.targetUtilization must be greater than 0 and at most 1",
+    ),
+    (
+        "autoscaling tolerance one",
+        "autoscaling: {maxReplicas: 2, tolerance: 1}",
+        "spec.autoscaling.tolerance must be at least 0 and below 1",
+    ),
+    (
+        "autoscaling poll interval zero",
+        "autoscaling: {maxReplicas: 2, pollIntervalSeconds: 0}",
+        "spec.autoscaling.pollIntervalSeconds must be between 1 and 300",
+    ),
+    (
+        "autoscaling negative idle period",
+        "autoscaling: {maxReplicas: 2, idleSecondsBeforeZero: -5}",
+        "spec.autoscaling.idleSecondsBeforeZero must be between 0 and 86400",
+    ),
+    (
+        "autoscaling window too long",
+        "autoscaling: {maxReplicas: 2, scaleDown: {stabilizationWindowSeconds: 7200}}",
+        "stabilizationWindowSeconds must be between 0 and 3600",
+    ),
+    (
+        "autoscaling policy of zero pods",
+        "autoscaling: {maxReplicas: 2, scaleUp: {policies: [{type: Pods, value: 0, periodSeconds: 15}]}}",
+        "policies' value must be between 1 and 10000",
+    ),
+    (
+        "autoscaling policy without a period",
+        "autoscaling: {maxReplicas: 2, scaleUp: {policies: [{type: Percent, value: 50, periodSeconds: 0}]}}",
+        "policies' periodSeconds must be between 1 and 1800",
+    ),
+    (
+        "autoscaling unknown policy type",
+        "autoscaling: {maxReplicas: 2, scaleDown: {policies: [{type: Nodes, value: 1, periodSeconds: 15}]}}",
+        "Unsupported value: \"Nodes\"",
+    ),
+    (
+        "autoscaling unknown select policy",
+        "autoscaling: {maxReplicas: 2, scaleDown: {selectPolicy: Fastest}}",
+        "Unsupported value: \"Fastest\"",
+    ),
 ];
 
 fn manifest(ns: &str, name: &str, spec: &str) -> String {
@@ -190,4 +260,23 @@ fn malformed_hatchet_workers_are_refused_naming_the_field() {
     assert_eq!(hw["spec"]["replicas"], 1, "{hw}");
     assert_eq!(hw["spec"]["drain"]["timeoutSeconds"], 3600, "{hw}");
     assert_eq!(hw["spec"]["connection"]["tls"]["strategy"], "tls", "{hw}");
+
+    // An autoscaling block is defaulted too (the README's defaults, as the apiserver stores them).
+    kubectl_stdin(
+        &world,
+        &["apply", "-f", "-"],
+        &manifest(&ns.name, "scaled", "autoscaling: {minReplicas: 0, maxReplicas: 8}"),
+    )
+    .expect("a valid autoscaled HatchetWorker");
+    let a = get_json(&world, &["hw", "scaled", "-n", &ns.name]).unwrap()["spec"]["autoscaling"].clone();
+    assert_eq!(
+        a,
+        serde_json::json!({
+            "minReplicas": 0, "maxReplicas": 8, "targetUtilization": 0.75, "tolerance": 0.1,
+            "countQueued": true, "pollIntervalSeconds": 5, "idleSecondsBeforeZero": 120,
+            "scaleUp": {"stabilizationWindowSeconds": 0, "policies": [], "selectPolicy": "Max"},
+            "scaleDown": {"stabilizationWindowSeconds": 60, "selectPolicy": "Max",
+                          "policies": [{"type": "Percent", "value": 50, "periodSeconds": 30}]}
+        })
+    );
 }

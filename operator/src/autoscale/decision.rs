@@ -177,9 +177,14 @@ pub fn decide(obs: &Observation, current: i32, rules: &Rules, history: &History,
     } else {
         ceil_i32(demand as f64 / per_pod)
     };
-    if current == 0 && !obs.actions_known && raw == 0 {
+    if !obs.actions_known && raw == 0 {
+        // Queued work cannot be counted before a worker told the engine what it serves.
         raw = 1;
-        notes.push("no worker has registered yet, so the fleet's actions are unknown: starting one".into());
+        notes.push(if current == 0 {
+            "no worker has registered yet, so the fleet's actions are unknown: starting one".into()
+        } else {
+            "keeping one worker until it registers: the fleet's actions are unknown".into()
+        });
     }
     if raw == 0 && demand == 0 && current > 0 && rules.min == 0 {
         let idle_for = history.idle_since.map_or(Duration::ZERO, |t| now.saturating_sub(t));
@@ -239,7 +244,9 @@ pub fn decide(obs: &Observation, current: i32, rules: &Rules, history: &History,
     } else {
         current
     };
-    if stabilized != recommendation && limit.is_none() {
+    // The window, when it binds, is the reason (over an idle note or a bound).
+    if stabilized != recommendation {
+        notes.retain(|n| !n.starts_with("idle for") && !n.starts_with("at minReplicas"));
         if recommendation > current {
             limit = Some(Limit::UpWindow);
             notes.push(format!(

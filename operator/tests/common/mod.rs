@@ -299,9 +299,14 @@ pub fn metric_sum(body: &str, name: &str) -> f64 {
 
 /// A minimal HTTP/1.0 GET (enough for the operator's own server).
 pub fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    http_get_from("127.0.0.1", port, path)
+}
+
+/// [`http_get`] of another host (a pod's IP on the real node's bridge).
+pub fn http_get_from(host: &str, port: u16, path: &str) -> Result<(u16, String), String> {
+    let mut s = TcpStream::connect((host, port)).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").map_err(|e| e.to_string())?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").map_err(|e| e.to_string())?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).map_err(|e| e.to_string())?;
     let code = buf
@@ -405,3 +410,4 @@ pub fn ready_pods(world: &World, ns: &str, selector: &str) -> Result<Vec<Value>,
         })
         .collect())
 }
+pub mod real_fleet;

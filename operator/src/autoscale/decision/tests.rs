@@ -329,6 +329,13 @@ fn an_empty_fleet_with_unknown_actions_starts_one_worker() {
     let d = decide(&unknown, 0, &rules(), &History::default(), s(1));
     assert_eq!(d.replicas, 1, "{}", d.reason);
     assert!(d.reason.contains("actions are unknown"), "{}", d.reason);
+    // Nor does it go to zero before a worker registered, however long it waits.
+    let h = History {
+        idle_since: Some(s(0)),
+        ..History::default()
+    };
+    let d = decide(&unknown, 1, &rules(), &h, s(1000));
+    assert_eq!(d.replicas, 1, "{}", d.reason);
 }
 
 #[test]
@@ -356,4 +363,17 @@ fn rules_follow_the_spec_defaults() {
     assert_eq!(r.down.window, s(60));
     assert_eq!(r.down.policies, vec![(PolicyKind::Percent, 50, s(30))]);
     assert_eq!(r.idle_before_zero, s(120));
+}
+
+#[test]
+fn a_binding_window_is_named_as_the_reason_not_the_idle_period() {
+    let r = Rules { max: 20, ..rules() };
+    let mut h = History::starting_at(s(0), 20);
+    let busy = obs(100, 200, 0);
+    let d = decide(&busy, 20, &r, &h, s(100));
+    h.record(s(100), &busy, &r, 20, &d);
+    let d = decide(&obs(0, 200, 0), d.replicas, &r, &h, s(110));
+    assert_eq!(d.limit, Some(Limit::DownWindow), "{}", d.reason);
+    assert!(d.reason.contains("keeping the highest need"), "{}", d.reason);
+    assert!(!d.reason.contains("idle for"), "{}", d.reason);
 }

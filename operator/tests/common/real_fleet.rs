@@ -1,0 +1,365 @@
+//! A HatchetWorker fleet on the real node (kubelet + containerd), for the tests whose pods run
+//! the real `hatchet-worker` image against the real engine on the node's bridge address.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use hatchet_e2e::hatchet::{client_in, unique};
+use hatchet_e2e::kube::list;
+use hatchet_worker::{Client, RunStatus, TriggerOptions};
+use serde_json::Value;
+
+use super::*;
+
+/// Pod start on the real node is about a second; a rollout with 10-s tasks draining, under a
+/// minute.
+pub const ROLLOUT: Duration = Duration::from_secs(180);
+
+/// One fleet on the real node: its namespaces (Kubernetes, and Hatchet's so its workflows and
+/// workers are its own), the operator watching it, and a client for the engine.
+pub struct RealFleet<'w> {
+    pub world: &'w World,
+    pub ns: Namespace<'w>,
+    pub hatchet_ns: String,
+    pub op: OperatorAt,
+    pub client: Client,
+    pub rt: tokio::runtime::Runtime,
+    /// The kubeconfig of the operator's RBAC (to start it again).
+    pub kubeconfig: std::path::PathBuf,
+    pub _scratch: Scratch,
+}
+
+/// Where the fleet's operator runs.
+pub enum OperatorAt {
+    /// The operator binary on the host, with the shipped RBAC's token.
+    Host(Operator),
+    /// The operator image in a pod on the real node (this pod in `hatchet-system`), with the
+    /// shipped ServiceAccount and in-cluster configuration; deleted when dropped.
+    Pod(String, World),
+}
+
+impl Drop for OperatorAt {
+    fn drop(&mut self) {
+        if let OperatorAt::Pod(pod, world) = self {
+            let _ = kubectl(
+                world,
+                &["delete", "pod", "-n", OPERATOR_NS, pod.as_str(), "--wait=false"],
+            );
+        }
+    }
+}
+
+/// Where the shipped RBAC puts the operator's ServiceAccount.
+pub const OPERATOR_NS: &str = "hatchet-system";
+
+/// Starts the operator image in a pod on the real node watching `watch_ns` (pod network, no
+/// host network: it reaches the apiserver through the `kubernetes` Service), and waits until
+/// its `/readyz` (watch caches synced) makes it Ready.
+pub fn operator_pod(world: &World, watch_ns: &str) -> String {
+    let var = |n: &'static str| world.var(n).unwrap_or_else(|e| panic!("{e}")).to_owned();
+    let pod = format!("operator-{watch_ns}");
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {pod}, namespace: {OPERATOR_NS}, labels: {{app: hatchet-operator-e2e}}}}
+spec:
+  serviceAccountName: hatchet-operator
+  nodeSelector: {{kubernetes.io/hostname: {node}}}
+  tolerations: [{{key: {taint}, operator: Exists, effect: NoSchedule}}]
+  securityContext: {{runAsNonRoot: true, seccompProfile: {{type: RuntimeDefault}}}}
+  containers:
+    - name: operator
+      image: {image}
+      imagePullPolicy: Never
+      args: [--namespaces, {watch_ns}, --lease-name, "hatchet-operator-{watch_ns}", --log-format, text]
+      env: [{{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}]
+      readinessProbe: {{httpGet: {{path: /readyz, port: 8080}}, periodSeconds: 1}}
+      securityContext:
+        allowPrivilegeEscalation: false
+        readOnlyRootFilesystem: true
+        capabilities: {{drop: [ALL]}}
+"#,
+        node = var("REAL_NODE"),
+        taint = var("REAL_NODE_TAINT"),
+        image = var("OPERATOR_IMAGE"),
+    );
+    kubectl_stdin(world, &["apply", "-f", "-"], &manifest).expect("start the operator pod");
+    wait_for("the operator pod Ready", ROLLOUT, POLL, || {
+        let p = get_json(world, &["pod", "-n", OPERATOR_NS, &pod])?;
+        if is_ready(&p) {
+            Ok(())
+        } else {
+            let log = kubectl(world, &["logs", "-n", OPERATOR_NS, &pod, "--tail=20"]).unwrap_or_else(|e| e);
+            Err(format!("{}; log: {log}", p["status"]))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    pod
+}
+
+impl<'w> RealFleet<'w> {
+    pub fn start(world: &'w World, tag: &str, token: &str) -> Self {
+        Self::start_with(world, tag, token, false)
+    }
+
+    pub fn start_with(world: &'w World, tag: &str, token: &str, operator_in_pod: bool) -> Self {
+        install_crd(world);
+        let ns = Namespace::create(world, tag);
+        // The apiserver refuses any fleet pod that does not meet the restricted profile.
+        kubectl(
+            world,
+            &[
+                "label",
+                "namespace",
+                &ns.name,
+                "pod-security.kubernetes.io/enforce=restricted",
+                "pod-security.kubernetes.io/enforce-version=latest",
+            ],
+        )
+        .expect("label the namespace restricted");
+        let scratch = tempdir(&ns.name);
+        let kubeconfig = operator_kubeconfig(world, &scratch.path);
+        let op = if operator_in_pod {
+            OperatorAt::Pod(operator_pod(world, &ns.name), world.clone())
+        } else {
+            let mut op = Operator::start(&kubeconfig, &ns.name, &format!("{tag}-op"), &[]);
+            op.wait_ready();
+            OperatorAt::Host(op)
+        };
+        kubectl(
+            world,
+            &[
+                "create",
+                "secret",
+                "generic",
+                "hatchet-token",
+                "-n",
+                &ns.name,
+                &format!("--from-literal=token={token}"),
+            ],
+        )
+        .expect("create the token Secret");
+        let hatchet_ns = unique(tag).replace('-', "_");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = {
+            let _guard = rt.enter();
+            client_in(world, &hatchet_ns)
+        };
+        Self {
+            world,
+            ns,
+            hatchet_ns,
+            op,
+            client,
+            rt,
+            kubeconfig,
+            _scratch: scratch,
+        }
+    }
+
+    /// The operator's last log lines, for failure messages.
+    pub fn operator_log(&self) -> String {
+        match &self.op {
+            OperatorAt::Host(op) => op.log_tail(),
+            OperatorAt::Pod(pod, _) => {
+                kubectl(self.world, &["logs", "-n", OPERATOR_NS, pod, "--tail=30"]).unwrap_or_else(|e| e)
+            }
+        }
+    }
+
+    pub fn ns(&self) -> &str {
+        &self.ns.name
+    }
+
+    /// Applies a HatchetWorker `name` whose pods run the real image on the real node; the
+    /// template sets no security context (the operator's defaults must pass the namespace's
+    /// restricted profile); `extra_spec` is YAML under `spec:`.
+    pub fn apply(&self, name: &str, extra_spec: &str, env: &[(&str, &str)]) {
+        self.apply_with_secret(name, "hatchet-token", extra_spec, env);
+    }
+
+    /// [`Self::apply`] with the token taken from the Secret `secret`.
+    pub fn apply_with_secret(&self, name: &str, secret: &str, extra_spec: &str, env: &[(&str, &str)]) {
+        let w = self.world;
+        let var = |n: &'static str| w.var(n).unwrap_or_else(|e| panic!("{e}")).to_owned();
+        let env: String = env
+            .iter()
+            .map(|(k, v)| format!("\n            - {{name: {k}, value: \"{v}\"}}"))
+            .collect();
+        let manifest = format!(
+            r#"apiVersion: hatchet.run/v1alpha1
+kind: HatchetWorker
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  connection:
+    tokenSecretRef: {{name: {secret}, key: token}}
+    hostPort: "{host_port}"
+    serverUrl: "{server_url}"
+    tls: {{strategy: none}}
+    namespace: {hatchet_ns}
+{extra_spec}
+  template:
+    spec:
+      nodeSelector: {{kubernetes.io/hostname: {node}}}
+      tolerations: [{{key: {taint}, operator: Exists, effect: NoSchedule}}]
+      containers:
+        - name: worker
+          image: {image}
+          imagePullPolicy: Never
+          resources:
+            requests: {{cpu: 10m, memory: 32Mi}}
+            limits: {{memory: 128Mi}}
+          env:
+            - {{name: HATCHET_CLIENT_LOG_LEVEL, value: "info"}}{env}
+"#,
+            ns = self.ns(),
+            host_port = var("POD_ENGINE_HOST_PORT"),
+            server_url = var("POD_ENGINE_SERVER_URL"),
+            hatchet_ns = self.hatchet_ns,
+            node = var("REAL_NODE"),
+            taint = var("REAL_NODE_TAINT"),
+            image = var("WORKER_IMAGE"),
+        );
+        kubectl_stdin(w, &["apply", "-f", "-"], &manifest).expect("apply the HatchetWorker");
+    }
+
+    /// The fleet's pods (not being deleted), by name.
+    pub fn pods(&self, name: &str) -> Vec<Value> {
+        list(self.world, self.ns(), "pod", &format!("hatchet.run/fleet={name}"))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .collect()
+    }
+
+    /// The engine's workers of this test (its Hatchet namespace), by name.
+    pub fn engine_workers(&self) -> BTreeMap<String, Value> {
+        let prefix = format!("{}_", self.hatchet_ns);
+        self.rt
+            .block_on(self.client.list_workers())
+            .expect("list the engine's workers")
+            .into_iter()
+            .filter_map(|w| {
+                let name = w["name"].as_str()?.strip_prefix(&prefix)?.to_owned();
+                Some((name, w))
+            })
+            .collect()
+    }
+
+    /// Triggers `count` runs of a fleet workflow with `input`; their run ids.
+    pub fn trigger(&self, workflow: &str, count: usize, input: Value) -> Vec<String> {
+        self.rt.block_on(async {
+            let mut ids = Vec::new();
+            for i in 0..count {
+                let run = self
+                    .client
+                    .trigger(workflow, &input, TriggerOptions::default().metadata("i", i))
+                    .await
+                    .unwrap_or_else(|e| panic!("trigger {workflow}: {e}"));
+                ids.push(run.id);
+            }
+            ids
+        })
+    }
+
+    /// Waits until every run in `ids` is running (so every slot is busy).
+    pub fn wait_running(&self, ids: &[String]) {
+        wait_for(&format!("{} runs running", ids.len()), SETTLE, POLL, || {
+            let statuses = self.statuses(ids);
+            let running = statuses.iter().filter(|s| **s == RunStatus::Running).count();
+            if running == ids.len() {
+                Ok(())
+            } else {
+                Err(format!("{statuses:?}"))
+            }
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    pub fn statuses(&self, ids: &[String]) -> Vec<RunStatus> {
+        self.rt.block_on(async {
+            let mut out = Vec::new();
+            for id in ids {
+                out.push(match self.client.run_details(id).await {
+                    Ok(d) => d.status,
+                    Err(_) => RunStatus::Queued,
+                });
+            }
+            out
+        })
+    }
+
+    /// Waits for every run to finish and returns each one's output (the `sleep`/`echo` task's),
+    /// failing the test if any run ended other than COMPLETED.
+    pub fn outcomes(&self, ids: &[String], task: &str) -> Vec<Value> {
+        self.rt.block_on(async {
+            let mut outputs = Vec::new();
+            for id in ids {
+                let out = tokio::time::timeout(ROLLOUT, self.client.wait_for_run(id))
+                    .await
+                    .unwrap_or_else(|_| panic!("run {id} did not finish within {ROLLOUT:?}"))
+                    .unwrap_or_else(|e| panic!("run {id} did not complete: {e}"));
+                let d = self.client.run_details(id).await.expect("run details");
+                assert_eq!(d.status, RunStatus::Completed, "run {id}: {d:?}");
+                outputs.push(
+                    out.get(task)
+                        .cloned()
+                        .unwrap_or_else(|| panic!("run {id}: no {task} output: {out:?}")),
+                );
+            }
+            outputs
+        })
+    }
+}
+
+pub fn pod_names(pods: &[Value]) -> BTreeSet<String> {
+    pods.iter()
+        .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+pub fn is_ready(pod: &Value) -> bool {
+    condition(pod, "Ready").is_some_and(|c| c["status"] == "True")
+}
+
+/// Waits until the fleet has exactly `n` pods, all Ready, all of the current template (the
+/// HatchetWorker says Ready at its generation); returns them.
+pub fn wait_fleet(f: &RealFleet<'_>, name: &str, n: i64) -> Vec<Value> {
+    wait_for(&format!("hw/{name} Ready with {n} replicas"), ROLLOUT, POLL, || {
+        let hw = get_json(f.world, &["hw", name, "-n", f.ns()])?;
+        let s = &hw["status"];
+        if condition(&hw, "Ready").is_some_and(|c| c["status"] == "True")
+            && s["readyReplicas"] == n
+            && s["updatedReplicas"] == n
+            && s["observedGeneration"] == hw["metadata"]["generation"]
+        {
+            Ok(())
+        } else {
+            Err(format!("status {s}; operator log:\n{}", f.operator_log()))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    wait_for(&format!("{n} Ready pods and no others"), ROLLOUT, POLL, || {
+        let all = list(f.world, f.ns(), "pod", &format!("hatchet.run/fleet={name}"))?;
+        let ready: Vec<Value> = all.iter().filter(|p| is_ready(p)).cloned().collect();
+        if all.len() as i64 == n && ready.len() as i64 == n {
+            Ok(ready)
+        } else {
+            Err(format!("{} pods, {} ready", all.len(), ready.len()))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The `worker` field of every output, checked to be a first attempt on one of `pods`.
+pub fn assert_first_attempts_on(outputs: &[Value], pods: &BTreeSet<String>) {
+    for out in outputs {
+        assert_eq!(out["attempt"], 1, "a run ran more than once: {out}");
+        let w = out["worker"].as_str().unwrap_or_default();
+        assert!(pods.contains(w), "ran on {w}, not one of {pods:?}");
+    }
+}

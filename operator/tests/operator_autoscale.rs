@@ -1,0 +1,332 @@
+//! The built-in autoscaler on the real node, end to end: a fleet with `minReplicas: 0` starts
+//! one worker to learn its actions and goes to zero when idle; queued work scales it from zero;
+//! a burst fills the slots and scales it out (the operator is killed and restarted in the
+//! middle); when the burst is done it scales in idle-first (the pod still running a task has
+//! the highest deletion cost and survives); the slot figures in the status match what the
+//! engine and the worker pods report; an engine outage of 30 s holds the size with
+//! `ScalingActive=False`; a `kubectl scale` is ignored with an Event; after another operator
+//! restart the remembered actions scale the empty fleet from zero again. Every run is counted:
+//! all complete, on their first attempt.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::real_fleet::*;
+use common::*;
+use hatchet_e2e::hatchet::{EngineBack, engine_ctl};
+use serde_json::{Value, json};
+
+const FLEET: &str = "auto";
+/// Two slots per worker, sized at 100 %: demand in tasks / 2 = pods. Polls every 2 s, zero
+/// after 15 s idle, shrinks after a 10 s window.
+const SPEC: &str = "  slots: 2
+  drain: {timeoutSeconds: 300}
+  autoscaling:
+    minReplicas: 0
+    maxReplicas: 3
+    targetUtilization: 1.0
+    pollIntervalSeconds: 2
+    idleSecondsBeforeZero: 15
+    scaleDown: {stabilizationWindowSeconds: 10}";
+/// The task that outlives the burst, on the fleet's first pod.
+const LONG_MS: u64 = 75_000;
+const SHORT_MS: u64 = 8_000;
+
+fn status(f: &RealFleet<'_>) -> Value {
+    get_json(f.world, &["hw", FLEET, "-n", f.ns()]).map_or(Value::Null, |hw| hw["status"].clone())
+}
+
+fn deployment_replicas(f: &RealFleet<'_>) -> Option<i64> {
+    get_json(f.world, &["deployment", FLEET, "-n", f.ns()])
+        .ok()
+        .and_then(|d| d["spec"]["replicas"].as_i64())
+}
+
+/// Waits until `status.desiredReplicas` is `n`; how long that took.
+fn wait_desired(f: &RealFleet<'_>, n: i64, within: Duration) -> Duration {
+    let start = Instant::now();
+    wait_for(&format!("desiredReplicas {n}"), within, POLL, || {
+        let s = status(f);
+        if s["desiredReplicas"] == n {
+            Ok(())
+        } else {
+            Err(format!("status {s}; operator log:\n{}", f.operator_log()))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    start.elapsed()
+}
+
+/// Waits until the fleet has no pod at all.
+fn wait_no_pods(f: &RealFleet<'_>) {
+    wait_for("no pods", ROLLOUT, POLL, || {
+        let all = hatchet_e2e::kube::list(f.world, f.ns(), "pod", &format!("hatchet.run/fleet={FLEET}"))?;
+        if all.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{} pods", all.len()))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn condition_of(s: &Value, type_: &str) -> Value {
+    s["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_).cloned())
+        .unwrap_or(Value::Null)
+}
+
+/// Slots used and total of one pod's worker, as the engine lists it.
+fn engine_slots(f: &RealFleet<'_>, pod: &str) -> Option<(i64, i64)> {
+    let w = f.engine_workers().remove(pod)?;
+    let limit = w["slotConfig"]["default"]["limit"].as_i64()?;
+    let available = w["slotConfig"]["default"]["available"].as_i64()?;
+    Some((limit - available, limit))
+}
+
+/// Slots used and total as the pod's own `/metrics` says.
+fn pod_slots(pod: &Value) -> Result<(i64, i64), String> {
+    let ip = pod["status"]["podIP"].as_str().ok_or("no pod IP")?;
+    let (code, body) = http_get_from(ip, 8001, "/metrics")?;
+    if code != 200 {
+        return Err(format!("/metrics answered {code}"));
+    }
+    Ok((
+        metric_sum(&body, "hatchet_worker_slots_used") as i64,
+        metric_sum(&body, "hatchet_worker_slots") as i64,
+    ))
+}
+
+/// Reasons and messages of the HatchetWorker's Events.
+fn events(f: &RealFleet<'_>) -> Vec<(String, String)> {
+    let list = get_json(
+        f.world,
+        &[
+            "events",
+            "-n",
+            f.ns(),
+            "--field-selector",
+            &format!("involvedObject.kind=HatchetWorker,involvedObject.name={FLEET}"),
+        ],
+    )
+    .unwrap_or(Value::Null);
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                e["reason"].as_str().unwrap_or_default().to_owned(),
+                e["message"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn restart_operator(f: &mut RealFleet<'_>, graceful: bool) {
+    let OperatorAt::Host(op) = &mut f.op else {
+        panic!("the operator runs on the host in this test")
+    };
+    if graceful {
+        op.terminate();
+    } else {
+        op.kill();
+    }
+    let mut again = Operator::start(&f.kubeconfig, &f.ns.name, "autoscale-op", &[]);
+    again.wait_ready();
+    f.op = OperatorAt::Host(again);
+}
+
+#[test]
+fn a_fleet_scales_from_zero_out_idle_first_in_and_back_to_zero_losing_no_run() {
+    let world = world();
+    let mut f = RealFleet::start(&world, "autoscale", world.token().unwrap());
+    f.apply(FLEET, SPEC, &[]);
+
+    // 1. No worker has told the fleet's actions yet: one starts, registers, and once idle for
+    // 15 s the fleet goes to zero, remembering its actions.
+    wait_desired(&f, 1, ROLLOUT);
+    wait_desired(&f, 0, ROLLOUT);
+    wait_no_pods(&f);
+    let s = status(&f);
+    let actions: Vec<String> = serde_json::from_value(s["actions"].clone()).unwrap_or_default();
+    assert!(
+        actions.iter().any(|a| a.ends_with("fleet-sleep:sleep")),
+        "actions remembered: {s}"
+    );
+    assert_eq!(deployment_replicas(&f), Some(0));
+    // The reason of the latest decision: the scale to zero, or a later poll keeping zero.
+    assert!(
+        s["scaleReason"]
+            .as_str()
+            .is_some_and(|r| r.contains("1 → 0 (idle for") || r == "0/0 slots used, 0 queued: 0 kept"),
+        "{s}"
+    );
+    let evs = events(&f);
+    assert!(
+        evs.iter()
+            .any(|(r, m)| r == "Scaled" && m.starts_with("0/2 slots used, 0 queued: 1 → 0 (idle for")),
+        "a Scaled Event says why: {evs:?}"
+    );
+    assert_eq!(condition_of(&s, "ScalingActive")["reason"], "SignalsRead", "{s}");
+
+    // 2. Queued work scales the fleet from zero.
+    let t0 = Instant::now();
+    let long = f.trigger("fleet-sleep", 1, json!({"ms": LONG_MS}));
+    let to_one = wait_desired(&f, 1, ROLLOUT);
+    f.wait_running(&long);
+    eprintln!(
+        "scale from zero: desiredReplicas 1 {:.1}s after the trigger, the run started after {:.1}s",
+        to_one.as_secs_f64(),
+        t0.elapsed().as_secs_f64()
+    );
+    let first_pod = pod_names(&f.pods(FLEET)).into_iter().next().expect("the first pod");
+
+    // 3. A burst: 6 tasks for 3 pods of 2 slots. Scale-out follows in about one poll; the
+    // operator is killed as it happens and its successor neither shrinks nor forgets.
+    let t1 = Instant::now();
+    let short = f.trigger("fleet-sleep", 5, json!({"ms": SHORT_MS}));
+    let to_three = wait_desired(&f, 3, ROLLOUT);
+    eprintln!(
+        "scale out: desiredReplicas 3 {:.1}s after the burst",
+        to_three.as_secs_f64()
+    );
+    restart_operator(&mut f, false);
+    assert_eq!(
+        status(&f)["desiredReplicas"],
+        3,
+        "the restarted operator keeps the size"
+    );
+    let pods = wait_fleet(&f, FLEET, 3);
+    eprintln!("3 pods Ready {:.1}s after the burst", t1.elapsed().as_secs_f64());
+    let burst_outputs = f.outcomes(&short, "sleep");
+    assert_first_attempts_on(&burst_outputs, &pod_names(&pods));
+
+    // 4. Idle-first scale-in: demand is the one long task, so 3 → 1 once the window passed;
+    // before shrinking, the operator marked the busy pod with the highest deletion cost.
+    // Watched from the end of the burst: the costs are set before the size changes and the
+    // pods stay visible while they drain.
+    let mut costs: BTreeMap<String, i64> = BTreeMap::new();
+    wait_for("desiredReplicas 1", ROLLOUT, Duration::from_millis(200), || {
+        let pods = hatchet_e2e::kube::list(f.world, f.ns(), "pod", &format!("hatchet.run/fleet={FLEET}"))?;
+        for p in &pods {
+            let cost = p["metadata"]["annotations"]["controller.kubernetes.io/pod-deletion-cost"].as_str();
+            if let (Some(name), Some(cost)) = (p["metadata"]["name"].as_str(), cost.and_then(|c| c.parse().ok())) {
+                costs.insert(name.to_owned(), cost);
+            }
+        }
+        let s = status(&f);
+        if s["desiredReplicas"] == 1 && costs.len() == 3 {
+            Ok(())
+        } else {
+            Err(format!("status {s}, costs {costs:?}"))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        costs.get(&first_pod),
+        Some(&1),
+        "the busy pod's cost is its slot use: {costs:?}"
+    );
+    assert!(
+        costs.iter().filter(|(p, _)| **p != first_pod).all(|(_, c)| *c <= 0),
+        "the others are idle: {costs:?}"
+    );
+    let survivors = wait_fleet(&f, FLEET, 1);
+    assert_eq!(
+        pod_names(&survivors),
+        std::collections::BTreeSet::from([first_pod.clone()]),
+        "the busy pod survives"
+    );
+
+    // 5. The status's slot figures are the engine's and the pod's own.
+    wait_for("status, engine and pod agree on the slots", SETTLE, POLL, || {
+        let s = status(&f);
+        let engine = engine_slots(&f, &first_pod);
+        let pod = pod_slots(&survivors[0]);
+        let status_slots = (s["slots"]["used"].as_i64(), s["slots"]["total"].as_i64());
+        if status_slots == (Some(1), Some(2)) && engine == Some((1, 2)) && pod == Ok((1, 2)) && s["utilization"] == 0.5
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "status {status_slots:?} (utilization {}), engine {engine:?}, pod {pod:?}",
+                s["utilization"]
+            ))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let table = kubectl(f.world, &["get", "hw", FLEET, "-n", f.ns()]).unwrap();
+    let (header, row) = table.split_once('\n').unwrap_or_default();
+    for column in ["DESIRED", "SLOTS USED", "SLOTS TOTAL", "UTILIZATION", "QUEUED"] {
+        assert!(header.contains(column), "{table}");
+    }
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cells[1..7], ["1", "1", "1", "2", "0.5", "0"], "{table}");
+    let OperatorAt::Host(op) = &f.op else {
+        unreachable!("host operator")
+    };
+    assert_eq!(op.metric_sum("hatchet_operator_fleet_slots_used").unwrap(), 1.0);
+    let long_outputs = f.outcomes(&long, "sleep");
+    assert_first_attempts_on(&long_outputs, &[first_pod.clone()].into());
+
+    // 6. The engine unreachable for 30 s: the idle fleet would go to zero after 15 s, but
+    // without figures it keeps its size, and says why.
+    let back = EngineBack;
+    engine_ctl("stop");
+    let outage = Instant::now();
+    let mut saw_inactive = None;
+    while outage.elapsed() < Duration::from_secs(30) {
+        let s = status(&f);
+        assert_eq!(deployment_replicas(&f), Some(1), "held during the outage: {s}");
+        let active = condition_of(&s, "ScalingActive");
+        if active["status"] == "False" {
+            saw_inactive = Some(active);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let inactive = saw_inactive.expect("ScalingActive=False during the outage");
+    assert_eq!(inactive["reason"], "EngineUnreachable", "{inactive}");
+    assert!(
+        inactive["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("/api/v1/tenants/") && m.ends_with("the fleet keeps 1 workers")),
+        "{inactive}"
+    );
+    engine_ctl("start");
+    drop(back);
+    wait_desired(&f, 0, ROLLOUT);
+    wait_no_pods(&f);
+    assert_eq!(condition_of(&status(&f), "ScalingActive")["status"], "True");
+
+    // 7. `kubectl scale` while the autoscaler owns the size: ignored, with an Event.
+    kubectl(f.world, &["scale", "hw", FLEET, "-n", f.ns(), "--replicas=4"]).expect("kubectl scale");
+    wait_for("a ScaleIgnored Event", SETTLE, POLL, || {
+        let evs = events(&f);
+        evs.iter()
+            .find(|(r, _)| r == "ScaleIgnored")
+            .map(|_| ())
+            .ok_or(format!("{evs:?}"))
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(deployment_replicas(&f), Some(0), "the autoscaler keeps the size");
+
+    // 8. A restarted operator scales the empty fleet from zero on the remembered actions.
+    restart_operator(&mut f, true);
+    let again = f.trigger("fleet-sleep", 3, json!({"ms": 3000}));
+    wait_desired(&f, 2, ROLLOUT);
+    let outputs = f.outcomes(&again, "sleep");
+    for out in &outputs {
+        assert_eq!(out["attempt"], 1, "{out}");
+    }
+    wait_desired(&f, 0, ROLLOUT);
+
+    // Every run: 1 long + 5 short + 3, all completed on their first attempt.
+    assert_eq!(long_outputs.len() + burst_outputs.len() + outputs.len(), 9);
+    let scaled = events(&f).into_iter().filter(|(r, _)| r == "Scaled").count();
+    assert!(scaled >= 6, "an Event per scale decision: {:?}", events(&f));
+}
