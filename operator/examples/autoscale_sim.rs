@@ -13,7 +13,8 @@
 //! (drain) and only then goes away. Starting pods are removed first; then ours removes the
 //! idlest workers (the operator's pod-deletion-cost), the HPA and KEDA the newest (the
 //! ReplicaSet's default). Every clock is phased so that its first tick after the load starts
-//! comes half a period later (the average case). No randomness: the output is deterministic.
+//! comes half a period later (the average case). The one noisy trace uses a fixed-seed
+//! generator: the output is deterministic.
 
 use std::cmp::Reverse;
 use std::collections::VecDeque;
@@ -69,6 +70,31 @@ fn batch(at: u64, count: u64, duration: u64) -> impl Iterator<Item = Task> {
     (0..count).map(move |_| Task { arrival: at, duration })
 }
 
+/// A fixed-seed xorshift64 generator: noisy traces that are the same on every run.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next_f64(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A Poisson-distributed count of mean `mean` (Knuth's method; fine for small means).
+    fn poisson(&mut self, mean: f64) -> u64 {
+        let limit = (-mean).exp();
+        let (mut k, mut p) = (0, 1.0);
+        loop {
+            p *= self.next_f64();
+            if p <= limit {
+                return k;
+            }
+            k += 1;
+        }
+    }
+}
+
 fn traces() -> Vec<Trace> {
     let s = LOAD_START;
     // Ramp: the rate grows linearly to 8/s over 300 s, so t²/75 tasks have arrived at t.
@@ -78,6 +104,8 @@ fn traces() -> Vec<Trace> {
     let long = (0..10).flat_map(|i| batch(s + 60 * i, 20, 120));
     let mut mix: Vec<Task> = short.chain(long).collect();
     mix.sort_by_key(|t| t.arrival);
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let noisy: Vec<Task> = (0..900).flat_map(|t| batch(s + t, rng.poisson(3.0), 10)).collect();
     vec![
         Trace {
             name: "(a) burst: 60 s idle, 300 tasks of 20 s at once, then idle",
@@ -98,6 +126,10 @@ fn traces() -> Vec<Trace> {
         Trace {
             name: "(e) long-task mix: 10 min of 1/s tasks of 2 s, plus 20 tasks of 120 s every 60 s",
             tasks: mix,
+        },
+        Trace {
+            name: "(f) noisy steady load: Poisson arrivals of mean 3/s for 15 min; tasks of 10 s",
+            tasks: noisy,
         },
     ]
 }
