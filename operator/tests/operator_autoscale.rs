@@ -330,3 +330,116 @@ fn a_fleet_scales_from_zero_out_idle_first_in_and_back_to_zero_losing_no_run() {
     let scaled = events(&f).into_iter().filter(|(r, _)| r == "Scaled").count();
     assert!(scaled >= 6, "an Event per scale decision: {:?}", events(&f));
 }
+
+/// Server-side applies the Secret `name` holding `token` under `token`.
+fn put_token(world: &World, ns: &str, name: &str, token: &str) {
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": ns},
+        "stringData": {"token": token},
+    });
+    kubectl_stdin(world, &["apply", "-f", "-"], &secret.to_string()).expect("apply the Secret");
+}
+
+/// The `ScalingActive` condition of `hw/name`, as (status, reason, message).
+fn scaling_active(world: &World, ns: &str, name: &str) -> (String, String, String) {
+    let hw = get_json(world, &["hw", name, "-n", ns]).unwrap_or(Value::Null);
+    let c = condition_of(&hw["status"], "ScalingActive");
+    let s = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
+    (s("status"), s("reason"), s("message"))
+}
+
+fn wait_scaling_active(world: &World, ns: &str, name: &str, status: &str, reason: &str) -> String {
+    wait_for(
+        &format!("hw/{name} ScalingActive={status} ({reason})"),
+        SETTLE,
+        POLL,
+        || {
+            let (s, r, m) = scaling_active(world, ns, name);
+            if s == status && r == reason {
+                Ok(m)
+            } else {
+                Err(format!("{s} {r}: {m}"))
+            }
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn a_missing_wrong_or_refused_token_or_a_silent_engine_holds_the_size_and_says_why_without_stalling_others() {
+    use base64::Engine as _;
+    let world = world();
+    install_crd(&world);
+    let ns = Namespace::create(&world, "op-scale-signals");
+    let ns = ns.name.as_str();
+    let scratch = tempdir(ns);
+    let kubeconfig = operator_kubeconfig(&world, &scratch.path);
+    let mut op = Operator::start(&kubeconfig, ns, "signals-a", &[]);
+    op.wait_ready();
+
+    // An "engine" that accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in silent.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let autoscaling = "  autoscaling: {minReplicas: 2, maxReplicas: 4, pollIntervalSeconds: 1}";
+    let fleet = |name: &str, secret: &str, url: &str| {
+        let manifest = hatchet_worker(ns, name, secret, autoscaling).replace(
+            "    tls: {strategy: none}",
+            &format!("    serverUrl: {url}\n    tls: {{strategy: none}}"),
+        );
+        kubectl_stdin(&world, &["apply", "-f", "-"], &manifest).expect("apply the HatchetWorker");
+    };
+    put_token(&world, ns, "real", world.token().unwrap());
+    let engine = world.server_url().unwrap().to_owned();
+    fleet("hung", "real", &silent_url);
+    fleet("ok", "real", &engine);
+    fleet("tok", "tok", &engine);
+
+    // The healthy fleet reads its signals while the hung one still waits for its first answer.
+    wait_scaling_active(&world, ns, "ok", "True", "SignalsRead");
+    let (hung_status, ..) = scaling_active(&world, ns, "hung");
+    assert_ne!(
+        hung_status, "False",
+        "the hung engine's 10 s timeout has not passed yet"
+    );
+    let m = wait_scaling_active(&world, ns, "hung", "False", "EngineUnreachable");
+    assert!(m.contains(&silent_url) && m.contains("no answer within 10s"), "{m}");
+
+    // A missing Secret, then one that holds no token, then a token the engine refuses.
+    let m = wait_scaling_active(&world, ns, "tok", "False", "TokenSecretNotFound");
+    assert!(m.contains(&format!("Secret {ns}/tok not found")), "{m}");
+    put_token(&world, ns, "tok", "not-a-jwt");
+    let m = wait_scaling_active(&world, ns, "tok", "False", "InvalidToken");
+    assert!(m.contains("not a Hatchet API token"), "{m}");
+    let claims =
+        json!({"sub": world.tenant_id().unwrap(), "server_url": engine, "grpc_broadcast_address": "127.0.0.1:17077"});
+    let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    let forged = format!(
+        "{}.{}.{}",
+        b64(r#"{"alg":"ES256","typ":"JWT"}"#),
+        b64(&claims.to_string()),
+        b64("forged")
+    );
+    put_token(&world, ns, "tok", &forged);
+    let m = wait_scaling_active(&world, ns, "tok", "False", "EngineRefusedToken");
+    assert!(m.contains("the fleet's token"), "{m}");
+    assert!(
+        !m.contains(&forged) && !op.log_tail().contains(&forged),
+        "the token is never shown"
+    );
+
+    // None of them was resized: they keep minReplicas (their start) while blind.
+    for name in ["hung", "ok", "tok"] {
+        let d = get_json(&world, &["deployment", name, "-n", ns]).unwrap();
+        assert_eq!(d["spec"]["replicas"], 2, "{name}");
+    }
+    // And a good token brings scaling back.
+    put_token(&world, ns, "tok", world.token().unwrap());
+    wait_scaling_active(&world, ns, "tok", "True", "SignalsRead");
+}
