@@ -483,15 +483,21 @@ mod tests {
 
     const CRD_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/hatchet.run_hatchetworkers.yaml");
 
+    const CHART_CRD_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/hatchet-operator/files/crd.yaml");
+
     #[test]
     fn committed_crd_matches_the_types() {
         let want = crd_yaml().unwrap();
-        let have = std::fs::read_to_string(CRD_FILE).unwrap_or_default();
-        assert!(
-            have == want,
-            "crds/hatchet.run_hatchetworkers.yaml is stale; regenerate it with \
-             `cargo run -p hatchet-operator -- crd > crds/hatchet.run_hatchetworkers.yaml`"
-        );
+        for (file, path) in [
+            (CRD_FILE, "crds/hatchet.run_hatchetworkers.yaml"),
+            (CHART_CRD_FILE, "charts/hatchet-operator/files/crd.yaml"),
+        ] {
+            let have = std::fs::read_to_string(file).unwrap_or_default();
+            assert!(
+                have == want,
+                "{path} is stale; regenerate it with `cargo run -p hatchet-operator -- crd > {path}`"
+            );
+        }
     }
 
     #[test]

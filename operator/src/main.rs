@@ -39,6 +39,9 @@ enum Command {
         /// Namespace of the operator's ServiceAccount and leader-election Lease.
         #[arg(long, default_value = "hatchet-system")]
         operator_namespace: String,
+        /// Print only the rule lists the Helm chart's templates read.
+        #[arg(long, conflicts_with = "namespaces")]
+        chart_rules: bool,
     },
     /// Run the controller (the default).
     Run,
@@ -94,9 +97,14 @@ fn main() -> anyhow::Result<()> {
             print!("{}", hatchet_operator::crd::crd_yaml().context("serialize the CRD")?);
             Ok(())
         }
+        Some(Command::Rbac { chart_rules: true, .. }) => {
+            print!("{}", rbac::chart_rules().context("serialize the RBAC rules")?);
+            Ok(())
+        }
         Some(Command::Rbac {
             namespaces,
             operator_namespace,
+            ..
         }) => {
             let namespaces: Vec<String> = namespaces.into_iter().filter(|n| !n.trim().is_empty()).collect();
             let scope = if namespaces.is_empty() {

@@ -197,7 +197,7 @@ component_failed() {
 }
 
 # The components of the world, in start order; down stops them in reverse.
-COMPONENTS=(postgres hatchet etcd kube-apiserver kube-controller-manager kube-scheduler kwok helm prometheus python-sdk
+COMPONENTS=(postgres hatchet etcd kube-apiserver kube-controller-manager kube-scheduler kwok helm prometheus python-sdk servicemonitor-crd
   pod-network containerd kubelet)
 
 for _c in "${COMPONENTS[@]}"; do
