@@ -69,6 +69,32 @@ pub(crate) async fn run(
         .await;
         return;
     };
+    let remembered = shared
+        .uncertain_results
+        .lock()
+        .expect("uncertain results lock")
+        .take(Instant::now(), &id);
+    if let Some(payload) = remembered {
+        tracing::warn!(task_run = %id, attempt = action.retry_count + 1,
+            "the engine assigned again a task run whose result it may have lost in an outage; answering with that result instead of running it twice");
+        report(
+            &shared,
+            &action,
+            StepActionEventType::StepEventTypeStarted,
+            String::new(),
+            false,
+        )
+        .await;
+        report(
+            &shared,
+            &action,
+            StepActionEventType::StepEventTypeCompleted,
+            payload,
+            false,
+        )
+        .await;
+        return;
+    }
     let started = Instant::now();
     shared
         .metrics
@@ -305,6 +331,13 @@ pub(crate) async fn report(
         } else {
             Vec::new()
         };
+        if tries > 1 && kind == StepActionEventType::StepEventTypeCompleted {
+            shared.uncertain_results.lock().expect("uncertain results lock").record(
+                Instant::now(),
+                &event.task_run_external_id,
+                event.event_payload.clone(),
+            );
+        }
         if matches!(
             kind,
             StepActionEventType::StepEventTypeCompleted | StepActionEventType::StepEventTypeFailed

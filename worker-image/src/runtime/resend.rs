@@ -1,11 +1,13 @@
-//! Results the engine acknowledged just before an outage, sent again once it is back.
+//! Results the engine acknowledged just before an outage, sent again once it is back; and
+//! results whose own report met the outage, kept to answer the engine if it assigns the same
+//! task run again ([`UncertainResults`]).
 //! hatchet-lite can acknowledge a result and then lose it when its database goes away in that
 //! moment (seen once in the database-restart test: the run timed out and ran a second time).
 //! So the final events acknowledged within [`RESEND_WINDOW`] before a report first met a
 //! failure are reported again when that report gets through; the engine takes a result for a
 //! task run that already has one as a no-op.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -56,9 +58,64 @@ impl<E> RecentResults<E> {
     }
 }
 
+/// How long a result whose report met an outage is remembered.
+pub(crate) const UNCERTAIN_TTL: Duration = Duration::from_secs(15 * 60);
+/// At most this many such results are remembered (the oldest go first).
+const UNCERTAIN_CAP: usize = 10_000;
+
+/// Successful results whose report met a failure before it got through. hatchet-lite can
+/// acknowledge such a report once its database is back and still lose it: the run then times
+/// out on the engine and comes back as a retry (seen in the database-restart test). A later
+/// assignment of the same task run is answered with the result instead of running the task a
+/// second time. The price: a replay of that task run within [`UNCERTAIN_TTL`] is answered
+/// with the same result.
+#[derive(Debug, Default)]
+pub(crate) struct UncertainResults {
+    entries: HashMap<String, (Instant, String)>,
+}
+
+impl UncertainResults {
+    /// Remembers the completion `payload` of `task_run`, reported at `at`.
+    pub(crate) fn record(&mut self, at: Instant, task_run: &str, payload: String) {
+        self.entries
+            .retain(|_, (t, _)| at.saturating_duration_since(*t) < UNCERTAIN_TTL);
+        if self.entries.len() >= UNCERTAIN_CAP
+            && let Some(oldest) = self.entries.iter().min_by_key(|(_, (t, _))| *t).map(|(k, _)| k.clone())
+        {
+            self.entries.remove(&oldest);
+        }
+        self.entries.insert(task_run.to_owned(), (at, payload));
+    }
+
+    /// The remembered completion of `task_run`, if it is recent; handed out once.
+    pub(crate) fn take(&mut self, now: Instant, task_run: &str) -> Option<String> {
+        let (at, payload) = self.entries.remove(task_run)?;
+        (now.saturating_duration_since(at) < UNCERTAIN_TTL).then_some(payload)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uncertain_results_answer_one_reassignment_while_recent() {
+        let t0 = Instant::now();
+        let mut u = UncertainResults::default();
+        u.record(t0, "run-a", "{\"a\":1}".into());
+        u.record(t0, "run-b", "{}".into());
+        assert_eq!(
+            u.take(t0 + Duration::from_secs(60), "run-a").as_deref(),
+            Some("{\"a\":1}")
+        );
+        assert_eq!(u.take(t0 + Duration::from_secs(61), "run-a"), None, "handed out once");
+        assert_eq!(u.take(t0 + UNCERTAIN_TTL, "run-b"), None, "too old");
+        assert_eq!(u.take(t0, "never"), None);
+        for i in 0..UNCERTAIN_CAP + 5 {
+            u.record(t0, &format!("r{i}"), String::new());
+        }
+        assert_eq!(u.entries.len(), UNCERTAIN_CAP, "bounded");
+    }
 
     #[test]
     fn results_just_before_an_outage_are_taken_once() {

@@ -117,6 +117,8 @@ pub(crate) struct Shared {
     pub(crate) attempts: AtomicU64,
     /// Final events the engine acknowledged in the last seconds, to send again after an outage.
     pub(crate) recent_results: Mutex<super::resend::RecentResults<hatchet_proto::StepActionEvent>>,
+    /// Completions whose report met an outage (see [`super::resend::UncertainResults`]).
+    pub(crate) uncertain_results: Mutex<super::resend::UncertainResults>,
 }
 
 impl Shared {

@@ -154,6 +154,7 @@ impl WorkerBuilder {
             tasks: TaskTracker::new(),
             attempts: Default::default(),
             recent_results: Default::default(),
+            uncertain_results: Default::default(),
         });
         Ok(Worker {
             shared,
