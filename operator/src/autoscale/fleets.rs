@@ -127,7 +127,8 @@ impl Fleets {
         } else {
             rules.min
         };
-        let cur = current.unwrap_or(first).clamp(rules.min, rules.max);
+        let actual = current.unwrap_or(first);
+        let cur = actual.clamp(rules.min, rules.max);
         let fleet = fleets.entry(key.clone()).or_insert_with(|| self.start(hw, key));
         fleet.spec.send_if_modified(|old| {
             let changed = old.metadata.generation != hw.metadata.generation;
@@ -169,7 +170,8 @@ impl Fleets {
         }
         let replicas = fleet.replicas.unwrap_or(cur).clamp(rules.min, rules.max);
         let costs = match &fleet.signals {
-            Some(signals) if replicas < cur => {
+            // Against the pods there are: a lowered maxReplicas shrinks idle-first too.
+            Some(signals) if replicas < actual => {
                 let pods = live_pods(&self.pods, hw);
                 let pods: Vec<(String, Option<String>)> = pods
                     .iter()
@@ -338,5 +340,152 @@ impl Poller {
         let remembered = hw.status.as_ref().map_or(&[][..], |s| s.actions.as_slice());
         let prefix = engine::worker_prefix(hw.spec.connection.namespace.as_deref());
         Ok(fleet_signals(&workers, &queues, &live, &prefix, remembered))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::jiff::Timestamp;
+    use kube::runtime::reflector::store;
+    use kube::runtime::watcher;
+    use serde_json::json;
+
+    use super::*;
+    use crate::autoscale::signals::PodSlots;
+    use crate::desired::fixtures::mk_hw;
+
+    /// A client for an address nothing listens on: the pollers never get to run in these
+    /// single-threaded tests (nothing awaits), and would only fail if they did.
+    fn offline_client() -> Client {
+        // As the binary does: one process-wide TLS provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("a URL"));
+        Client::try_from(config).expect("a client")
+    }
+
+    fn pod(name: &str, cost: Option<&str>) -> Pod {
+        let mut p: Pod = serde_json::from_value(json!({"metadata": {
+            "name": name, "namespace": "team", "labels": {FLEET_LABEL: "fleet"}}}))
+        .unwrap();
+        if let Some(c) = cost {
+            p.metadata.annotations = Some([(DELETION_COST.to_owned(), c.to_owned())].into());
+        }
+        p
+    }
+
+    fn fleets_with(pods: Vec<Pod>) -> Fleets {
+        let (reader, mut writer) = store::<Pod>();
+        for p in pods {
+            writer.apply_watcher_event(&watcher::Event::Apply(p));
+        }
+        let (tx, _rx) = futures::channel::mpsc::unbounded();
+        Fleets::new(offline_client(), reader, tx)
+    }
+
+    fn inject(f: &Fleets, hw: &HatchetWorker, seq: u64, secs: u64, result: Result<FleetSignals, Problem>) {
+        let fleets = f.lock();
+        let fleet = fleets.get(&ObjectRef::from_obj(hw)).expect("a poller for the fleet");
+        *fleet.latest.lock().unwrap() = Some(Sample {
+            seq,
+            at: Duration::from_secs(secs),
+            result,
+        });
+    }
+
+    fn slots(used: i64) -> PodSlots {
+        PodSlots { used, total: 2 }
+    }
+
+    #[tokio::test]
+    async fn the_plan_marks_idle_pods_first_holds_when_blind_and_tells_an_ignored_scale() {
+        let now = Time(Timestamp::from_second(1_000).unwrap());
+        let hw = Arc::new(mk_hw(json!({"slots": 2, "autoscaling": {
+            "minReplicas": 0, "maxReplicas": 5, "targetUtilization": 1.0,
+            "scaleDown": {"stabilizationWindowSeconds": 0}}})));
+        let f = fleets_with(vec![pod("a", None), pod("b", None), pod("c", Some("0"))]);
+
+        // Before the first read: the fleet keeps its size and says it is waiting.
+        let p = f.plan(&hw, Some(3), &now).unwrap();
+        assert_eq!((p.replicas, p.scaled.clone()), (3, None));
+        assert!(p.scaling.waiting && p.deletion_costs.is_empty());
+
+        // Pod a runs 2 tasks, b and c none: 3 → 1, the costs written first (c's is right already).
+        let signals = FleetSignals {
+            pods: [("a".into(), slots(2)), ("b".into(), slots(0)), ("c".into(), slots(0))].into(),
+            queued: 0,
+            actions: vec!["wf:task".into()],
+        };
+        inject(&f, &hw, 1, 10, Ok(signals));
+        let p = f.plan(&hw, Some(3), &now).unwrap();
+        assert_eq!(p.replicas, 1);
+        assert_eq!(p.scaled.as_ref().map(|s| (s.0, s.1)), Some((3, 1)));
+        let mut costs = p.deletion_costs.clone();
+        costs.sort();
+        assert_eq!(
+            costs,
+            [("a".to_owned(), "2".to_owned()), ("b".to_owned(), "0".to_owned())]
+        );
+        assert_eq!(p.scaling.slots, Some((2, 6, 0)));
+        assert_eq!(p.scaling.last_scale_time, Some(now.clone()));
+        // Asked again without a new read: the same plan, no second Event.
+        let again = f.plan(&hw, Some(3), &now).unwrap();
+        assert_eq!((again.replicas, again.scaled), (1, None));
+
+        // The engine unreachable: the size stays, the problem is reported.
+        inject(
+            &f,
+            &hw,
+            2,
+            12,
+            Err(Problem {
+                reason: "EngineUnreachable",
+                message: "GET http://e: cannot connect".into(),
+            }),
+        );
+        let p = f.plan(&hw, Some(1), &now).unwrap();
+        assert_eq!((p.replicas, p.scaled), (1, None));
+        assert_eq!(p.scaling.problem.map(|p| p.reason), Some("EngineUnreachable"));
+
+        // `kubectl scale` while autoscaling: told once, and ignored.
+        let mut scaled_by_hand = (*hw).clone();
+        scaled_by_hand.spec.replicas = 7;
+        let scaled_by_hand = Arc::new(scaled_by_hand);
+        let p = f.plan(&scaled_by_hand, Some(1), &now).unwrap();
+        assert_eq!((p.scale_ignored, p.replicas), (Some(7), 1));
+        assert_eq!(f.plan(&scaled_by_hand, Some(1), &now).unwrap().scale_ignored, None);
+
+        // A lowered maxReplicas shrinks idle-first too: 3 busy-enough pods, then max 2.
+        let f2 = fleets_with(vec![pod("a", None), pod("b", None), pod("c", None)]);
+        assert_eq!(f2.plan(&hw, Some(3), &now).unwrap().replicas, 3);
+        let busy = FleetSignals {
+            pods: [("a".into(), slots(2)), ("b".into(), slots(2)), ("c".into(), slots(1))].into(),
+            queued: 0,
+            actions: vec!["wf:task".into()],
+        };
+        inject(&f2, &hw, 1, 10, Ok(busy));
+        assert_eq!(f2.plan(&hw, Some(3), &now).unwrap().replicas, 3);
+        let mut lowered = (*hw).clone();
+        if let Some(a) = lowered.spec.autoscaling.as_mut() {
+            a.max_replicas = 2;
+        }
+        let p = f2.plan(&Arc::new(lowered), Some(3), &now).unwrap();
+        assert_eq!(p.replicas, 2);
+        let mut costs = p.deletion_costs.clone();
+        costs.sort();
+        assert_eq!(
+            costs,
+            [
+                ("a".into(), "2".into()),
+                ("b".into(), "2".into()),
+                ("c".into(), "1".into())
+            ],
+            "the least busy pod goes"
+        );
+
+        // Autoscaling removed: no plan, and the poller is gone.
+        let mut manual = (*hw).clone();
+        manual.spec.autoscaling = None;
+        assert!(f.plan(&Arc::new(manual), Some(1), &now).is_none());
+        assert!(f.lock().is_empty());
     }
 }
