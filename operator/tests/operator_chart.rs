@@ -217,10 +217,13 @@ fn helm_install_runs_the_operator_on_the_real_node_and_upgrade_and_uninstall_spa
     // the Lease and reconciles.
     let t = std::time::Instant::now();
     kubectl(&world, &["delete", "pod", &first, "-n", sys, "--wait=false"]).expect("delete the leader pod");
-    let second = wait_for("another leader", Duration::from_secs(60), POLL, || {
+    let second = wait_for("another leader", Duration::from_secs(90), POLL, || {
         match leader(&world, sys, lease) {
-            Some(h) if h != first && pods.contains(&h) => Ok(h),
-            other => Err(format!("holder {other:?}")),
+            Some(h) if h != first && h.starts_with("op-hatchet-operator-") => Ok(h),
+            other => {
+                let log = kubectl(&world, &["logs", &first, "-n", sys, "--tail=8"]).unwrap_or_else(|e| e);
+                Err(format!("holder {other:?}; the deleted leader's last lines:\n{log}"))
+            }
         }
     })
     .unwrap_or_else(|e| panic!("{e}"));
