@@ -69,11 +69,7 @@ pub(crate) async fn run(
         .await;
         return;
     };
-    let remembered = shared
-        .uncertain_results
-        .lock()
-        .expect("uncertain results lock")
-        .take(Instant::now(), &id);
+    let remembered = shared.reports.lock().expect("reports lock").uncertain_result(&id);
     if let Some(payload) = remembered {
         tracing::warn!(task_run = %id, attempt = action.retry_count + 1,
             "the engine assigned again a task run whose result it may have lost in an outage; answering with that result instead of running it twice");
@@ -324,28 +320,11 @@ pub(crate) async fn report(
             return;
         }
     };
-    let again = {
-        let mut recent = shared.recent_results.lock().expect("recent results lock");
-        let again = if tries > 1 {
-            recent.take_before(started)
-        } else {
-            Vec::new()
-        };
-        if tries > 1 && kind == StepActionEventType::StepEventTypeCompleted {
-            shared.uncertain_results.lock().expect("uncertain results lock").record(
-                Instant::now(),
-                &event.task_run_external_id,
-                event.event_payload.clone(),
-            );
-        }
-        if matches!(
-            kind,
-            StepActionEventType::StepEventTypeCompleted | StepActionEventType::StepEventTypeFailed
-        ) {
-            recent.record(Instant::now(), event);
-        }
-        again
-    };
+    let again = shared
+        .reports
+        .lock()
+        .expect("reports lock")
+        .reported(started, tries, event);
     if !again.is_empty() {
         tracing::info!(
             count = again.len(),

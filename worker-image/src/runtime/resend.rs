@@ -10,14 +10,52 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
+use hatchet_proto::{StepActionEvent, StepActionEventType};
 use tokio::time::Instant;
+
+/// What the worker remembers of its result reports, behind one lock in the worker's state.
+#[derive(Debug, Default)]
+pub(crate) struct Reports {
+    recent: RecentResults<StepActionEvent>,
+    uncertain: UncertainResults,
+}
+
+impl Reports {
+    /// `event` got through after `tries` tries, the first begun at `started`: remembers it,
+    /// and returns the results to send again (those acknowledged just before a report first
+    /// met a failure).
+    pub(crate) fn reported(&mut self, started: Instant, tries: u32, event: StepActionEvent) -> Vec<StepActionEvent> {
+        let now = Instant::now();
+        let again = if tries > 1 {
+            self.recent.take_before(started)
+        } else {
+            Vec::new()
+        };
+        let kind = event.event_type;
+        if tries > 1 && kind == StepActionEventType::StepEventTypeCompleted as i32 {
+            self.uncertain
+                .record(now, &event.task_run_external_id, event.event_payload.clone());
+        }
+        if kind == StepActionEventType::StepEventTypeCompleted as i32
+            || kind == StepActionEventType::StepEventTypeFailed as i32
+        {
+            self.recent.record(now, event);
+        }
+        again
+    }
+
+    /// The remembered completion of `task_run` whose report met an outage, if recent.
+    pub(crate) fn uncertain_result(&mut self, task_run: &str) -> Option<String> {
+        self.uncertain.take(Instant::now(), task_run)
+    }
+}
 
 /// How far back before an outage acknowledged results are sent again.
 pub(crate) const RESEND_WINDOW: Duration = Duration::from_secs(5);
 
 /// Recently acknowledged final events, oldest first.
 #[derive(Debug)]
-pub(crate) struct RecentResults<E> {
+struct RecentResults<E> {
     entries: VecDeque<(Instant, E)>,
 }
 
@@ -31,7 +69,7 @@ impl<E> Default for RecentResults<E> {
 
 impl<E> RecentResults<E> {
     /// Keeps `event`, acknowledged `at`, forgetting those older than the window.
-    pub(crate) fn record(&mut self, at: Instant, event: E) {
+    fn record(&mut self, at: Instant, event: E) {
         while self
             .entries
             .front()
@@ -44,7 +82,7 @@ impl<E> RecentResults<E> {
 
     /// Takes the events acknowledged within the window before `outage_began` (each is handed
     /// out once, however many reports met the outage).
-    pub(crate) fn take_before(&mut self, outage_began: Instant) -> Vec<E> {
+    fn take_before(&mut self, outage_began: Instant) -> Vec<E> {
         let (mut taken, mut kept) = (Vec::new(), VecDeque::new());
         for (t, e) in self.entries.drain(..) {
             if t <= outage_began && outage_began.saturating_duration_since(t) <= RESEND_WINDOW {
@@ -70,13 +108,13 @@ const UNCERTAIN_CAP: usize = 10_000;
 /// second time. The price: a replay of that task run within [`UNCERTAIN_TTL`] is answered
 /// with the same result.
 #[derive(Debug, Default)]
-pub(crate) struct UncertainResults {
+struct UncertainResults {
     entries: HashMap<String, (Instant, String)>,
 }
 
 impl UncertainResults {
     /// Remembers the completion `payload` of `task_run`, reported at `at`.
-    pub(crate) fn record(&mut self, at: Instant, task_run: &str, payload: String) {
+    fn record(&mut self, at: Instant, task_run: &str, payload: String) {
         self.entries
             .retain(|_, (t, _)| at.saturating_duration_since(*t) < UNCERTAIN_TTL);
         if self.entries.len() >= UNCERTAIN_CAP
@@ -88,7 +126,7 @@ impl UncertainResults {
     }
 
     /// The remembered completion of `task_run`, if it is recent; handed out once.
-    pub(crate) fn take(&mut self, now: Instant, task_run: &str) -> Option<String> {
+    fn take(&mut self, now: Instant, task_run: &str) -> Option<String> {
         let (at, payload) = self.entries.remove(task_run)?;
         (now.saturating_duration_since(at) < UNCERTAIN_TTL).then_some(payload)
     }
@@ -97,6 +135,35 @@ impl UncertainResults {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event(run: &str, kind: StepActionEventType) -> StepActionEvent {
+        StepActionEvent {
+            task_run_external_id: run.into(),
+            event_type: kind as i32,
+            event_payload: format!("{{\"run\":\"{run}\"}}"),
+            ..StepActionEvent::default()
+        }
+    }
+
+    #[test]
+    fn a_report_through_an_outage_resends_the_ones_before_and_is_kept_as_uncertain() {
+        let mut r = Reports::default();
+        let done = StepActionEventType::StepEventTypeCompleted;
+        assert!(r.reported(Instant::now(), 1, event("a", done)).is_empty());
+        assert!(
+            r.reported(
+                Instant::now(),
+                1,
+                event("started", StepActionEventType::StepEventTypeStarted)
+            )
+            .is_empty()
+        );
+        assert_eq!(r.uncertain_result("a"), None, "acknowledged at once: certain");
+        let again = r.reported(Instant::now(), 3, event("b", done));
+        let runs: Vec<&str> = again.iter().map(|e| e.task_run_external_id.as_str()).collect();
+        assert_eq!(runs, ["a"], "only final events are sent again");
+        assert_eq!(r.uncertain_result("b").as_deref(), Some("{\"run\":\"b\"}"));
+    }
 
     #[test]
     fn uncertain_results_answer_one_reassignment_while_recent() {

@@ -115,10 +115,8 @@ pub(crate) struct Shared {
     /// reporting its result) and the engine pause call: a drain ends when it is empty.
     pub(crate) tasks: TaskTracker,
     pub(crate) attempts: AtomicU64,
-    /// Final events the engine acknowledged in the last seconds, to send again after an outage.
-    pub(crate) recent_results: Mutex<super::resend::RecentResults<hatchet_proto::StepActionEvent>>,
-    /// Completions whose report met an outage (see [`super::resend::UncertainResults`]).
-    pub(crate) uncertain_results: Mutex<super::resend::UncertainResults>,
+    /// Recent result reports, to send again or answer with after an outage (see [`super::resend`]).
+    pub(crate) reports: Mutex<super::resend::Reports>,
 }
 
 impl Shared {

@@ -153,8 +153,7 @@ impl WorkerBuilder {
             auth_outage_grace: self.auth_outage_grace,
             tasks: TaskTracker::new(),
             attempts: Default::default(),
-            recent_results: Default::default(),
-            uncertain_results: Default::default(),
+            reports: Default::default(),
         });
         Ok(Worker {
             shared,
