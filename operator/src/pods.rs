@@ -3,12 +3,30 @@
 //! the kubelet kept from its log, scheduling failures). The wording is stable across restarts
 //! of a crash-looping pod, so the status is not rewritten at every restart.
 
+use std::sync::Arc;
+
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use kube::ResourceExt;
+use kube::runtime::reflector::Store;
+
+use crate::desired::FLEET_LABEL;
 
 /// At most this many pods are described; the rest are counted.
 const MAX_PODS: usize = 3;
 /// Longest excerpt of a container's termination message.
 const MAX_MESSAGE: usize = 240;
+
+/// The pods of fleet `ns/name` in the cache that are not being deleted.
+pub(crate) fn live_fleet_pods(pods: &Store<Pod>, ns: &str, name: &str) -> Vec<Arc<Pod>> {
+    pods.state()
+        .into_iter()
+        .filter(|p| {
+            p.namespace().as_deref() == Some(ns)
+                && p.labels().get(FLEET_LABEL).map(String::as_str) == Some(name)
+                && p.metadata.deletion_timestamp.is_none()
+        })
+        .collect()
+}
 
 /// Why the fleet's unready pods are unready (`None` when every live pod is ready, or none
 /// says why). Pods being deleted are left out: a draining pod is unready on purpose.

@@ -24,12 +24,12 @@ use crate::autoscale::deletion_cost::DELETION_COST;
 use crate::autoscale::fleets::{Fleets, Plan};
 use crate::crd::HatchetWorker;
 use crate::desired::{
-    FIELD_MANAGER, FLEET_LABEL, applied_hash, desired_deployment, desired_pdb, desired_service,
-    desired_service_account, name_and_namespace, user_service_account, worker_container_name,
+    FIELD_MANAGER, applied_hash, desired_deployment, desired_pdb, desired_service, desired_service_account,
+    name_and_namespace, user_service_account, worker_container_name,
 };
 use crate::error::Error;
 use crate::metrics::Metrics;
-use crate::pods::not_ready_summary;
+use crate::pods::{live_fleet_pods, not_ready_summary};
 use crate::status::{DEGRADED, Observed, Problem, READY, SCALING_ACTIVE, Scaling, compute_status, transitions};
 
 /// Watch caches of the children and Secrets (metadata only) in one watch scope. `secrets` is
@@ -134,9 +134,10 @@ pub(crate) async fn reconcile(hw: Arc<HatchetWorker>, ctx: Arc<Context>) -> Resu
         .deployments
         .get(&ObjectRef::new(&name).within(&ns))
         .and_then(|d| d.spec.replicas);
-    let plan = ctx.fleets.plan(&hw, current, &now());
+    let now = now();
+    let plan = ctx.fleets.plan(&hw, current, &now);
     let replicas = match &plan {
-        Some(plan) => act_on_plan(&hw, &ctx, plan, current).await?,
+        Some(plan) => act_on_plan(&hw, &ctx, &ns, plan, current).await?,
         None => hw.spec.replicas,
     };
     let scaling = plan.map(|p| p.scaling);
@@ -159,7 +160,15 @@ pub(crate) async fn reconcile(hw: Arc<HatchetWorker>, ctx: Arc<Context>) -> Resu
             e,
         )),
     };
-    let reported = update_status(&hw, &ctx, problem.as_ref().map(|(p, _)| p), replicas, scaling.as_ref()).await;
+    let reported = update_status(
+        &hw,
+        &ctx,
+        problem.as_ref().map(|(p, _)| p),
+        replicas,
+        scaling.as_ref(),
+        &now,
+    )
+    .await;
     match (problem, reported) {
         (Some((_, e)), Err(status_err)) => {
             tracing::warn!(error = %status_err, "could not report the failure in the status");
@@ -183,7 +192,13 @@ fn now() -> Time {
 /// deletion cost; returns the size to apply. While costs are being written the fleet keeps
 /// its size: the pod events of those writes bring the next reconcile, which shrinks it once
 /// the ReplicaSet controller can see which pods are idle.
-async fn act_on_plan(hw: &HatchetWorker, ctx: &Context, plan: &Plan, current: Option<i32>) -> Result<i32, Error> {
+async fn act_on_plan(
+    hw: &HatchetWorker,
+    ctx: &Context,
+    ns: &str,
+    plan: &Plan,
+    current: Option<i32>,
+) -> Result<i32, Error> {
     if let Some(wanted) = plan.scale_ignored {
         let note = format!(
             "spec.replicas={wanted} is ignored while spec.autoscaling is set: the autoscaler keeps {} \
@@ -199,8 +214,7 @@ async fn act_on_plan(hw: &HatchetWorker, ctx: &Context, plan: &Plan, current: Op
         .await;
     }
     if let Some((from, to, reason)) = &plan.scaled {
-        let ns = hw.namespace().unwrap_or_default();
-        ctx.metrics.scaled(&ns, &hw.name_any(), to > from);
+        ctx.metrics.scaled(ns, &hw.name_any(), to > from);
         // kube's recorder folds Events of one action and reason into a series that keeps the
         // first note: the sizes in the action keep each change its own Event.
         publish_as(
@@ -214,8 +228,7 @@ async fn act_on_plan(hw: &HatchetWorker, ctx: &Context, plan: &Plan, current: Op
     if plan.deletion_costs.is_empty() {
         return Ok(plan.replicas);
     }
-    let ns = hw.namespace().unwrap_or_default();
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     for (pod, cost) in &plan.deletion_costs {
         ctx.metrics.wrote("Pod");
         let patch = serde_json::json!({"metadata": {"annotations": {DELETION_COST: cost}}});
@@ -405,16 +418,12 @@ async fn update_status(
     problem: Option<&Problem>,
     desired_replicas: i32,
     scaling: Option<&Scaling>,
+    now: &Time,
 ) -> Result<(), Error> {
     let (name, ns) = name_and_namespace(hw)?;
     let dep = ctx.stores.deployments.get(&ObjectRef::new(&name).within(&ns));
-    let now = now();
-    let pods: Vec<Pod> = ctx
-        .stores
-        .pods
-        .state()
+    let pods: Vec<Pod> = live_fleet_pods(&ctx.stores.pods, &ns, &name)
         .iter()
-        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()) && p.labels().get(FLEET_LABEL) == Some(&name))
         .map(|p| p.as_ref().clone())
         .collect();
     let pods_not_ready = not_ready_summary(&pods, &worker_container_name(hw));
@@ -427,7 +436,7 @@ async fn update_status(
             desired_replicas,
             scaling,
         },
-        &now,
+        now,
     );
     if scaling.is_some() {
         ctx.metrics.fleet(&ns, &name, &status);

@@ -21,7 +21,6 @@ use super::deletion_cost::{DELETION_COST, deletion_costs};
 use super::engine::{self, Target};
 use super::signals::{FleetSignals, fleet_signals};
 use crate::crd::HatchetWorker;
-use crate::desired::FLEET_LABEL;
 use crate::error::Error;
 use crate::status::{Problem, Scaling};
 
@@ -241,13 +240,7 @@ impl Fleets {
 
 /// The fleet's pods that exist and are not terminating.
 fn live_pods(pods: &Store<Pod>, hw: &HatchetWorker) -> Vec<Arc<Pod>> {
-    let (ns, name) = (hw.namespace(), hw.name_any());
-    pods.state()
-        .into_iter()
-        .filter(|p| {
-            p.namespace() == ns && p.labels().get(FLEET_LABEL) == Some(&name) && p.metadata.deletion_timestamp.is_none()
-        })
-        .collect()
+    crate::pods::live_fleet_pods(pods, &hw.namespace().unwrap_or_default(), &hw.name_any())
 }
 
 fn limit_message(l: Limit, rules: &Rules, reason: Option<&str>) -> String {
@@ -352,6 +345,7 @@ mod tests {
 
     use super::*;
     use crate::autoscale::signals::PodSlots;
+    use crate::desired::FLEET_LABEL;
     use crate::desired::fixtures::mk_hw;
 
     /// A client for an address nothing listens on: the pollers never get to run in these
