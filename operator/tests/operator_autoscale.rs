@@ -34,8 +34,17 @@ const SPEC: &str = "  slots: 2
 const LONG_MS: u64 = 75_000;
 const SHORT_MS: u64 = 8_000;
 
+fn fleet_object(f: &RealFleet<'_>) -> Value {
+    get_json(f.world, &["hw", FLEET, "-n", f.ns()]).unwrap_or(Value::Null)
+}
+
 fn status(f: &RealFleet<'_>) -> Value {
-    get_json(f.world, &["hw", FLEET, "-n", f.ns()]).map_or(Value::Null, |hw| hw["status"].clone())
+    fleet_object(f)["status"].clone()
+}
+
+/// The `ScalingActive` condition of a HatchetWorker (null when it has none).
+fn scaling_active_of(hw: &Value) -> Value {
+    condition(hw, "ScalingActive").cloned().unwrap_or(Value::Null)
 }
 
 fn deployment_replicas(f: &RealFleet<'_>) -> Option<i64> {
@@ -70,13 +79,6 @@ fn wait_no_pods(f: &RealFleet<'_>) {
         }
     })
     .unwrap_or_else(|e| panic!("{e}"));
-}
-
-fn condition_of(s: &Value, type_: &str) -> Value {
-    s["conditions"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == type_).cloned())
-        .unwrap_or(Value::Null)
 }
 
 /// Slots used and total of one pod's worker, as the engine lists it.
@@ -171,7 +173,7 @@ fn a_fleet_scales_from_zero_out_idle_first_in_and_back_to_zero_losing_no_run() {
             .any(|(r, m)| r == "Scaled" && m.starts_with("0/2 slots used, 0 queued: 1 → 0 (idle for")),
         "a Scaled Event says why: {evs:?}"
     );
-    assert_eq!(condition_of(&s, "ScalingActive")["reason"], "SignalsRead", "{s}");
+    assert_eq!(scaling_active_of(&fleet_object(&f))["reason"], "SignalsRead", "{s}");
 
     // 2. Queued work scales the fleet from zero.
     let t0 = Instant::now();
@@ -280,9 +282,14 @@ fn a_fleet_scales_from_zero_out_idle_first_in_and_back_to_zero_losing_no_run() {
     let outage = Instant::now();
     let mut saw_inactive = None;
     while outage.elapsed() < Duration::from_secs(30) {
-        let s = status(&f);
-        assert_eq!(deployment_replicas(&f), Some(1), "held during the outage: {s}");
-        let active = condition_of(&s, "ScalingActive");
+        let hw = fleet_object(&f);
+        assert_eq!(
+            deployment_replicas(&f),
+            Some(1),
+            "held during the outage: {}",
+            hw["status"]
+        );
+        let active = scaling_active_of(&hw);
         if active["status"] == "False" {
             saw_inactive = Some(active);
         }
@@ -300,7 +307,7 @@ fn a_fleet_scales_from_zero_out_idle_first_in_and_back_to_zero_losing_no_run() {
     drop(back);
     wait_desired(&f, 0, ROLLOUT);
     wait_no_pods(&f);
-    assert_eq!(condition_of(&status(&f), "ScalingActive")["status"], "True");
+    assert_eq!(scaling_active_of(&fleet_object(&f))["status"], "True");
 
     // 7. `kubectl scale` while the autoscaler owns the size: ignored, with an Event.
     kubectl(f.world, &["scale", "hw", FLEET, "-n", f.ns(), "--replicas=4"]).expect("kubectl scale");
@@ -344,7 +351,7 @@ fn put_token(world: &World, ns: &str, name: &str, token: &str) {
 /// The `ScalingActive` condition of `hw/name`, as (status, reason, message).
 fn scaling_active(world: &World, ns: &str, name: &str) -> (String, String, String) {
     let hw = get_json(world, &["hw", name, "-n", ns]).unwrap_or(Value::Null);
-    let c = condition_of(&hw["status"], "ScalingActive");
+    let c = scaling_active_of(&hw);
     let s = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
     (s("status"), s("reason"), s("message"))
 }
