@@ -49,8 +49,6 @@ pub struct Scaling {
     pub reason: Option<String>,
     /// Why the last read of the signals failed, if it did.
     pub problem: Option<Problem>,
-    /// No read has finished yet.
-    pub waiting: bool,
     /// What holds the size back: (reason, message).
     pub limit: Option<(&'static str, String)>,
     /// When the autoscaler last changed the size.
@@ -202,7 +200,9 @@ pub fn compute_status(hw: &HatchetWorker, observed: Observed<'_>, now: &Time) ->
         cond(DEGRADED, deg_status, deg_reason, deg_msg),
     ];
     if let Some(sc) = observed.scaling {
-        let (status, reason, message) = match (&sc.problem, sc.waiting) {
+        // No figures and no problem: no read has finished yet.
+        let waiting = sc.slots.is_none();
+        let (status, reason, message) = match (&sc.problem, waiting) {
             (Some(p), _) => (
                 "False",
                 p.reason,
@@ -523,7 +523,6 @@ mod tests {
             actions: vec!["wf:task".into()],
             reason: Some("34/40 slots used, 25 queued: 4 → 12".into()),
             problem: None,
-            waiting: false,
             limit: None,
             last_scale_time: Some(t(50)),
         }

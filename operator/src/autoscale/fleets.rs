@@ -192,7 +192,6 @@ impl Fleets {
             },
             reason: fleet.reason.clone(),
             problem: fleet.problem.clone(),
-            waiting: fleet.signals.is_none() && fleet.problem.is_none(),
             limit: fleet
                 .limit
                 .map(|l| (l.reason(), limit_message(l, &rules, fleet.reason.as_deref()))),
@@ -401,7 +400,7 @@ mod tests {
         // Before the first read: the fleet keeps its size and says it is waiting.
         let p = f.plan(&hw, Some(3), &now).unwrap();
         assert_eq!((p.replicas, p.scaled.clone()), (3, None));
-        assert!(p.scaling.waiting && p.deletion_costs.is_empty());
+        assert!(p.scaling.slots.is_none() && p.scaling.problem.is_none() && p.deletion_costs.is_empty());
 
         // Pod a runs 2 tasks, b and c none: 3 → 1, the costs written first (c's is right already).
         let signals = FleetSignals {
