@@ -174,8 +174,20 @@ impl Metrics {
         if let Some(d) = status.desired_replicas {
             f.desired.get_or_create(&l).set(i64::from(d));
         }
-        if let Ok(mut known) = f.known.lock() {
-            known.insert((l.namespace, l.name));
+        let first_seen = f
+            .known
+            .lock()
+            .map(|mut known| known.insert((l.namespace.clone(), l.name.clone())))
+            .unwrap_or(false);
+        if first_seen {
+            // Both scale-event series start at 0, so `increase()` counts the fleet's first event.
+            for direction in ["up", "down"] {
+                f.scale_events.get_or_create(&ScaleLabels {
+                    namespace: l.namespace.clone(),
+                    name: l.name.clone(),
+                    direction,
+                });
+            }
         }
     }
 
@@ -277,6 +289,8 @@ mod tests {
             "hatchet_operator_fleet_queued_tasks{namespace=\"team\",name=\"pay\"} 25",
             "hatchet_operator_fleet_desired_replicas{namespace=\"team\",name=\"pay\"} 7",
             "hatchet_operator_scale_events_total{namespace=\"team\",name=\"pay\",direction=\"up\"} 1",
+            // Present from the fleet's first figures, so `increase()` sees its first event.
+            "hatchet_operator_scale_events_total{namespace=\"team\",name=\"pay\",direction=\"down\"} 0",
         ] {
             assert!(out.contains(want), "{want} in\n{out}");
         }

@@ -81,27 +81,6 @@ fn wait_no_pods(f: &RealFleet<'_>) {
     .unwrap_or_else(|e| panic!("{e}"));
 }
 
-/// Slots used and total of one pod's worker, as the engine lists it.
-fn engine_slots(f: &RealFleet<'_>, pod: &str) -> Option<(i64, i64)> {
-    let w = f.engine_workers().remove(pod)?;
-    let limit = w["slotConfig"]["default"]["limit"].as_i64()?;
-    let available = w["slotConfig"]["default"]["available"].as_i64()?;
-    Some((limit - available, limit))
-}
-
-/// Slots used and total as the pod's own `/metrics` says.
-fn pod_slots(pod: &Value) -> Result<(i64, i64), String> {
-    let ip = pod["status"]["podIP"].as_str().ok_or("no pod IP")?;
-    let (code, body) = http_get_from(ip, 8001, "/metrics")?;
-    if code != 200 {
-        return Err(format!("/metrics answered {code}"));
-    }
-    Ok((
-        metric_sum(&body, "hatchet_worker_slots_used") as i64,
-        metric_sum(&body, "hatchet_worker_slots") as i64,
-    ))
-}
-
 /// Reasons and messages of the HatchetWorker's Events.
 fn events(f: &RealFleet<'_>) -> Vec<(String, String)> {
     let list = get_json(

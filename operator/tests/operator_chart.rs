@@ -8,11 +8,12 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
-use hatchet_e2e::CommandFailed;
+use hatchet_e2e::{CommandFailed, prometheus};
 use serde_json::Value;
 
 fn chart() -> PathBuf {
@@ -193,6 +194,20 @@ fn helm_install_runs_the_operator_on_the_real_node_and_upgrade_and_uninstall_spa
     })
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(pods.contains(&first), "the leader {first} is one of {pods:?}");
+
+    // The world's Prometheus finds both operator pods by the chart's pod annotations; exactly
+    // one of them says it leads.
+    wait_for("Prometheus to scrape both operator pods", SETTLE, POLL, || {
+        let leaders = prometheus::query(&world, &format!(r#"hatchet_operator_leader{{namespace="{sys}"}}"#))?;
+        let scraped: BTreeSet<&str> = leaders.iter().map(|s| s.label("pod")).collect();
+        let leading: Vec<&str> = leaders.iter().filter(|s| s.value == 1.0).map(|s| s.label("pod")).collect();
+        if scraped == pods.iter().map(String::as_str).collect() && leading == [first.as_str()] {
+            Ok(())
+        } else {
+            Err(format!("scraped {scraped:?}, leading {leading:?}"))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
 
     // The in-cluster operator runs a fleet (kwok pods) in the watched namespace.
     token_secret(&world, team, "hatchet-token");

@@ -287,8 +287,18 @@ fn a_wrong_token_keeps_pods_unready_with_the_reason_in_log_and_status() {
         pod["status"]
     );
     let name = pod["metadata"]["name"].as_str().unwrap();
-    let logs = kubectl(&world, &["logs", "-n", f.ns(), name, "--previous"]).expect("kubectl logs --previous");
-    assert!(logs.contains("Unauthenticated"), "the log says why: {logs}");
+    // The kubelet may be replacing the dead container while we read (its log is then briefly
+    // unavailable): read the previous and the current container until one of them is there.
+    wait_for("the worker's log to say why", ROLLOUT, POLL, || {
+        let previous = kubectl(&world, &["logs", "-n", f.ns(), name, "--previous"]).unwrap_or_else(|e| e);
+        let current = kubectl(&world, &["logs", "-n", f.ns(), name]).unwrap_or_else(|e| e);
+        if previous.contains("Unauthenticated") || current.contains("Unauthenticated") {
+            Ok(())
+        } else {
+            Err(format!("previous: {previous}\ncurrent: {current}"))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
 
     let hw = wait_for("hw/denied to say why its pods are not ready", ROLLOUT, POLL, || {
         let hw = get_json(&world, &["hw", "denied", "-n", f.ns()])?;

@@ -37,6 +37,9 @@
 //! unset (see `security`).
 //! Pod labels: the template's, plus the fleet's selector and instance labels (these override
 //! the template's same keys, since the Deployment's selector depends on them).
+//! Pod annotations: the template's, plus the `prometheus.io/scrape`, `/port` (the health port)
+//! and `/path` (`/metrics`) convention an annotation-driven Prometheus discovers pods by, each
+//! unless the template sets it (`prometheus.io/scrape: "false"` opts a fleet out).
 
 use std::collections::BTreeMap;
 
@@ -131,6 +134,11 @@ pub fn desired_deployment(hw: &HatchetWorker, replicas: i32) -> Result<Deploymen
     // The template's own name/namespace fields are meaningless in a Deployment.
     meta.name = None;
     meta.namespace = None;
+    let port = health_port(hw);
+    let annotations = meta.annotations.get_or_insert_with(BTreeMap::new);
+    for (key, value) in scrape_annotations(port) {
+        annotations.entry(key.to_owned()).or_insert(value);
+    }
 
     let pod = template
         .spec
@@ -156,7 +164,6 @@ pub fn desired_deployment(hw: &HatchetWorker, replicas: i32) -> Result<Deploymen
     if pod_volumes.is_empty() {
         pod.volumes = None;
     }
-    let port = health_port(hw);
     inject_container(&mut pod.containers[idx], injected_env(hw, &ns, &name), mounts, port);
     super::security::restrict(pod);
 
@@ -174,6 +181,15 @@ pub fn desired_deployment(hw: &HatchetWorker, replicas: i32) -> Result<Deploymen
         status: None,
     };
     with_hash(dep)
+}
+
+/// The annotations by which an annotation-driven Prometheus finds a worker's `/metrics`.
+fn scrape_annotations(port: i32) -> [(&'static str, String); 3] {
+    [
+        ("prometheus.io/scrape", "true".to_owned()),
+        ("prometheus.io/port", port.to_string()),
+        ("prometheus.io/path", "/metrics".to_owned()),
+    ]
 }
 
 /// The Hatchet environment for the worker container, in injection order.
@@ -556,6 +572,24 @@ mod tests {
             svc.spec.unwrap().ports.unwrap()[0].target_port,
             Some(IntOrString::Int(9100))
         );
+    }
+
+    #[test]
+    fn pods_carry_the_scrape_annotations_unless_the_template_sets_them() {
+        let annotations = |d: &Deployment| d.spec.template.metadata.as_ref().unwrap().annotations.clone().unwrap();
+        let plain = annotations(&desired_deployment(&mk_hw(json!({})), 1).unwrap());
+        assert_eq!(plain.get("prometheus.io/scrape").map(String::as_str), Some("true"));
+        assert_eq!(plain.get("prometheus.io/port").map(String::as_str), Some("8001"));
+        assert_eq!(plain.get("prometheus.io/path").map(String::as_str), Some("/metrics"));
+
+        let hw = mk_hw(json!({"template": {
+            "metadata": {"annotations": {"prometheus.io/scrape": "false", "team": "payments"}},
+            "spec": {"containers": [{"name": "worker", "image": "w:1",
+                "env": [{"name": "HATCHET_CLIENT_WORKER_HEALTHCHECK_PORT", "value": "9100"}]}]}}}));
+        let mine = annotations(&desired_deployment(&hw, 1).unwrap());
+        assert_eq!(mine.get("prometheus.io/scrape").map(String::as_str), Some("false"), "opted out");
+        assert_eq!(mine.get("prometheus.io/port").map(String::as_str), Some("9100"), "follows the port");
+        assert_eq!(mine.get("team").map(String::as_str), Some("payments"));
     }
 
     #[test]

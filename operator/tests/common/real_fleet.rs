@@ -61,7 +61,11 @@ pub fn operator_pod(world: &World, watch_ns: &str) -> String {
     let manifest = format!(
         r#"apiVersion: v1
 kind: Pod
-metadata: {{name: {pod}, namespace: {OPERATOR_NS}, labels: {{app: hatchet-operator-e2e}}}}
+metadata:
+  name: {pod}
+  namespace: {OPERATOR_NS}
+  labels: {{app: hatchet-operator-e2e}}
+  annotations: {{prometheus.io/scrape: "true", prometheus.io/port: "8080", prometheus.io/path: /metrics}}
 spec:
   serviceAccountName: hatchet-operator
   nodeSelector: {{kubernetes.io/hostname: {node}}}
@@ -314,6 +318,27 @@ spec:
             outputs
         })
     }
+}
+
+/// Slots used and total of one pod's worker, as the engine lists it.
+pub fn engine_slots(f: &RealFleet<'_>, pod: &str) -> Option<(i64, i64)> {
+    let w = f.engine_workers().remove(pod)?;
+    let limit = w["slotConfig"]["default"]["limit"].as_i64()?;
+    let available = w["slotConfig"]["default"]["available"].as_i64()?;
+    Some((limit - available, limit))
+}
+
+/// Slots used and total as the pod's own `/metrics` says.
+pub fn pod_slots(pod: &Value) -> Result<(i64, i64), String> {
+    let ip = pod["status"]["podIP"].as_str().ok_or("no pod IP")?;
+    let (code, body) = http_get_from(ip, 8001, "/metrics")?;
+    if code != 200 {
+        return Err(format!("/metrics answered {code}"));
+    }
+    Ok((
+        metric_sum(&body, "hatchet_worker_slots_used") as i64,
+        metric_sum(&body, "hatchet_worker_slots") as i64,
+    ))
 }
 
 pub fn pod_names(pods: &[Value]) -> BTreeSet<String> {

@@ -6,6 +6,7 @@
 
 pub mod hatchet;
 pub mod kube;
+pub mod prometheus;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
