@@ -182,11 +182,11 @@ impl Metrics {
         if first_seen {
             // Both scale-event series start at 0, so `increase()` counts the fleet's first event.
             for direction in ["up", "down"] {
-                f.scale_events.get_or_create(&ScaleLabels {
+                drop(f.scale_events.get_or_create(&ScaleLabels {
                     namespace: l.namespace.clone(),
                     name: l.name.clone(),
                     direction,
-                });
+                }));
             }
         }
     }

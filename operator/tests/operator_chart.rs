@@ -200,7 +200,11 @@ fn helm_install_runs_the_operator_on_the_real_node_and_upgrade_and_uninstall_spa
     wait_for("Prometheus to scrape both operator pods", SETTLE, POLL, || {
         let leaders = prometheus::query(&world, &format!(r#"hatchet_operator_leader{{namespace="{sys}"}}"#))?;
         let scraped: BTreeSet<&str> = leaders.iter().map(|s| s.label("pod")).collect();
-        let leading: Vec<&str> = leaders.iter().filter(|s| s.value == 1.0).map(|s| s.label("pod")).collect();
+        let leading: Vec<&str> = leaders
+            .iter()
+            .filter(|s| s.value == 1.0)
+            .map(|s| s.label("pod"))
+            .collect();
         if scraped == pods.iter().map(String::as_str).collect() && leading == [first.as_str()] {
             Ok(())
         } else {

@@ -71,56 +71,69 @@ fn prometheus_scrapes_the_fleet_and_the_operator_and_agrees_with_the_engine_and_
     let sel = format!(r#"namespace="{}", fleet="{FLEET}""#, f.ns());
 
     // Both pods busy (4 slots), two runs queued; the pods, the engine, the status and PromQL agree.
-    let pods = wait_for("PromQL to agree with the pods, the engine and the status", SETTLE, POLL, || {
-        let pods: Vec<Value> = f.pods(FLEET).into_iter().filter(is_ready).collect();
-        if pods.len() != 2 {
-            return Err(format!("{} ready pods", pods.len()));
-        }
-        let per_pod: BTreeMap<String, f64> =
-            query(&f, &format!(r#"hatchet_worker_slots_used{{slot_type="default", {sel}}}"#))?
-                .into_iter()
-                .map(|s| (s.label("pod").to_owned(), s.value))
-                .collect();
-        for pod in &pods {
-            let name = pod["metadata"]["name"].as_str().unwrap();
-            let (used, total) = pod_slots(pod)?;
-            let engine = engine_slots(&f, name).ok_or_else(|| format!("the engine does not list {name}"))?;
-            let scraped = per_pod.get(name).copied();
-            if (used, total) != (2, 2) || engine != (2, 2) || scraped != Some(2.0) {
+    let pods = wait_for(
+        "PromQL to agree with the pods, the engine and the status",
+        SETTLE,
+        POLL,
+        || {
+            let pods: Vec<Value> = f.pods(FLEET).into_iter().filter(is_ready).collect();
+            if pods.len() != 2 {
+                return Err(format!("{} ready pods", pods.len()));
+            }
+            let per_pod: BTreeMap<String, f64> = query(
+                &f,
+                &format!(r#"hatchet_worker_slots_used{{slot_type="default", {sel}}}"#),
+            )?
+            .into_iter()
+            .map(|s| (s.label("pod").to_owned(), s.value))
+            .collect();
+            for pod in &pods {
+                let name = pod["metadata"]["name"].as_str().unwrap();
+                let (used, total) = pod_slots(pod)?;
+                let engine = engine_slots(&f, name).ok_or_else(|| format!("the engine does not list {name}"))?;
+                let scraped = per_pod.get(name).copied();
+                if (used, total) != (2, 2) || engine != (2, 2) || scraped != Some(2.0) {
+                    return Err(format!(
+                        "{name}: /metrics {used}/{total}, engine {engine:?}, Prometheus {scraped:?}"
+                    ));
+                }
+            }
+            if per_pod.len() != 2 {
+                return Err(format!("Prometheus has series for other pods too: {per_pod:?}"));
+            }
+            let hw = get_json(f.world, &["hw", FLEET, "-n", f.ns()])?;
+            let s = &hw["status"];
+            let utilization = one(&f, &format!("hatchet:fleet_utilization:ratio{{{sel}}}"))?;
+            let queued = one(&f, &format!("hatchet:fleet_queued_tasks:max{{{sel}}}"))?;
+            let desired = one(&f, &format!("hatchet:fleet_desired_replicas:max{{{sel}}}"))?;
+            let operator_utilization = one(
+                &f,
+                &format!(
+                    r#"hatchet_operator_fleet_utilization_ratio{{namespace="{}", name="{FLEET}"}}"#,
+                    f.ns()
+                ),
+            )?;
+            let scale_outs = one(
+                &f,
+                &format!(r#"hatchet:fleet_scale_events:increase10m{{direction="up", {sel}}}"#),
+            )?;
+            if utilization != 1.0
+                || operator_utilization != 1.0
+                || s["utilization"].as_f64() != Some(1.0)
+                || queued != 2.0
+                || s["queued"] != 2
+                || desired != 2.0
+                || s["desiredReplicas"] != 2
+                || scale_outs <= 0.0
+            {
                 return Err(format!(
-                    "{name}: /metrics {used}/{total}, engine {engine:?}, Prometheus {scraped:?}"
+                    "PromQL utilization {utilization} (operator {operator_utilization}), queued {queued}, desired \
+                 {desired}, scale-outs {scale_outs}; status {s}"
                 ));
             }
-        }
-        if per_pod.len() != 2 {
-            return Err(format!("Prometheus has series for other pods too: {per_pod:?}"));
-        }
-        let hw = get_json(f.world, &["hw", FLEET, "-n", f.ns()])?;
-        let s = &hw["status"];
-        let utilization = one(&f, &format!("hatchet:fleet_utilization:ratio{{{sel}}}"))?;
-        let queued = one(&f, &format!("hatchet:fleet_queued_tasks:max{{{sel}}}"))?;
-        let desired = one(&f, &format!("hatchet:fleet_desired_replicas:max{{{sel}}}"))?;
-        let operator_utilization = one(
-            &f,
-            &format!(r#"hatchet_operator_fleet_utilization_ratio{{namespace="{}", name="{FLEET}"}}"#, f.ns()),
-        )?;
-        let scale_outs = one(&f, &format!(r#"hatchet:fleet_scale_events:increase10m{{direction="up", {sel}}}"#))?;
-        if utilization != 1.0
-            || operator_utilization != 1.0
-            || s["utilization"].as_f64() != Some(1.0)
-            || queued != 2.0
-            || s["queued"] != 2
-            || desired != 2.0
-            || s["desiredReplicas"] != 2
-            || scale_outs <= 0.0
-        {
-            return Err(format!(
-                "PromQL utilization {utilization} (operator {operator_utilization}), queued {queued}, desired \
-                 {desired}, scale-outs {scale_outs}; status {s}"
-            ));
-        }
-        Ok(pods)
-    })
+            Ok(pods)
+        },
+    )
     .unwrap_or_else(|e| panic!("{e}"));
 
     // What service discovery found: the two worker pods and the operator pod, all up.
@@ -145,7 +158,10 @@ fn prometheus_scrapes_the_fleet_and_the_operator_and_agrees_with_the_engine_and_
         .expect("run promtool");
     assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
     let groups = prometheus::rule_groups(f.world).unwrap();
-    let loaded: Vec<&Value> = groups.iter().flat_map(|g| g["rules"].as_array().unwrap().iter()).collect();
+    let loaded: Vec<&Value> = groups
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap().iter())
+        .collect();
     assert_eq!(loaded.len(), 11, "every shipped rule is loaded: {groups:?}");
     for rule in &loaded {
         assert_eq!(rule["health"], "ok", "{rule}");
@@ -176,7 +192,9 @@ fn prometheus_scrapes_the_fleet_and_the_operator_and_agrees_with_the_engine_and_
     })
     .unwrap_or_else(|e| panic!("{e}"));
     for var in dashboard["templating"]["list"].as_array().unwrap() {
-        let Some(def) = var["definition"].as_str() else { continue };
+        let Some(def) = var["definition"].as_str() else {
+            continue;
+        };
         let inner = def
             .strip_prefix("label_values(")
             .and_then(|d| d.strip_suffix(')'))

@@ -587,8 +587,16 @@ mod tests {
             "spec": {"containers": [{"name": "worker", "image": "w:1",
                 "env": [{"name": "HATCHET_CLIENT_WORKER_HEALTHCHECK_PORT", "value": "9100"}]}]}}}));
         let mine = annotations(&desired_deployment(&hw, 1).unwrap());
-        assert_eq!(mine.get("prometheus.io/scrape").map(String::as_str), Some("false"), "opted out");
-        assert_eq!(mine.get("prometheus.io/port").map(String::as_str), Some("9100"), "follows the port");
+        assert_eq!(
+            mine.get("prometheus.io/scrape").map(String::as_str),
+            Some("false"),
+            "opted out"
+        );
+        assert_eq!(
+            mine.get("prometheus.io/port").map(String::as_str),
+            Some("9100"),
+            "follows the port"
+        );
         assert_eq!(mine.get("team").map(String::as_str), Some("payments"));
     }
 

@@ -1,6 +1,6 @@
 //! `hatchet-worker`: the fleet worker image's entry point. Serves the fleet tasks with health
 //! probes, metrics and drain; configured only by environment variables. `burst` triggers runs
-//! and prints their results (used by the demo).
+//! and prints their results (load from a shell).
 
 mod fleet;
 

@@ -48,12 +48,17 @@ pub(crate) fn figures(samples: &[Fleet], marks: &Marks) -> Figures {
     }
 }
 
-/// Every change of the autoscaler's decision: when, from, to, and its reason.
+/// Every change of the autoscaler's decision: when, from, to, and its reason (empty when a
+/// later poll had already replaced the status' reason by the time of the sample).
 pub(crate) fn decisions(samples: &[Fleet]) -> Vec<(Duration, i64, i64, &str)> {
     samples
         .windows(2)
         .filter_map(|w| match (w[0].desired, w[1].desired) {
-            (Some(a), Some(b)) if a != b => Some((w[1].at, a, b, w[1].reason.as_str())),
+            (Some(a), Some(b)) if a != b => {
+                let reason = w[1].reason.as_str();
+                let about_it = reason.ends_with(&format!("→ {b}")) || reason.contains(&format!("→ {b} "));
+                Some((w[1].at, a, b, if about_it { reason } else { "" }))
+            }
             _ => None,
         })
         .collect()
@@ -68,7 +73,7 @@ mod tests {
         Fleet {
             at: Duration::from_secs(secs),
             desired: Some(desired),
-            reason: format!("to {desired}"),
+            reason: format!("x → {desired}"),
             pods: (0..ready)
                 .map(|i| Pod {
                     name: format!("p{i}"),
@@ -108,7 +113,14 @@ mod tests {
             d.iter().map(|(at, a, b, _)| (at.as_secs(), *a, *b)).collect::<Vec<_>>(),
             [(13, 1, 4), (30, 4, 2), (40, 2, 1)]
         );
-        assert_eq!(d[0].3, "to 4");
+        assert_eq!(d[0].3, "x → 4");
+        let mut replaced = samples.to_vec();
+        replaced[3].reason = "4 kept (at maxReplicas 4)".into();
+        assert_eq!(
+            decisions(&replaced)[0].3,
+            "",
+            "a reason about a later poll is not shown"
+        );
     }
 
     #[test]
@@ -120,7 +132,10 @@ mod tests {
             settled: None,
         };
         let f = figures(&samples, &marks);
-        assert_eq!((f.scale_out, f.pods_ready, f.done, f.scale_in), (None, None, None, None));
+        assert_eq!(
+            (f.scale_out, f.pods_ready, f.done, f.scale_in),
+            (None, None, None, None)
+        );
         assert_eq!((f.peak_desired, f.peak_ready), (1, 1));
     }
 }

@@ -17,9 +17,9 @@ pub(crate) fn render(
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{title}   t={:>5.1}s   {phase}", fleet.at.as_secs_f64());
-    let (used, total) = fleet
-        .slots
-        .map_or(("-".to_owned(), "-".to_owned()), |(u, t)| (u.to_string(), t.to_string()));
+    let (used, total) = fleet.slots.map_or(("-".to_owned(), "-".to_owned()), |(u, t)| {
+        (u.to_string(), t.to_string())
+    });
     let utilization = fleet
         .slots
         .filter(|(_, t)| *t > 0)
@@ -38,7 +38,11 @@ pub(crate) fn render(
         runs.triggered, runs.completed, runs.failed, runs.pending
     );
     let _ = writeln!(out);
-    let _ = writeln!(out, "  {:<34} {:<12} {:>7}  {:>8}", "POD", "STATE", "SLOTS", "FINISHED");
+    let _ = writeln!(
+        out,
+        "  {:<34} {:<10} {:<26} {:>8}",
+        "POD", "STATE", "SLOTS USED", "FINISHED"
+    );
     for p in &fleet.pods {
         let state = match (p.terminating, p.ready) {
             (true, _) => "draining",
@@ -49,7 +53,7 @@ pub(crate) fn render(
             .slots
             .map_or("-".to_owned(), |(u, t)| format!("{u:.0}/{t:.0} {}", bar(u, t)));
         let finished = p.finished.map_or("-".to_owned(), |f| format!("{f:.0}"));
-        let _ = writeln!(out, "  {:<34} {state:<12} {slots:>7}  {finished:>8}", p.name);
+        let _ = writeln!(out, "  {:<34} {state:<10} {slots:<26} {finished:>8}", p.name);
     }
     if !decisions.is_empty() {
         let _ = writeln!(out);
