@@ -19,11 +19,11 @@ use serde::{Deserialize, Serialize};
 /// API group of the operator's resources.
 pub const GROUP: &str = "hatchet.run";
 /// Slots per worker when `spec.slots` is not given.
-pub const DEFAULT_SLOTS: i32 = 100;
+pub const DEFAULT_SLOTS: i32 = hatchet_contract::DEFAULT_SLOTS as i32;
 /// Replicas when `spec.replicas` is not given.
 pub const DEFAULT_REPLICAS: i32 = 1;
 /// Drain deadline when `spec.drain.timeoutSeconds` is not given (one hour, as the worker's).
-pub const DEFAULT_DRAIN_TIMEOUT_SECONDS: i64 = 3600;
+pub const DEFAULT_DRAIN_TIMEOUT_SECONDS: i64 = hatchet_contract::DEFAULT_DRAIN_TIMEOUT_SECONDS as i64;
 
 /// Desired state of a fleet of Hatchet workers.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]

@@ -13,6 +13,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use hatchet_contract::http;
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use tokio::time::Instant;
@@ -56,12 +57,12 @@ pub(crate) async fn serve(
     tracing::info!(%addr, "health server listening");
     let finished = shared.finished.clone();
     let app = Router::new()
-        .route("/livez", get(livez))
-        .route("/readyz", get(readyz))
-        .route("/health", get(health))
-        .route("/status", get(status))
-        .route("/metrics", get(metrics))
-        .route("/drain", get(drain).post(drain))
+        .route(http::LIVEZ, get(livez))
+        .route(http::READYZ, get(readyz))
+        .route(http::HEALTH, get(health))
+        .route(http::STATUS, get(status))
+        .route(http::METRICS, get(metrics))
+        .route(http::DRAIN, get(drain).post(drain))
         .with_state(AppState { shared, registry });
     Ok(tokio::spawn(accept_loop(listener, app, finished)))
 }

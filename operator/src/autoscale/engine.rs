@@ -6,10 +6,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use base64::Engine as _;
+use hatchet_contract::token::{TokenClaims, read_claims};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
-use serde::Deserialize;
 
 use super::signals::{EngineWorker, parse_queues, parse_workers};
 use crate::crd::{HatchetWorker, TlsStrategy};
@@ -42,25 +41,9 @@ impl fmt::Debug for Target {
     }
 }
 
-#[derive(Deserialize)]
-struct Claims {
-    sub: String,
-    #[serde(default)]
-    server_url: Option<String>,
-}
-
 /// Tenant and REST URL claims of a Hatchet token (a JWT; its signature is the engine's to check).
-fn claims(token: &str) -> Result<Claims, Error> {
-    let bad = |why: &str| problem("InvalidToken", format!("the token is not a Hatchet API token: {why}"));
-    let payload = token.split('.').nth(1).ok_or_else(|| bad("not a JWT"))?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .map_err(|_| bad("its payload is not base64url"))?;
-    let c: Claims = serde_json::from_slice(&bytes).map_err(|_| bad("its payload is not the claims JSON"))?;
-    if c.sub.is_empty() {
-        return Err(bad("the `sub` claim (tenant id) is empty"));
-    }
-    Ok(c)
+fn claims(token: &str) -> Result<TokenClaims, Error> {
+    read_claims(token).map_err(|e| problem("InvalidToken", format!("the token is not a Hatchet API token: {e}")))
 }
 
 /// One key of a Secret, as text.
@@ -233,17 +216,13 @@ fn without_url(e: &reqwest::Error) -> String {
 /// The prefix the Hatchet namespace puts before worker names, as the official SDKs do:
 /// lowercased, with a trailing `_`.
 pub(crate) fn worker_prefix(namespace: Option<&str>) -> String {
-    match namespace.map(str::trim).filter(|n| !n.is_empty()) {
-        None => String::new(),
-        Some(n) => {
-            let n = n.to_lowercase();
-            if n.ends_with('_') { n } else { format!("{n}_") }
-        }
-    }
+    hatchet_contract::namespace::normalize(namespace.unwrap_or(""))
 }
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+
     use super::*;
 
     fn jwt(payload: &str) -> String {

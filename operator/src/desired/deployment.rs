@@ -43,6 +43,7 @@
 
 use std::collections::BTreeMap;
 
+use hatchet_contract::{env, http};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, ObjectFieldSelector, Probe,
@@ -59,8 +60,6 @@ use super::{
 use crate::crd::{HatchetWorker, TlsStrategy};
 use crate::error::Error;
 
-/// The worker's variable for its health server port.
-const HEALTHCHECK_PORT_ENV: &str = "HATCHET_CLIENT_WORKER_HEALTHCHECK_PORT";
 /// Where TLS material is mounted in the worker container.
 const TLS_DIR: &str = "/etc/hatchet/tls";
 const CA_VOLUME: &str = "hatchet-tls-ca";
@@ -109,7 +108,7 @@ pub fn health_port(hw: &HatchetWorker) -> i32 {
         .env
         .iter()
         .flatten()
-        .find(|e| e.name == HEALTHCHECK_PORT_ENV)
+        .find(|e| e.name == env::HEALTHCHECK_PORT)
         .and_then(|e| e.value.as_deref()?.trim().parse::<i32>().ok())
         .filter(|p| (1..=65535).contains(p));
     let named = || {
@@ -188,7 +187,7 @@ fn scrape_annotations(port: i32) -> [(&'static str, String); 3] {
     [
         ("prometheus.io/scrape", "true".to_owned()),
         ("prometheus.io/port", port.to_string()),
-        ("prometheus.io/path", "/metrics".to_owned()),
+        ("prometheus.io/path", http::METRICS.to_owned()),
     ]
 }
 
@@ -196,7 +195,7 @@ fn scrape_annotations(port: i32) -> [(&'static str, String); 3] {
 fn injected_env(hw: &HatchetWorker, ns: &str, name: &str) -> Vec<EnvVar> {
     let c = &hw.spec.connection;
     let mut env = vec![EnvVar {
-        name: "HATCHET_CLIENT_TOKEN".into(),
+        name: env::TOKEN.into(),
         value_from: Some(EnvVarSource {
             secret_key_ref: Some(SecretKeySelector {
                 name: c.token_secret_ref.name.clone(),
@@ -215,41 +214,41 @@ fn injected_env(hw: &HatchetWorker, ns: &str, name: &str) -> Vec<EnvVar> {
         })
     };
     if let Some(hp) = &c.host_port {
-        plain("HATCHET_CLIENT_HOST_PORT", hp.clone());
+        plain(env::HOST_PORT, hp.clone());
     }
     if let Some(url) = &c.server_url {
-        plain("HATCHET_CLIENT_SERVER_URL", url.clone());
+        plain(env::SERVER_URL, url.clone());
     }
-    plain("HATCHET_CLIENT_TLS_STRATEGY", c.tls.strategy.as_str().into());
+    plain(env::TLS_STRATEGY, c.tls.strategy.as_str().into());
     if c.tls.strategy != TlsStrategy::None {
         if c.tls.ca_secret_ref.is_some() {
-            plain("HATCHET_CLIENT_TLS_ROOT_CA_FILE", format!("{TLS_DIR}/ca/ca.crt"));
+            plain(env::TLS_ROOT_CA_FILE, format!("{TLS_DIR}/ca/ca.crt"));
         }
         if c.tls.client_cert_secret_ref.is_some() {
-            plain("HATCHET_CLIENT_TLS_CERT_FILE", format!("{TLS_DIR}/client/tls.crt"));
-            plain("HATCHET_CLIENT_TLS_KEY_FILE", format!("{TLS_DIR}/client/tls.key"));
+            plain(env::TLS_CERT_FILE, format!("{TLS_DIR}/client/tls.crt"));
+            plain(env::TLS_KEY_FILE, format!("{TLS_DIR}/client/tls.key"));
         }
         if let Some(sn) = &c.tls.server_name {
-            plain("HATCHET_CLIENT_TLS_SERVER_NAME", sn.clone());
+            plain(env::TLS_SERVER_NAME, sn.clone());
         }
     }
     if let Some(hns) = c.namespace.as_ref().filter(|n| !n.is_empty()) {
-        plain("HATCHET_CLIENT_NAMESPACE", hns.clone());
+        plain(env::NAMESPACE, hns.clone());
     }
-    plain("HATCHET_WORKER_SLOTS", hw.spec.slots.to_string());
+    plain(env::WORKER_SLOTS, hw.spec.slots.to_string());
     let mut labels: BTreeMap<&str, String> = hw.spec.labels.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     labels.insert(FLEET_LABEL, format!("{ns}.{name}"));
     plain(
-        "HATCHET_CLIENT_WORKER_PRESET_LABELS",
+        env::WORKER_PRESET_LABELS,
         serde_json::to_string(&labels).unwrap_or_else(|_| "{}".into()),
     );
-    plain(HEALTHCHECK_PORT_ENV, health_port(hw).to_string());
+    plain(env::HEALTHCHECK_PORT, health_port(hw).to_string());
     plain(
-        "HATCHET_WORKER_DRAIN_TIMEOUT_SECONDS",
+        env::WORKER_DRAIN_TIMEOUT_SECONDS,
         hw.spec.drain.timeout_seconds.to_string(),
     );
     env.push(EnvVar {
-        name: "HATCHET_WORKER_NAME".into(),
+        name: env::WORKER_NAME.into(),
         value_from: Some(EnvVarSource {
             field_ref: Some(ObjectFieldSelector {
                 field_path: "metadata.name".into(),
@@ -340,10 +339,11 @@ fn inject_container(c: &mut Container, env: Vec<EnvVar>, mounts: Vec<VolumeMount
         });
     }
     c.readiness_probe
-        .get_or_insert_with(|| http_probe("/readyz", port, 5, 3));
+        .get_or_insert_with(|| http_probe(http::READYZ, port, 5, 3));
     c.liveness_probe
-        .get_or_insert_with(|| http_probe("/livez", port, 10, 3));
-    c.startup_probe.get_or_insert_with(|| http_probe("/livez", port, 2, 60));
+        .get_or_insert_with(|| http_probe(http::LIVEZ, port, 10, 3));
+    c.startup_probe
+        .get_or_insert_with(|| http_probe(http::LIVEZ, port, 2, 60));
     c.termination_message_policy
         .get_or_insert_with(|| "FallbackToLogsOnError".into());
     let have = c.volume_mounts.get_or_insert_with(Vec::new);

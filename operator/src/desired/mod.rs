@@ -34,7 +34,7 @@ pub const FLEET_LABEL: &str = "hatchet.run/fleet";
 /// `app.kubernetes.io/managed-by` value on every child (the operator's watches select on it).
 pub const MANAGED_BY: &str = "hatchet-operator";
 /// The worker's health/metrics/drain port and its name.
-pub const HEALTH_PORT: i32 = 8001;
+pub const HEALTH_PORT: i32 = hatchet_contract::http::HEALTH_PORT as i32;
 /// Name of the health port on the container and the Service.
 pub const HEALTH_PORT_NAME: &str = "health";
 

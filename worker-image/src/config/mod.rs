@@ -7,14 +7,16 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use token::{TokenClaims, read_claims};
+pub use hatchet_contract::token::TokenClaims;
+use hatchet_contract::{env, namespace};
+pub use token::read_claims;
 
 use crate::Error;
 
 /// Default gRPC address when neither the env nor the token names one (the Python SDK's).
 const DEFAULT_HOST_PORT: &str = "localhost:7070";
 /// Default port of the worker's health/metrics server.
-pub const DEFAULT_HEALTHCHECK_PORT: u16 = 8001;
+pub const DEFAULT_HEALTHCHECK_PORT: u16 = hatchet_contract::http::HEALTH_PORT;
 /// Default largest gRPC message received or sent: the official SDKs' default, and the
 /// engine's own (`SERVER_GRPC_MAX_MSG_SIZE`), which bounds what it accepts and delivers.
 pub const DEFAULT_GRPC_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
@@ -134,39 +136,38 @@ impl ClientConfig {
     /// Reads configuration through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
         let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
-        let token =
-            get("HATCHET_CLIENT_TOKEN").ok_or_else(|| Error::Config("HATCHET_CLIENT_TOKEN is not set".into()))?;
+        let token = get(env::TOKEN).ok_or_else(|| Error::Config("HATCHET_CLIENT_TOKEN is not set".into()))?;
         let mut b = Self::builder(token);
-        b.tenant_id = get("HATCHET_CLIENT_TENANT_ID");
-        b.host_port = get("HATCHET_CLIENT_HOST_PORT");
-        b.server_url = get("HATCHET_CLIENT_SERVER_URL");
-        b.namespace = get("HATCHET_CLIENT_NAMESPACE");
-        if let Some(s) = get("HATCHET_CLIENT_TLS_STRATEGY") {
+        b.tenant_id = get(env::TENANT_ID);
+        b.host_port = get(env::HOST_PORT);
+        b.server_url = get(env::SERVER_URL);
+        b.namespace = get(env::NAMESPACE);
+        if let Some(s) = get(env::TLS_STRATEGY) {
             b.tls_strategy = Some(s.parse()?);
         }
-        b.tls_cert_file = get("HATCHET_CLIENT_TLS_CERT_FILE").map(PathBuf::from);
-        b.tls_key_file = get("HATCHET_CLIENT_TLS_KEY_FILE").map(PathBuf::from);
-        b.tls_root_ca_file = get("HATCHET_CLIENT_TLS_ROOT_CA_FILE").map(PathBuf::from);
-        b.tls_server_name = get("HATCHET_CLIENT_TLS_SERVER_NAME");
-        if let Some(v) = get("HATCHET_CLIENT_WORKER_HEALTHCHECK_ENABLED") {
-            b.healthcheck_enabled = Some(parse_bool("HATCHET_CLIENT_WORKER_HEALTHCHECK_ENABLED", &v)?);
+        b.tls_cert_file = get(env::TLS_CERT_FILE).map(PathBuf::from);
+        b.tls_key_file = get(env::TLS_KEY_FILE).map(PathBuf::from);
+        b.tls_root_ca_file = get(env::TLS_ROOT_CA_FILE).map(PathBuf::from);
+        b.tls_server_name = get(env::TLS_SERVER_NAME);
+        if let Some(v) = get(env::HEALTHCHECK_ENABLED) {
+            b.healthcheck_enabled = Some(parse_bool(env::HEALTHCHECK_ENABLED, &v)?);
         }
-        if let Some(v) = get("HATCHET_CLIENT_WORKER_HEALTHCHECK_PORT") {
+        if let Some(v) = get(env::HEALTHCHECK_PORT) {
             b.healthcheck_port = Some(v.trim().parse().map_err(|_| {
                 Error::Config(format!(
                     "HATCHET_CLIENT_WORKER_HEALTHCHECK_PORT must be a port number, not {v:?}"
                 ))
             })?);
         }
-        b.healthcheck_bind_address = get("HATCHET_CLIENT_WORKER_HEALTHCHECK_BIND_ADDRESS");
-        if let Some(v) = get("HATCHET_CLIENT_WORKER_PRESET_LABELS") {
+        b.healthcheck_bind_address = get(env::HEALTHCHECK_BIND_ADDRESS);
+        if let Some(v) = get(env::WORKER_PRESET_LABELS) {
             b.preset_labels = parse_labels(&v)?;
         }
-        b.grpc_max_recv_message_bytes = get("HATCHET_CLIENT_GRPC_MAX_RECV_MESSAGE_LENGTH")
-            .map(|v| parse_message_size("HATCHET_CLIENT_GRPC_MAX_RECV_MESSAGE_LENGTH", &v))
+        b.grpc_max_recv_message_bytes = get(env::GRPC_MAX_RECV_MESSAGE_LENGTH)
+            .map(|v| parse_message_size(env::GRPC_MAX_RECV_MESSAGE_LENGTH, &v))
             .transpose()?;
-        b.grpc_max_send_message_bytes = get("HATCHET_CLIENT_GRPC_MAX_SEND_MESSAGE_LENGTH")
-            .map(|v| parse_message_size("HATCHET_CLIENT_GRPC_MAX_SEND_MESSAGE_LENGTH", &v))
+        b.grpc_max_send_message_bytes = get(env::GRPC_MAX_SEND_MESSAGE_LENGTH)
+            .map(|v| parse_message_size(env::GRPC_MAX_SEND_MESSAGE_LENGTH, &v))
             .transpose()?;
         b.build()
     }
@@ -179,11 +180,7 @@ impl ClientConfig {
 
 /// Prefixes `name` with the (normalised) namespace unless it already carries it.
 pub(crate) fn apply_namespace(namespace: &str, name: &str) -> String {
-    if namespace.is_empty() || name.starts_with(namespace) {
-        name.to_owned()
-    } else {
-        format!("{namespace}{name}")
-    }
+    namespace::apply(namespace, name)
 }
 
 /// Builder for [`ClientConfig`]; unset fields fall back to the token's claims and SDK defaults.
@@ -285,14 +282,8 @@ impl ClientConfigBuilder {
             ));
         }
         for (var, v) in [
-            (
-                "HATCHET_CLIENT_GRPC_MAX_RECV_MESSAGE_LENGTH",
-                self.grpc_max_recv_message_bytes,
-            ),
-            (
-                "HATCHET_CLIENT_GRPC_MAX_SEND_MESSAGE_LENGTH",
-                self.grpc_max_send_message_bytes,
-            ),
+            (env::GRPC_MAX_RECV_MESSAGE_LENGTH, self.grpc_max_recv_message_bytes),
+            (env::GRPC_MAX_SEND_MESSAGE_LENGTH, self.grpc_max_send_message_bytes),
         ] {
             if let Some(v) = v {
                 check_message_size(var, v)?;
@@ -332,12 +323,7 @@ impl ClientConfigBuilder {
 
 /// The official SDKs lowercase the namespace and make it end in `_`.
 pub fn normalize_namespace(ns: &str) -> String {
-    let ns = ns.trim().to_lowercase();
-    if ns.is_empty() || ns.ends_with('_') {
-        ns
-    } else {
-        format!("{ns}_")
-    }
+    namespace::normalize(ns)
 }
 
 fn validate_host_port(hp: &str) -> Result<(), Error> {

@@ -26,9 +26,9 @@ const START_BACKOFF_BASE: Duration = Duration::from_secs(1);
 const START_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// Default slots per worker (the official SDKs' default).
-pub const DEFAULT_SLOTS: usize = 100;
+pub const DEFAULT_SLOTS: usize = hatchet_contract::DEFAULT_SLOTS as usize;
 /// Default drain deadline: long, so tasks normally finish.
-pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(3600);
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(hatchet_contract::DEFAULT_DRAIN_TIMEOUT_SECONDS as u64);
 
 /// Builds a [`Worker`].
 pub struct WorkerBuilder {

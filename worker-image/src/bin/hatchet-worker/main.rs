@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
+use hatchet_contract::{DEFAULT_DRAIN_TIMEOUT_SECONDS, DEFAULT_SLOTS, env};
 use hatchet_worker::{Client, ClientConfig, Exit, TriggerOptions, Worker};
 
 #[derive(Parser)]
@@ -17,13 +18,13 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     /// Worker name (the operator sets the pod name).
-    #[arg(long, env = "HATCHET_WORKER_NAME", default_value = "hatchet-worker")]
+    #[arg(long, env = env::WORKER_NAME, default_value = "hatchet-worker")]
     name: String,
     /// Tasks run at once.
-    #[arg(long, env = "HATCHET_WORKER_SLOTS", default_value_t = 100)]
+    #[arg(long, env = env::WORKER_SLOTS, default_value_t = DEFAULT_SLOTS as usize)]
     slots: usize,
     /// Longest a drain waits for running tasks before reporting them failed.
-    #[arg(long, env = "HATCHET_WORKER_DRAIN_TIMEOUT_SECONDS", default_value_t = 3600)]
+    #[arg(long, env = env::WORKER_DRAIN_TIMEOUT_SECONDS, default_value_t = u64::from(DEFAULT_DRAIN_TIMEOUT_SECONDS))]
     drain_timeout_seconds: u64,
     /// How long the engine may refuse the token it accepted before (its database away) before
     /// the worker gives up.
