@@ -1,19 +1,20 @@
 //! Running one assignment: STARTED, the handler (isolated in its own task so a panic or a
-//! cancel cannot hurt the worker), then COMPLETED or FAILED, or nothing when cancelled.
+//! cancel cannot hurt the worker), then the event [`conclude`] picks for how it ended
+//! (COMPLETED or FAILED, or nothing when cancelled), sent by [`report`] alone.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hatchet_proto::{AssignedAction, StepActionEvent, StepActionEventType};
+use hatchet_proto::{AssignedAction, StepActionEvent};
 use tokio::time::Instant;
 
+use super::report::{Ending, Outcome, Report, Site, conclude};
 use super::shared::{CancelReason, Shared, Tracked};
 use super::slots::{SharedSlot, SlotPermit};
 use crate::client::{Persistence, call_with_codes, now_timestamp};
 use crate::context::{Context, RunIds};
-use crate::payload::{completion_payload, failure_payload, parse_action_payload, parse_metadata};
+use crate::payload::{parse_action_payload, parse_metadata};
 use crate::retry::is_retryable_for_results;
-use crate::workflow::TaskError;
 
 /// Extra time past the task's timeout before the worker gives up on the engine's own
 /// timeout (which cancels the run) and reports the failure itself.
@@ -24,26 +25,6 @@ const CANCEL_GRACE: Duration = Duration::from_secs(1);
 const EVENT_RETRY_BUDGET: Duration = Duration::from_secs(300);
 /// Deadline of one try at sending an event.
 const EVENT_CALL_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// How a run ended on this worker.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    Succeeded,
-    Failed,
-    Cancelled,
-    TimedOut,
-}
-
-impl Outcome {
-    pub(crate) fn label(&self) -> &'static str {
-        match self {
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-            Self::TimedOut => "timed_out",
-        }
-    }
-}
 
 /// Runs the assignment to its end. The slot is held until the result is reported, unless the
 /// task gives it back earlier with `release_slot`.
@@ -57,38 +38,16 @@ pub(crate) async fn run(
     let id = action.task_run_external_id.clone();
     let slot = SharedSlot::new(permit);
     let Some(def) = shared.actions.get(&action.action_id).cloned() else {
-        let msg = format!("this worker has no handler for action {:?}", action.action_id);
-        tracing::error!(task_run = %id, "{msg}");
-        report(
-            &shared,
-            &action,
-            StepActionEventType::StepEventTypeFailed,
-            failure_payload("UnknownAction", &msg, &trace(&shared, &action), &id),
-            true,
-        )
-        .await;
+        tracing::error!(task_run = %id, "this worker has no handler for action {:?}", action.action_id);
+        finish(&shared, &action, Ending::UnknownAction).await;
         return;
     };
     let remembered = shared.reports.lock().expect("reports lock").uncertain_result(&id);
     if let Some(payload) = remembered {
         tracing::warn!(task_run = %id, attempt = action.retry_count + 1,
             "the engine assigned again a task run whose result it may have lost in an outage; answering with that result instead of running it twice");
-        report(
-            &shared,
-            &action,
-            StepActionEventType::StepEventTypeStarted,
-            String::new(),
-            false,
-        )
-        .await;
-        report(
-            &shared,
-            &action,
-            StepActionEventType::StepEventTypeCompleted,
-            payload,
-            false,
-        )
-        .await;
+        report(&shared, &action, Report::started()).await;
+        report(&shared, &action, Report::completed(payload)).await;
         return;
     }
     let started = Instant::now();
@@ -108,13 +67,16 @@ pub(crate) async fn run(
 /// so the engine hands it to another worker.
 pub(crate) async fn hand_back(shared: &Shared, action: &AssignedAction) {
     tracing::warn!(task_run = %action.task_run_external_id, "assignment arrived while draining; handing it back");
-    let msg = failure_payload(
-        "WorkerDraining",
-        "the worker was draining when the task arrived; the engine may retry it",
-        &trace(shared, action),
-        &action.task_run_external_id,
-    );
-    report(shared, action, StepActionEventType::StepEventTypeFailed, msg, false).await;
+    finish(shared, action, Ending::HandedBack).await;
+}
+
+/// Tells the engine how the attempt ended (the one place a result is decided and sent).
+async fn finish(shared: &Shared, action: &AssignedAction, ending: Ending) -> Outcome {
+    let (outcome, event) = conclude(ending, &site(shared, action));
+    if let Some(event) = event {
+        report(shared, action, event).await;
+    }
+    outcome
 }
 
 async fn execute(
@@ -124,37 +86,29 @@ async fn execute(
     slot: SharedSlot,
     tracked: &Tracked,
 ) -> Outcome {
+    let ending = attempt(shared, action, def, slot, tracked).await;
+    finish(shared, action, ending).await
+}
+
+/// Runs the handler (after STARTED) and says how it ended.
+async fn attempt(
+    shared: &Arc<Shared>,
+    action: &AssignedAction,
+    def: super::shared::ActionDef,
+    slot: SharedSlot,
+    tracked: &Tracked,
+) -> Ending {
     let cancel = &tracked.cancel;
     let id = action.task_run_external_id.as_str();
-    let site = trace(shared, action);
-    let failed = |ty: &str, msg: &str| failure_payload(ty, msg, &site, id);
-
     let payload = match parse_action_payload(&action.action_payload) {
         Ok(p) => p,
-        Err(e) => {
-            report(
-                shared,
-                action,
-                StepActionEventType::StepEventTypeFailed,
-                failed("InvalidPayload", &e),
-                true,
-            )
-            .await;
-            return Outcome::Failed;
-        }
+        Err(e) => return Ending::BadInput(e),
     };
     let metadata = parse_metadata(action.additional_metadata.as_deref()).unwrap_or_else(|e| {
         tracing::warn!(task_run = %id, "ignoring additional metadata: {e}");
         Default::default()
     });
-    report(
-        shared,
-        action,
-        StepActionEventType::StepEventTypeStarted,
-        String::new(),
-        false,
-    )
-    .await;
+    report(shared, action, Report::started()).await;
 
     let deadline = Arc::new(Mutex::new(Instant::now() + def.timeout + TIMEOUT_GRACE));
     let ctx = Context::new(
@@ -188,9 +142,7 @@ async fn execute(
             _ = tokio::time::sleep_until(until) => {
                 if Instant::now() >= *deadline.lock().expect("deadline lock") {
                     handle.abort();
-                    let msg = format!("task exceeded its timeout of {:?} and the engine did not cancel it", def.timeout);
-                    report(shared, action, StepActionEventType::StepEventTypeFailed, failed("TimeoutError", &msg), false).await;
-                    return Outcome::TimedOut;
+                    return Ending::TimedOut(def.timeout);
                 }
             }
         }
@@ -202,84 +154,31 @@ async fn execute(
             handle.abort();
         }
         return match tracked.cancel_reason() {
-            Some(CancelReason::DrainDeadline) => {
-                let msg =
-                    "the worker stopped before the task finished (drain deadline passed); the engine may retry it";
-                report(
-                    shared,
-                    action,
-                    StepActionEventType::StepEventTypeFailed,
-                    failed("WorkerShutdown", msg),
-                    false,
-                )
-                .await;
-                Outcome::Failed
-            }
-            _ => Outcome::Cancelled,
+            Some(CancelReason::DrainDeadline) => Ending::Abandoned,
+            _ => Ending::Cancelled,
         };
     };
 
     match joined {
-        Ok(Ok(output)) => match completion_payload(&output) {
-            Ok(body) => {
-                report(shared, action, StepActionEventType::StepEventTypeCompleted, body, false).await;
-                Outcome::Succeeded
-            }
-            Err(e) => {
-                report(
-                    shared,
-                    action,
-                    StepActionEventType::StepEventTypeFailed,
-                    failed("InvalidOutput", &e),
-                    true,
-                )
-                .await;
-                Outcome::Failed
-            }
-        },
-        Ok(Err(TaskError {
-            error_type,
-            message,
-            retryable,
-        })) => {
-            report(
-                shared,
-                action,
-                StepActionEventType::StepEventTypeFailed,
-                failed(&error_type, &message),
-                !retryable,
-            )
-            .await;
-            Outcome::Failed
-        }
+        Ok(Ok(output)) => Ending::Returned(output),
+        Ok(Err(e)) => Ending::Errored(e),
         Err(join) if join.is_panic() => {
             let msg = panic_message(join.into_panic());
             tracing::error!(task_run = %id, "task handler panicked: {msg}");
-            report(
-                shared,
-                action,
-                StepActionEventType::StepEventTypeFailed,
-                failed("Panic", &format!("task handler panicked: {msg}")),
-                false,
-            )
-            .await;
-            Outcome::Failed
+            Ending::Panicked(msg)
         }
-        Err(_) => Outcome::Cancelled,
+        Err(_) => Ending::Cancelled,
     }
 }
 
-/// Where a failure happened, for the trace part of the failure payload: the action, the
-/// attempt and the worker (a Rust worker has no interpreter traceback to send).
-fn trace(shared: &Shared, action: &AssignedAction) -> String {
-    format!(
-        "  in action {:?}, task run {}, attempt {}\n  on worker {:?} (hatchet-worker {})",
-        action.action_id,
-        action.task_run_external_id,
-        action.retry_count + 1,
-        shared.name,
-        env!("CARGO_PKG_VERSION"),
-    )
+/// Where the attempt runs, for the trace of a failure.
+fn site<'a>(shared: &'a Shared, action: &'a AssignedAction) -> Site<'a> {
+    Site {
+        action: &action.action_id,
+        task_run: &action.task_run_external_id,
+        attempt: action.retry_count + 1,
+        worker: &shared.name,
+    }
 }
 
 fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
@@ -292,13 +191,8 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
 /// Sends a step event, retrying transient failures for up to [`EVENT_RETRY_BUDGET`] so a
 /// result survives an engine restart. A report that met a failure first sends again, once it
 /// got through, the results acknowledged just before (see [`super::resend`]).
-pub(crate) async fn report(
-    shared: &Shared,
-    action: &AssignedAction,
-    kind: StepActionEventType,
-    payload: String,
-    should_not_retry: bool,
-) {
+pub(crate) async fn report(shared: &Shared, action: &AssignedAction, report: Report) {
+    let kind = report.kind;
     let event = StepActionEvent {
         worker_id: String::new(),
         job_id: action.job_id.clone(),
@@ -308,9 +202,9 @@ pub(crate) async fn report(
         action_id: action.action_id.clone(),
         event_timestamp: None,
         event_type: kind as i32,
-        event_payload: payload,
+        should_not_retry: report.should_not_retry(),
+        event_payload: report.payload,
         retry_count: Some(action.retry_count),
-        should_not_retry: (kind == StepActionEventType::StepEventTypeFailed).then_some(should_not_retry),
     };
     let started = Instant::now();
     let tries = match send_event(shared, &event).await {

@@ -4,6 +4,7 @@
 mod driver;
 mod executor;
 pub mod listener;
+mod report;
 mod resend;
 mod shared;
 pub mod slots;
