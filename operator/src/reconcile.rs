@@ -19,6 +19,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
 use crate::autoscale::deletion_cost::DELETION_COST;
 use crate::autoscale::fleets::{Fleets, Plan};
@@ -116,8 +117,18 @@ impl Context {
     }
 }
 
-/// The reconciler (see the module docs).
+/// The reconciler (see the module docs), inside a span naming the object, so every line of one
+/// HatchetWorker's reconciles can be found by its namespace and name.
 pub(crate) async fn reconcile(hw: Arc<HatchetWorker>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let span = tracing::info_span!(
+        "reconcile",
+        namespace = %hw.metadata.namespace.as_deref().unwrap_or_default(),
+        name = %hw.metadata.name.as_deref().unwrap_or_default(),
+    );
+    reconcile_object(hw, ctx).instrument(span).await
+}
+
+async fn reconcile_object(hw: Arc<HatchetWorker>, ctx: Arc<Context>) -> Result<Action, Error> {
     ctx.stores.wait_synced().await?;
     if !*ctx.leader.borrow() {
         // Followers keep their caches warm; becoming leader reconciles everything.

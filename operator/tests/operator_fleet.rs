@@ -42,6 +42,16 @@ fn hatchet_worker_becomes_a_fleet_scales_rolls_and_is_garbage_collected() {
     kubectl_stdin(&world, &["apply", "-f", "-"], &manifest).expect("apply the HatchetWorker");
     let hw = wait_ready(&world, ns, "payments", 2, &op);
     assert_eq!(hw["status"]["observedGeneration"], 1, "{hw}");
+    // The reconcile's lines are inside its span, which names the object.
+    let log = std::fs::read_to_string(&op.log).unwrap();
+    let applying: Vec<&str> = log.lines().filter(|l| l.contains("applying")).collect();
+    assert!(!applying.is_empty(), "{log}");
+    for line in applying {
+        assert!(
+            line.contains(&format!("reconcile{{namespace={ns} name=payments}}")),
+            "not in the reconcile's span: {line}"
+        );
+    }
     assert_eq!(hw["status"]["slots"]["total"], 50, "{hw}");
     assert_eq!(
         hw["status"]["selector"], "app.kubernetes.io/name=hatchet-worker,hatchet.run/fleet=payments",

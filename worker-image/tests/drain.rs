@@ -156,6 +156,13 @@ async fn past_the_deadline_runs_are_retried_elsewhere() {
         .filter(|l| l.contains("task finished") && l.contains("failed"))
         .count();
     assert_eq!(reported, 2, "both abandoned tasks reported FAILED:\n{text}");
+    // Every line of an attempt is inside its span: run id, action and attempt.
+    for line in text.lines().filter(|l| l.contains("task finished")) {
+        assert!(
+            line.contains("task{task_run=") && line.contains("attempt=1"),
+            "not in the attempt's span: {line}"
+        );
+    }
     assert!(
         !text.contains("could not report task event"),
         "a report was lost:\n{text}"

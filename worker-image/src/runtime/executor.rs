@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use hatchet_proto::{AssignedAction, StepActionEvent};
 use tokio::time::Instant;
+use tracing::{Instrument as _, Span};
 
 use super::report::{Ending, Outcome, Report, Site, conclude};
 use super::shared::{CancelReason, Shared, Tracked};
@@ -29,6 +30,30 @@ const EVENT_CALL_TIMEOUT: Duration = Duration::from_secs(15);
 /// Runs the assignment to its end. The slot is held until the result is reported, unless the
 /// task gives it back earlier with `release_slot`.
 pub(crate) async fn run(
+    shared: Arc<Shared>,
+    action: AssignedAction,
+    tracked: Tracked,
+    permit: SlotPermit,
+    assigned_at: Instant,
+) {
+    let span = attempt_span(&action);
+    run_attempt(shared, action, tracked, permit, assigned_at)
+        .instrument(span)
+        .await;
+}
+
+/// The span around everything one attempt does (its reports, and the handler's own log
+/// lines), so each line of a task run can be found by its id.
+fn attempt_span(action: &AssignedAction) -> Span {
+    tracing::info_span!(
+        "task",
+        task_run = %action.task_run_external_id,
+        action = %action.action_id,
+        attempt = action.retry_count + 1,
+    )
+}
+
+async fn run_attempt(
     shared: Arc<Shared>,
     action: AssignedAction,
     tracked: Tracked,
@@ -66,8 +91,12 @@ pub(crate) async fn run(
 /// Gives back an assignment this worker will not run (it is draining): FAILED and retryable,
 /// so the engine hands it to another worker.
 pub(crate) async fn hand_back(shared: &Shared, action: &AssignedAction) {
-    tracing::warn!(task_run = %action.task_run_external_id, "assignment arrived while draining; handing it back");
-    finish(shared, action, Ending::HandedBack).await;
+    async {
+        tracing::warn!("assignment arrived while draining; handing it back");
+        finish(shared, action, Ending::HandedBack).await;
+    }
+    .instrument(attempt_span(action))
+    .await;
 }
 
 /// Tells the engine how the attempt ended (the one place a result is decided and sent).
@@ -129,7 +158,8 @@ async fn attempt(
         slot,
         Arc::clone(&deadline),
     );
-    let mut handle = tokio::spawn((def.handler)(ctx));
+    // The handler runs in its own task, inside the attempt's span.
+    let mut handle = tokio::spawn((def.handler)(ctx).instrument(Span::current()));
 
     let result = loop {
         let until = *deadline.lock().expect("deadline lock");
