@@ -119,8 +119,8 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Run) | None => {
-            // One process-wide TLS provider, whatever features other crates turn on in rustls.
-            let _ = rustls::crypto::ring::default_provider().install_default();
+            // The workspace's one TLS provider, chosen by the program (not by a library).
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(cli.run.run())
         }

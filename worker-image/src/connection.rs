@@ -21,13 +21,6 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Makes aws-lc-rs (the TLS backend tonic and reqwest are built with here) the process's
-/// rustls provider unless the program chose one already. Without a default, rustls refuses to
-/// pick when a build links more than one backend (as a workspace-wide build does).
-pub(crate) fn ensure_crypto_provider() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-}
-
 /// Adds `authorization: Bearer <token>` to every request.
 #[derive(Clone)]
 pub(crate) struct BearerAuth {
@@ -57,7 +50,6 @@ impl Engine {
     /// Builds the channel lazily: it connects on first use and reconnects by itself after
     /// the engine restarts, so callers only ever see per-call statuses.
     pub(crate) fn connect(config: &ClientConfig) -> Result<Self, Error> {
-        ensure_crypto_provider();
         let channel = endpoint(config)?.connect_lazy();
         let header: AsciiMetadataValue = format!("Bearer {}", config.token.expose())
             .parse()

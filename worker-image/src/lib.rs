@@ -18,6 +18,15 @@
 //! worker.run().await?;
 //! # Ok(()) }
 //! ```
+//!
+//! # TLS
+//!
+//! Connections use rustls with the aws-lc-rs provider. The library never installs a
+//! process-wide provider: with aws-lc-rs the only one compiled in, rustls uses it by itself. A
+//! program whose other dependencies also enable rustls's `ring` feature must choose one at
+//! start-up, before the first connection, e.g.
+//! `rustls::crypto::aws_lc_rs::default_provider().install_default()` (the `hatchet-worker`
+//! binary does so).
 
 pub mod client;
 pub mod config;

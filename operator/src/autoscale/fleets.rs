@@ -350,8 +350,8 @@ mod tests {
     /// A client for an address nothing listens on: the pollers never get to run in these
     /// single-threaded tests (nothing awaits), and would only fail if they did.
     fn offline_client() -> Client {
-        // As the binary does: one process-wide TLS provider.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        // As the binary does: the workspace's one TLS provider.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let config = kube::Config::new("http://127.0.0.1:9".parse().expect("a URL"));
         Client::try_from(config).expect("a client")
     }

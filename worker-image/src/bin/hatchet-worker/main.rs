@@ -166,5 +166,7 @@ fn init_logs(level: &str, format: LogFormat) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<std::process::ExitCode> {
+    // The program, not the library, picks the process's TLS provider: the workspace's one.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     Cli::parse().run().await
 }
