@@ -343,18 +343,17 @@ impl Worker {
         }
     }
 
+    /// The engine's version and every workflow, asked for at once: start-up is the latency of
+    /// scaling from zero, so it costs one round trip, not one per workflow.
     async fn register_workflows(&self) -> Result<()> {
         let client = &self.shared.client;
-        match client.engine_version().await {
-            Ok(v) => tracing::info!(engine_version = %v, "connected to the Hatchet engine"),
-            Err(Error::Refused { status, .. }) if status.code() == tonic::Code::Unimplemented => {
-                tracing::warn!("engine does not report its version; assuming a current engine")
-            }
-            Err(e) => return Err(e),
-        }
         let namespace = client.config().namespace.clone();
-        for wf in &self.workflows {
-            let req = wf.to_proto(&namespace)?;
+        let requests = self
+            .workflows
+            .iter()
+            .map(|wf| wf.to_proto(&namespace))
+            .collect::<Result<Vec<_>>>()?;
+        let puts = requests.into_iter().map(|req| async move {
             let name = req.name.clone();
             call("PutWorkflow", || {
                 let mut a = client.engine().admin.clone();
@@ -363,8 +362,17 @@ impl Worker {
             })
             .await?;
             tracing::info!(workflow = %name, "workflow registered");
+            Ok::<_, Error>(())
+        });
+        let (version, puts) = tokio::join!(client.engine_version(), futures::future::join_all(puts));
+        match version {
+            Ok(v) => tracing::info!(engine_version = %v, "connected to the Hatchet engine"),
+            Err(Error::Refused { status, .. }) if status.code() == tonic::Code::Unimplemented => {
+                tracing::warn!("engine does not report its version; assuming a current engine")
+            }
+            Err(e) => return Err(e),
         }
-        Ok(())
+        puts.into_iter().collect()
     }
 }
 
