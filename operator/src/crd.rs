@@ -473,8 +473,8 @@ fn default_drain_timeout() -> i64 {
 }
 
 /// The CustomResourceDefinition as YAML (what `hatchet-operator crd` prints and `crds/` holds).
-pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
-    serde_yaml::to_string(&HatchetWorker::crd()).map(|y| format!("---\n{y}"))
+pub fn crd_yaml() -> Result<String, crate::yaml::SerializeError> {
+    crate::yaml::to_string(&HatchetWorker::crd()).map(|y| format!("---\n{y}"))
 }
 
 #[cfg(test)]

@@ -21,5 +21,6 @@ pub mod rbac;
 mod reconcile;
 pub mod status;
 pub mod watch_health;
+pub mod yaml;
 
 pub use error::Error;

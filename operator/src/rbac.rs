@@ -8,6 +8,8 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Ro
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
+use crate::yaml::{self, SerializeError};
+
 /// The name of the ServiceAccount, roles and bindings.
 pub const NAME: &str = "hatchet-operator";
 /// The name of the leader-election Role in the operator's own namespace.
@@ -122,18 +124,10 @@ fn role_ref(kind: &str, name: &str) -> RoleRef {
     }
 }
 
-fn push<T: Serialize + k8s_openapi::Resource>(out: &mut String, obj: &T) -> Result<(), serde_yaml::Error> {
-    let mut v = serde_yaml::to_value(obj)?;
-    if let serde_yaml::Value::Mapping(m) = &mut v {
-        // Typed objects serialise without apiVersion and kind; put them first, as kubectl wants them.
-        let mut full = serde_yaml::Mapping::new();
-        full.insert("apiVersion".into(), T::API_VERSION.into());
-        full.insert("kind".into(), T::KIND.into());
-        full.extend(std::mem::take(m));
-        v = serde_yaml::Value::Mapping(full);
-    }
+/// Appends `obj` as one YAML document (k8s-openapi writes its apiVersion and kind first).
+fn push<T: Serialize + k8s_openapi::Resource>(out: &mut String, obj: &T) -> Result<(), SerializeError> {
     out.push_str("---\n");
-    out.push_str(&serde_yaml::to_string(&v)?);
+    out.push_str(&yaml::to_string(obj)?);
     Ok(())
 }
 
@@ -144,7 +138,7 @@ fn push_role(
     namespace: &str,
     rules: Vec<PolicyRule>,
     operator_namespace: &str,
-) -> Result<(), serde_yaml::Error> {
+) -> Result<(), SerializeError> {
     push(
         out,
         &Role {
@@ -163,7 +157,7 @@ fn push_role(
 }
 
 /// The manifests for `scope`, the ServiceAccount living in `operator_namespace`.
-pub fn manifests(scope: &Scope, operator_namespace: &str) -> Result<String, serde_yaml::Error> {
+pub fn manifests(scope: &Scope, operator_namespace: &str) -> Result<String, SerializeError> {
     let mut out = String::from(HEADER);
     push(
         &mut out,
@@ -210,14 +204,14 @@ pub fn manifests(scope: &Scope, operator_namespace: &str) -> Result<String, serd
 /// The rules alone, for the Helm chart's templates (`charts/hatchet-operator/files/rbac-rules.yaml`,
 /// what `hatchet-operator rbac --chart-rules` prints): `cluster` for the ClusterRole,
 /// `namespaced` for the Role in each watched namespace, `leader` for the Lease Role.
-pub fn chart_rules() -> Result<String, serde_yaml::Error> {
+pub fn chart_rules() -> Result<String, SerializeError> {
     #[derive(Serialize)]
     struct ChartRules {
         cluster: Vec<PolicyRule>,
         namespaced: Vec<PolicyRule>,
         leader: Vec<PolicyRule>,
     }
-    let body = serde_yaml::to_string(&ChartRules {
+    let body = yaml::to_string(&ChartRules {
         cluster: fleet_rules(false),
         namespaced: fleet_rules(true),
         leader: leader_rules(),
@@ -283,10 +277,10 @@ mod tests {
     #[test]
     fn the_namespaced_mode_grants_nothing_cluster_wide() {
         let y = manifests(&Scope::Namespaces(vec!["team-a".into(), "team-b".into()]), "ops").unwrap();
-        let docs: Vec<serde_yaml::Value> = y
+        let docs: Vec<serde_json::Value> = y
             .split("---\n")
             .filter(|d| !d.trim().is_empty() && !d.trim_start().starts_with('#'))
-            .map(|d| serde_yaml::from_str(d).unwrap())
+            .map(|d| serde_saphyr::from_str(d).unwrap())
             .collect();
         let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
         assert!(!kinds.iter().any(|k| k.starts_with("Cluster")), "{kinds:?}");
@@ -295,10 +289,10 @@ mod tests {
                 .iter()
                 .find(|d| d["kind"] == "Role" && d["metadata"]["namespace"] == ns)
                 .unwrap_or_else(|| panic!("a Role in {ns}"));
-            assert_eq!(role["rules"].as_sequence().unwrap().len(), fleet_rules(true).len());
+            assert_eq!(role["rules"].as_array().unwrap().len(), fleet_rules(true).len());
             assert!(
                 role["rules"]
-                    .as_sequence()
+                    .as_array()
                     .unwrap()
                     .iter()
                     .any(|r| r["resources"][0] == "secrets")

@@ -196,7 +196,7 @@ const CASES: &[(&str, &str, &str)] = &[
 
 fn manifest(ns: &str, name: &str, spec: &str) -> String {
     // The case's own keys replace the base ones (a YAML mapping may not repeat a key).
-    let mut base = serde_yaml_base();
+    let mut base = base_spec();
     let over: serde_json::Value = serde_json::from_str(&yaml_to_json(spec)).expect("case YAML");
     for (k, v) in over.as_object().unwrap() {
         base[k] = v.clone();
@@ -210,16 +210,16 @@ fn manifest(ns: &str, name: &str, spec: &str) -> String {
     .to_string()
 }
 
-fn serde_yaml_base() -> serde_json::Value {
+fn base_spec() -> serde_json::Value {
     serde_json::json!({
         "connection": {"tokenSecretRef": {"name": "t", "key": "token"}},
         "template": {"spec": {"containers": [{"name": "worker", "image": "example.invalid/w:1"}]}},
     })
 }
 
-/// The cases are flow-style YAML one-liners; kubectl turns them into JSON for us.
+/// The cases are flow-style YAML one-liners.
 fn yaml_to_json(spec: &str) -> String {
-    let v: serde_json::Value = serde_yaml::from_str(spec).expect("case YAML");
+    let v: serde_json::Value = serde_saphyr::from_str(spec).expect("case YAML");
     v.to_string()
 }
 
