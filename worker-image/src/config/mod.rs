@@ -174,13 +174,8 @@ impl ClientConfig {
 
     /// Applies the namespace prefix to a workflow name, event key or worker name.
     pub fn namespaced(&self, name: &str) -> String {
-        apply_namespace(&self.namespace, name)
+        namespace::apply(&self.namespace, name)
     }
-}
-
-/// Prefixes `name` with the (normalised) namespace unless it already carries it.
-pub(crate) fn apply_namespace(namespace: &str, name: &str) -> String {
-    namespace::apply(namespace, name)
 }
 
 /// Builder for [`ClientConfig`]; unset fields fall back to the token's claims and SDK defaults.

@@ -79,7 +79,8 @@ async fn run_attempt(
     shared
         .metrics
         .task_started(&action.action_id, started.saturating_duration_since(assigned_at));
-    let outcome = execute(&shared, &action, def, slot.clone(), &tracked).await;
+    let ending = attempt(&shared, &action, def, slot.clone(), &tracked).await;
+    let outcome = finish(&shared, &action, ending).await;
     slot.release();
     drop(tracked);
     shared
@@ -106,17 +107,6 @@ async fn finish(shared: &Shared, action: &AssignedAction, ending: Ending) -> Out
         report(shared, action, event).await;
     }
     outcome
-}
-
-async fn execute(
-    shared: &Arc<Shared>,
-    action: &AssignedAction,
-    def: super::shared::ActionDef,
-    slot: SharedSlot,
-    tracked: &Tracked,
-) -> Outcome {
-    let ending = attempt(shared, action, def, slot, tracked).await;
-    finish(shared, action, ending).await
 }
 
 /// Runs the handler (after STARTED) and says how it ended.

@@ -17,8 +17,8 @@ pub(crate) use task::Handler;
 pub use task::{Task, TaskError};
 
 use crate::Error;
-use crate::config::apply_namespace;
 use crate::names::{go_duration, validate_cron, validate_label_key, validate_name};
+use hatchet_contract::namespace::apply as apply_namespace;
 
 /// A workflow: one task, or a DAG of tasks, with triggers and limits.
 #[derive(Debug, Clone)]
