@@ -13,8 +13,12 @@ use crate::retry::{RECONNECT_BASE, RECONNECT_MAX, full_jitter, is_retryable};
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(4);
 /// A heartbeat acknowledged longer ago than this makes the worker unready.
 pub const HEARTBEAT_FRESHNESS: Duration = Duration::from_secs(5);
-/// Pause between opening the stream and the first heartbeat, so the engine has taken the
-/// stream when the heartbeat arrives.
+/// Pause between reopening the stream and the first heartbeat on it, so the engine has taken
+/// the stream when the heartbeat arrives: once a worker has listened, the engine refuses its
+/// heartbeats (`FailedPrecondition`) while no stream of it is active. The first stream after
+/// registering gets its heartbeat at once: until a worker has listened the engine accepts
+/// them, and the first one is what tells the scheduler a new worker is there (start-up is
+/// the latency of every scale-from-zero).
 const FIRST_HEARTBEAT_DELAY: Duration = Duration::from_millis(500);
 /// Oversized breaks past this many within [`OVERSIZED_WINDOW`] back off like any other break
 /// (one undeliverable run costs the engine's 10 internal retries).
@@ -117,6 +121,8 @@ pub struct Listener {
     last_heartbeat_ok: Option<Instant>,
     /// A heartbeat was acknowledged since the current stream was opened.
     stream_confirmed: bool,
+    /// A stream was opened since the engine registered this worker id.
+    listened: bool,
     reconnects: u64,
     /// Since when, and how many times, the stream was reopened over oversized assignments.
     oversized: Option<(Instant, u32)>,
@@ -152,6 +158,7 @@ impl Listener {
             heartbeat_failures: 0,
             last_heartbeat_ok: None,
             stream_confirmed: false,
+            listened: false,
             reconnects: 0,
             oversized: None,
             accepted: false,
@@ -217,6 +224,7 @@ impl Listener {
             }
             Input::Registered { worker_id } => {
                 self.worker_id = Some(worker_id.clone());
+                self.listened = false;
                 self.phase = Phase::Connecting;
                 vec![Effect::OpenStream { worker_id }]
             }
@@ -231,8 +239,14 @@ impl Listener {
                 // oversized assignment keeps the confirmation: the engine answered just now.
                 if self.phase != Phase::Reopening {
                     self.stream_confirmed = false;
-                    self.next_heartbeat = Some(now + FIRST_HEARTBEAT_DELAY);
+                    let delay = if self.listened {
+                        FIRST_HEARTBEAT_DELAY
+                    } else {
+                        Duration::ZERO
+                    };
+                    self.next_heartbeat = Some(now + delay);
                 }
+                self.listened = true;
                 self.phase = Phase::Streaming;
                 self.heartbeat_failures = 0;
                 Vec::new()
@@ -398,9 +412,8 @@ mod tests {
             l.step(Input::Registered { worker_id: "w1".into() }, now, 0.5),
             vec![Effect::OpenStream { worker_id: "w1".into() }]
         );
-        let opened = now - FIRST_HEARTBEAT_DELAY;
-        assert!(l.step(Input::StreamOpened, opened, 0.5).is_empty());
-        assert_eq!(l.next_deadline(), Some(now), "first heartbeat shortly after opening");
+        assert!(l.step(Input::StreamOpened, now, 0.5).is_empty());
+        assert_eq!(l.next_deadline(), Some(now), "a new worker's first heartbeat at once");
         l
     }
 
@@ -464,6 +477,30 @@ mod tests {
             !l.is_healthy(t0 + Duration::from_secs(6)),
             "stale heartbeat is unhealthy"
         );
+    }
+
+    #[test]
+    fn only_a_reopened_stream_waits_before_its_first_heartbeat() {
+        let t0 = Instant::now();
+        let mut l = mk_streaming(t0);
+        l.step(Input::StreamFailed(Some(Code::Unavailable)), t0, 0.0);
+        let retry = l.next_deadline().unwrap();
+        l.step(Input::Tick, retry, 0.0);
+        l.step(Input::StreamOpened, retry, 0.0);
+        assert_eq!(
+            l.next_deadline(),
+            Some(retry + FIRST_HEARTBEAT_DELAY),
+            "the engine refuses heartbeats until it has taken the new stream"
+        );
+        // Forgotten by the engine: a new registration's first stream heartbeats at once again.
+        let t1 = retry + Duration::from_secs(1);
+        l.step(Input::Tick, retry + FIRST_HEARTBEAT_DELAY, 0.0);
+        l.step(Input::HeartbeatFailed(Code::NotFound), t1, 0.0);
+        let again = l.next_deadline().unwrap();
+        assert_eq!(l.step(Input::Tick, again, 0.0), vec![Effect::Register]);
+        l.step(Input::Registered { worker_id: "w2".into() }, again, 0.0);
+        l.step(Input::StreamOpened, again, 0.0);
+        assert_eq!(l.next_deadline(), Some(again));
     }
 
     #[test]
