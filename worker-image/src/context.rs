@@ -6,15 +6,17 @@ use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hatchet_proto::{RefreshTimeoutRequest, ReleaseSlotRequest};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-use crate::client::{Client, RunRef, TriggerOptions};
+use crate::client::{Client, RunRef, TriggerOptions, call};
 use crate::names::go_duration;
 use crate::payload::ActionPayload;
+use crate::runtime::WorkerEngine;
 use crate::runtime::slots::SharedSlot;
 use crate::workflow::LabelValue;
 use crate::{Error, TaskError};
@@ -32,6 +34,14 @@ pub(crate) struct RunIds {
     pub(crate) priority: i32,
 }
 
+/// What the runtime shares with a running attempt: its cancel, its slot, and its deadline
+/// (which `refresh_timeout` moves).
+pub(crate) struct AttemptControls {
+    pub(crate) cancel: CancellationToken,
+    pub(crate) slot: SharedSlot,
+    pub(crate) deadline: Arc<Mutex<Instant>>,
+}
+
 /// The task's handle on its run. Cheap to clone; every clone refers to the same run.
 #[derive(Clone)]
 pub struct Context {
@@ -43,9 +53,8 @@ struct Inner {
     payload: ActionPayload,
     metadata: serde_json::Map<String, Value>,
     client: Client,
-    cancel: CancellationToken,
-    slot: SharedSlot,
-    deadline: Arc<Mutex<Instant>>,
+    engine: Arc<dyn WorkerEngine>,
+    controls: AttemptControls,
     child_index: AtomicI32,
     /// The next stream chunk's index: from 0 in each attempt, so the engine can put chunks
     /// that arrive out of order back in order.
@@ -66,9 +75,8 @@ impl Context {
         payload: ActionPayload,
         metadata: serde_json::Map<String, Value>,
         client: Client,
-        cancel: CancellationToken,
-        slot: SharedSlot,
-        deadline: Arc<Mutex<Instant>>,
+        engine: Arc<dyn WorkerEngine>,
+        controls: AttemptControls,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -76,9 +84,8 @@ impl Context {
                 payload,
                 metadata,
                 client,
-                cancel,
-                slot,
-                deadline,
+                engine,
+                controls,
                 child_index: AtomicI32::new(0),
                 stream_index: AtomicI64::new(0),
             }),
@@ -173,12 +180,12 @@ impl Context {
     /// Resolves when the engine cancels the run (or the worker abandons it at its drain
     /// deadline). Handlers that select on it can stop cleanly before they are dropped.
     pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
-        self.inner.cancel.cancelled()
+        self.inner.controls.cancel.cancelled()
     }
 
     /// Whether the run has been cancelled.
     pub fn is_cancelled(&self) -> bool {
-        self.inner.cancel.is_cancelled()
+        self.inner.controls.cancel.is_cancelled()
     }
 
     /// Sends a log line to the engine, shown with the run.
@@ -204,22 +211,23 @@ impl Context {
 
     /// Frees this task's slot while it keeps running (e.g. while it only waits).
     pub async fn release_slot(&self) -> Result<(), Error> {
-        self.inner
-            .client
-            .release_slot(&self.inner.ids.task_run_external_id)
-            .await?;
-        self.inner.slot.release();
+        let req = ReleaseSlotRequest {
+            task_run_external_id: self.inner.ids.task_run_external_id.clone(),
+        };
+        call("ReleaseSlot", || self.inner.engine.release_slot(req.clone())).await?;
+        self.inner.controls.slot.release();
         Ok(())
     }
 
     /// Extends the run's execution timeout by `by`, in the engine and on this worker.
     pub async fn refresh_timeout(&self, by: Duration) -> Result<(), Error> {
         let inc = go_duration("timeout increment", by).map_err(Error::Definition)?;
-        self.inner
-            .client
-            .refresh_timeout(&self.inner.ids.task_run_external_id, inc)
-            .await?;
-        let mut d = self.inner.deadline.lock().expect("deadline lock");
+        let req = RefreshTimeoutRequest {
+            task_run_external_id: self.inner.ids.task_run_external_id.clone(),
+            increment_timeout_by: inc,
+        };
+        call("RefreshTimeout", || self.inner.engine.refresh_timeout(req.clone())).await?;
+        let mut d = self.inner.controls.deadline.lock().expect("deadline lock");
         *d += by;
         Ok(())
     }

@@ -10,10 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hatchet_proto::{
-    GetVersionRequest, PushEventRequest, PutLogRequest, PutStreamEventRequest, RefreshTimeoutRequest,
-    ReleaseSlotRequest, UpsertWorkerLabelsRequest, WorkerLabels,
-};
+use hatchet_proto::{PushEventRequest, PutLogRequest, PutStreamEventRequest, UpsertWorkerLabelsRequest, WorkerLabels};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -78,11 +75,7 @@ impl Client {
 
     /// The engine's version (e.g. `v0.104.7`).
     pub async fn engine_version(&self) -> Result<String> {
-        let r = call("GetVersion", || {
-            let mut d = self.engine.dispatcher.clone();
-            async move { d.get_version(GetVersionRequest {}).await }
-        })
-        .await?;
+        let r = call("GetVersion", || crate::runtime::WorkerEngine::get_version(self)).await?;
         Ok(r.version)
     }
 
@@ -148,31 +141,6 @@ impl Client {
                 event_index: Some(index),
             };
             async move { c.put_stream_event(req).await }
-        })
-        .await
-        .map(drop)
-    }
-
-    pub(crate) async fn release_slot(&self, task_run_external_id: &str) -> Result<()> {
-        call("ReleaseSlot", || {
-            let mut d = self.engine.dispatcher.clone();
-            let req = ReleaseSlotRequest {
-                task_run_external_id: task_run_external_id.to_owned(),
-            };
-            async move { d.release_slot(req).await }
-        })
-        .await
-        .map(drop)
-    }
-
-    pub(crate) async fn refresh_timeout(&self, task_run_external_id: &str, increment: String) -> Result<()> {
-        call("RefreshTimeout", || {
-            let mut d = self.engine.dispatcher.clone();
-            let req = RefreshTimeoutRequest {
-                task_run_external_id: task_run_external_id.to_owned(),
-                increment_timeout_by: increment.clone(),
-            };
-            async move { d.refresh_timeout(req).await }
         })
         .await
         .map(drop)

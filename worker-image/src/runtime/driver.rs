@@ -13,6 +13,7 @@ use hatchet_proto::{
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::engine::WorkerEngine;
 use super::executor;
 use super::listener::{Effect, Input, Listener};
 use super::shared::{CancelReason, Shared};
@@ -128,9 +129,8 @@ impl Driver {
                 // headers, which it does with the first assignment; so the stream is read by
                 // its own task and counts as open once requested (a heartbeat answered with
                 // FailedPrecondition reopens it if the engine did not take it).
-                let d = s.client.engine().dispatcher.clone();
                 let (tx, rx) = mpsc::channel(64);
-                let task = tokio::spawn(read_assignments(d, worker_id, tx));
+                let task = tokio::spawn(read_assignments(Arc::clone(&s.engine), worker_id, tx));
                 self.stream = Some(AssignmentStream { rx, task });
                 tracing::info!("assignment stream requested");
                 Some(Input::StreamOpened)
@@ -142,7 +142,7 @@ impl Driver {
                 None
             }
             Effect::SendHeartbeat { worker_id } => {
-                let mut d = s.client.engine().dispatcher.clone();
+                let engine = Arc::clone(&s.engine);
                 let tx = self.heartbeats.0.clone();
                 let metrics = s.metrics.clone();
                 tokio::spawn(async move {
@@ -150,7 +150,7 @@ impl Driver {
                         worker_id,
                         heartbeat_at: Some(now_timestamp()),
                     };
-                    let input = match tokio::time::timeout(HEARTBEAT_TIMEOUT, d.heartbeat(req)).await {
+                    let input = match tokio::time::timeout(HEARTBEAT_TIMEOUT, engine.heartbeat(req)).await {
                         Ok(Ok(_)) => Input::HeartbeatOk,
                         Ok(Err(status)) => {
                             tracing::warn!(code = ?status.code(), "heartbeat failed: {}", status.message());
@@ -194,8 +194,7 @@ impl Driver {
             }),
             slot_config: [("default".to_owned(), s.slots.total() as i32)].into(),
         };
-        let mut d = s.client.engine().dispatcher.clone();
-        match tokio::time::timeout(OPEN_TIMEOUT, d.register(req)).await {
+        match tokio::time::timeout(OPEN_TIMEOUT, s.engine.register(req)).await {
             Ok(Ok(r)) => Ok(r.into_inner().worker_id),
             Ok(Err(status)) => Err(status),
             Err(_) => Err(tonic::Status::deadline_exceeded("Register timed out")),
@@ -267,7 +266,7 @@ impl Driver {
         if let Some(id) = s.worker_id() {
             let shared = Arc::clone(s);
             s.tasks.spawn(async move {
-                if let Err(e) = shared.client.set_worker_paused(&id, true).await {
+                if let Err(e) = shared.engine.set_paused(id, true).await {
                     tracing::warn!("could not pause the worker in the engine: {e}");
                 }
             });
@@ -293,8 +292,8 @@ impl Driver {
 
     async fn finish(&mut self, exit: Exit) -> Exit {
         if let Some(worker_id) = self.shared.worker_id() {
-            let mut d = self.shared.client.engine().dispatcher.clone();
-            match tokio::time::timeout(HEARTBEAT_TIMEOUT, d.unsubscribe(WorkerUnsubscribeRequest { worker_id })).await {
+            let unsubscribe = self.shared.engine.unsubscribe(WorkerUnsubscribeRequest { worker_id });
+            match tokio::time::timeout(HEARTBEAT_TIMEOUT, unsubscribe).await {
                 Ok(Ok(_)) => tracing::info!("unsubscribed from the engine"),
                 Ok(Err(s)) => tracing::warn!(code = ?s.code(), "unsubscribe failed: {}", s.message()),
                 Err(_) => tracing::warn!("unsubscribe timed out"),
@@ -334,11 +333,11 @@ impl Drop for AssignmentStream {
 
 /// Opens `ListenV2` and forwards what arrives; the channel closing means the stream ended.
 async fn read_assignments(
-    mut d: hatchet_proto::dispatcher_client::DispatcherClient<crate::connection::AuthChannel>,
+    engine: Arc<dyn WorkerEngine>,
     worker_id: String,
     tx: mpsc::Sender<std::result::Result<AssignedAction, tonic::Status>>,
 ) {
-    let mut stream = match d.listen_v2(WorkerListenRequest { worker_id }).await {
+    let mut stream = match engine.listen(WorkerListenRequest { worker_id }).await {
         Ok(r) => r.into_inner(),
         Err(status) => {
             let _ = tx.send(Err(status)).await;

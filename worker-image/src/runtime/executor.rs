@@ -13,7 +13,7 @@ use super::report::{Ending, Outcome, Report, Site, conclude};
 use super::shared::{CancelReason, Shared, Tracked};
 use super::slots::{SharedSlot, SlotPermit};
 use crate::client::{Persistence, call_with_codes, now_timestamp};
-use crate::context::{Context, RunIds};
+use crate::context::{AttemptControls, Context, RunIds};
 use crate::payload::{parse_action_payload, parse_metadata};
 use crate::retry::is_retryable_for_results;
 
@@ -144,9 +144,12 @@ async fn attempt(
         payload,
         metadata,
         shared.client.clone(),
-        cancel.clone(),
-        slot,
-        Arc::clone(&deadline),
+        Arc::clone(&shared.engine),
+        AttemptControls {
+            cancel: cancel.clone(),
+            slot,
+            deadline: Arc::clone(&deadline),
+        },
     );
     // The handler runs in its own task, inside the attempt's span.
     let mut handle = tokio::spawn((def.handler)(ctx).instrument(Span::current()));
@@ -263,11 +266,10 @@ async fn send_event(shared: &Shared, event: &StepActionEvent) -> crate::Result<u
         is_retryable_for_results,
         || {
             tries += 1;
-            let mut d = shared.client.engine().dispatcher.clone();
             let mut req = event.clone();
             req.worker_id = shared.worker_id().unwrap_or_default();
             req.event_timestamp = Some(now_timestamp());
-            async move { d.send_step_action_event(req).await }
+            shared.engine.send_step_action_event(req)
         },
     )
     .await?;

@@ -2,7 +2,12 @@
 //! ties them together.
 
 mod driver;
+mod engine;
+#[cfg(test)]
+mod engine_tests;
 mod executor;
+#[cfg(test)]
+mod fake_engine;
 pub mod listener;
 mod report;
 mod resend;
@@ -10,5 +15,6 @@ mod shared;
 pub mod slots;
 mod worker;
 
+pub(crate) use engine::WorkerEngine;
 pub(crate) use shared::{Connection, Shared};
 pub use worker::{DEFAULT_DRAIN_TIMEOUT, DEFAULT_SLOTS, Exit, RunningWorker, Worker, WorkerBuilder, WorkerHandle};

@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::engine::WorkerEngine;
 use super::listener::Phase;
 use super::slots::SlotPool;
 use crate::client::Client;
@@ -92,6 +93,8 @@ pub(crate) struct Connection {
 
 pub(crate) struct Shared {
     pub(crate) client: Client,
+    /// The engine as the runtime calls it: `client` itself, or a fake in tests.
+    pub(crate) engine: Arc<dyn WorkerEngine>,
     pub(crate) name: String,
     pub(crate) slots: SlotPool,
     pub(crate) labels: BTreeMap<String, LabelValue>,

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::driver::Driver;
+use super::engine::WorkerEngine;
 use super::listener::Phase;
 use super::shared::{ActionDef, Connection, Shared};
 use super::slots::SlotPool;
@@ -41,9 +42,18 @@ pub struct WorkerBuilder {
     auth_outage_grace: Duration,
     registry: Option<Registry>,
     handle_signals: bool,
+    /// The engine the runtime calls; the client itself unless a test puts a fake there.
+    engine: Option<Arc<dyn WorkerEngine>>,
 }
 
 impl WorkerBuilder {
+    /// Runs the worker against `engine` instead of the client's connection.
+    #[cfg(test)]
+    pub(crate) fn engine(mut self, engine: Arc<dyn WorkerEngine>) -> Self {
+        self.engine = Some(engine);
+        self
+    }
+
     /// Whether SIGTERM and SIGINT start a drain (default on). A second signal does not cut
     /// the drain short: running tasks still finish or are reported.
     pub fn handle_signals(mut self, on: bool) -> Self {
@@ -127,7 +137,9 @@ impl WorkerBuilder {
         labels.extend(self.labels);
         let mut registry = self.registry.unwrap_or_default();
         let metrics = WorkerMetrics::register(&mut registry);
+        let engine = self.engine.unwrap_or_else(|| Arc::new(self.client.clone()));
         let shared = Arc::new(Shared {
+            engine,
             client: self.client,
             name,
             slots: SlotPool::new(self.slots),
@@ -232,6 +244,7 @@ impl Worker {
             auth_outage_grace: super::listener::DEFAULT_AUTH_OUTAGE_GRACE,
             registry: None,
             handle_signals: true,
+            engine: None,
         }
     }
 
@@ -346,8 +359,8 @@ impl Worker {
     /// The engine's version and every workflow, asked for at once: start-up is the latency of
     /// scaling from zero, so it costs one round trip, not one per workflow.
     async fn register_workflows(&self) -> Result<()> {
-        let client = &self.shared.client;
-        let namespace = client.config().namespace.clone();
+        let engine = &*self.shared.engine;
+        let namespace = self.shared.client.config().namespace.clone();
         let requests = self
             .workflows
             .iter()
@@ -355,18 +368,14 @@ impl Worker {
             .collect::<Result<Vec<_>>>()?;
         let puts = requests.into_iter().map(|req| async move {
             let name = req.name.clone();
-            call("PutWorkflow", || {
-                let mut a = client.engine().admin.clone();
-                let req = req.clone();
-                async move { a.put_workflow(req).await }
-            })
-            .await?;
+            call("PutWorkflow", || engine.put_workflow(req.clone())).await?;
             tracing::info!(workflow = %name, "workflow registered");
             Ok::<_, Error>(())
         });
-        let (version, puts) = tokio::join!(client.engine_version(), futures::future::join_all(puts));
+        let version = call("GetVersion", || engine.get_version());
+        let (version, puts) = tokio::join!(version, futures::future::join_all(puts));
         match version {
-            Ok(v) => tracing::info!(engine_version = %v, "connected to the Hatchet engine"),
+            Ok(v) => tracing::info!(engine_version = %v.version, "connected to the Hatchet engine"),
             Err(Error::Refused { status, .. }) if status.code() == tonic::Code::Unimplemented => {
                 tracing::warn!("engine does not report its version; assuming a current engine")
             }
