@@ -13,23 +13,50 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures::future::BoxFuture;
 use hatchet_contract::http;
 use prometheus_client::registry::Registry;
 use serde_json::json;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
-use crate::metrics::StateSample;
-use crate::runtime::listener::{HEARTBEAT_FRESHNESS, Phase};
-use crate::runtime::{Connection, Shared};
 
-/// The loop turns over at least every 500 ms; this long without a turn means it is wedged.
-const STALL_AFTER: Duration = Duration::from_secs(15);
+/// What the probes answer about readiness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Readiness {
+    Ready,
+    /// Not ready yet, and never was: the engine has not acknowledged a heartbeat.
+    Starting(String),
+    /// Not ready, with the reason.
+    Unready(String),
+}
+
+/// How the worker stopped, as `/drain` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stopped {
+    Drained,
+    /// The drain deadline passed with this many tasks still running.
+    Abandoned(usize),
+    /// The worker stopped on an error (its log says which).
+    Failed,
+}
+
+/// What the server asks of the worker it serves: it knows nothing else of the runtime.
+pub(crate) trait Probe: Send + Sync + 'static {
+    /// How long the worker's loop has not turned over, when that means it is wedged.
+    fn stalled_for(&self) -> Option<Duration>;
+    fn readiness(&self) -> Readiness;
+    /// The `/status` document.
+    fn status(&self) -> serde_json::Value;
+    /// Starts draining; idempotent.
+    fn drain(&self);
+    /// Resolves once the worker has stopped.
+    fn stopped(&self) -> BoxFuture<'static, Stopped>;
+}
 
 #[derive(Clone)]
 struct AppState {
-    shared: Arc<Shared>,
+    probe: Arc<dyn Probe>,
     registry: Arc<Registry>,
 }
 
@@ -45,9 +72,9 @@ const MAX_CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
 /// The most a connection may buffer for a request's headers (the endpoints take no body).
 const MAX_HEADER_BYTES: usize = 16 * 1024;
 
-/// Binds the server and serves it until the worker has finished, with the limits above.
+/// Binds the server and serves it until the worker has stopped, with the limits above.
 pub(crate) async fn serve(
-    shared: Arc<Shared>,
+    probe: Arc<dyn Probe>,
     registry: Arc<Registry>,
     addr: SocketAddr,
 ) -> Result<tokio::task::JoinHandle<()>, Error> {
@@ -55,7 +82,13 @@ pub(crate) async fn serve(
         .await
         .map_err(|e| Error::Config(format!("health server cannot listen on {addr}: {e}")))?;
     tracing::info!(%addr, "health server listening");
-    let finished = shared.finished.clone();
+    let finished = CancellationToken::new();
+    let stopped = probe.stopped();
+    let on_stop = finished.clone();
+    tokio::spawn(async move {
+        stopped.await;
+        on_stop.cancel();
+    });
     let app = Router::new()
         .route(http::LIVEZ, get(livez))
         .route(http::READYZ, get(readyz))
@@ -63,7 +96,7 @@ pub(crate) async fn serve(
         .route(http::STATUS, get(status))
         .route(http::METRICS, get(metrics))
         .route(http::DRAIN, get(drain).post(drain))
-        .with_state(AppState { shared, registry });
+        .with_state(AppState { probe, registry });
     Ok(tokio::spawn(accept_loop(listener, app, finished)))
 }
 
@@ -166,44 +199,12 @@ async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, app: 
     }
 }
 
-/// Why the worker is not ready, or `None` when it is.
-pub(crate) fn unready_reason(c: &Connection, draining: bool, now: Instant) -> Option<String> {
-    if draining {
-        return Some("draining".into());
-    }
-    if c.worker_id.is_none() {
-        return Some(match &c.startup_error {
-            Some(e) => format!("waiting for the engine: {e}"),
-            None => "not registered with the engine yet".into(),
-        });
-    }
-    if !c.phase.is_up() {
-        return Some(format!("assignment stream is not up ({:?})", c.phase));
-    }
-    match c.last_heartbeat_ok {
-        None => Some("no heartbeat acknowledged yet".into()),
-        Some(_) if !c.stream_confirmed => Some("no heartbeat acknowledged on the new assignment stream yet".into()),
-        Some(t) if now.saturating_duration_since(t) >= HEARTBEAT_FRESHNESS => Some(format!(
-            "last heartbeat acknowledged {:.1}s ago",
-            now.saturating_duration_since(t).as_secs_f64()
-        )),
-        Some(_) => None,
-    }
-}
-
-/// Whether the worker's loop has stopped turning over.
-pub(crate) fn stalled_for(c: &Connection, now: Instant) -> Option<Duration> {
-    let idle = now.saturating_duration_since(c.loop_tick);
-    (idle >= STALL_AFTER && c.phase != Phase::Stopped).then_some(idle)
-}
-
 fn json_response(code: StatusCode, body: serde_json::Value) -> Response {
     (code, axum::Json(body)).into_response()
 }
 
 async fn livez(State(s): State<AppState>) -> Response {
-    let c = s.shared.connection.lock().expect("connection lock").clone();
-    match stalled_for(&c, Instant::now()) {
+    match s.probe.stalled_for() {
         None => json_response(StatusCode::OK, json!({"status": "alive"})),
         Some(d) => json_response(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -213,117 +214,47 @@ async fn livez(State(s): State<AppState>) -> Response {
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
-    let c = s.shared.connection.lock().expect("connection lock").clone();
-    match unready_reason(&c, s.shared.is_draining(), Instant::now()) {
-        None => json_response(StatusCode::OK, json!({"ready": true})),
-        Some(reason) => json_response(
+    match s.probe.readiness() {
+        Readiness::Ready => json_response(StatusCode::OK, json!({"ready": true})),
+        Readiness::Starting(reason) | Readiness::Unready(reason) => json_response(
             StatusCode::SERVICE_UNAVAILABLE,
             json!({"ready": false, "reason": reason}),
         ),
     }
 }
 
+/// The Python SDK's health document.
 async fn health(State(s): State<AppState>) -> Response {
-    let c = s.shared.connection.lock().expect("connection lock").clone();
-    let now = Instant::now();
-    let (code, status) = if unready_reason(&c, s.shared.is_draining(), now).is_none() {
-        (StatusCode::OK, "HEALTHY")
-    } else if c.last_heartbeat_ok.is_none() && !s.shared.is_draining() {
-        (StatusCode::SERVICE_UNAVAILABLE, "STARTING")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "UNHEALTHY")
+    let (code, status) = match s.probe.readiness() {
+        Readiness::Ready => (StatusCode::OK, "HEALTHY"),
+        Readiness::Starting(_) => (StatusCode::SERVICE_UNAVAILABLE, "STARTING"),
+        Readiness::Unready(_) => (StatusCode::SERVICE_UNAVAILABLE, "UNHEALTHY"),
     };
     json_response(code, json!({"status": status}))
 }
 
 async fn status(State(s): State<AppState>) -> Response {
-    let sh = &s.shared;
-    let c = sh.connection.lock().expect("connection lock").clone();
-    let now = Instant::now();
-    let running: Vec<_> = sh
-        .running
-        .lock()
-        .expect("running lock")
-        .iter()
-        .map(|(id, t)| {
-            json!({
-                "task_run_id": id,
-                "action": t.action_id,
-                "age_seconds": now.saturating_duration_since(t.started_at).as_secs_f64(),
-            })
-        })
-        .collect();
-    let mut actions: Vec<_> = sh.actions.keys().cloned().collect();
-    actions.sort();
-    let labels: serde_json::Map<_, _> = sh
-        .labels
-        .iter()
-        .map(|(k, v)| {
-            let v = match v {
-                crate::LabelValue::Str(s) => json!(s),
-                crate::LabelValue::Int(i) => json!(i),
-            };
-            (k.clone(), v)
-        })
-        .collect();
-    json_response(
-        StatusCode::OK,
-        json!({
-            "worker_id": c.worker_id,
-            "name": sh.name,
-            "slots": {"total": sh.slots.total(), "used": sh.slots.used()},
-            "running": running,
-            "labels": labels,
-            "actions": actions,
-            "connection": {
-                "state": format!("{:?}", c.phase),
-                "last_heartbeat_age_seconds": c.last_heartbeat_ok.map(|t| now.saturating_duration_since(t).as_secs_f64()),
-                "reconnects": c.reconnects,
-            },
-            "ready": unready_reason(&c, sh.is_draining(), now).is_none(),
-            "draining": sh.is_draining(),
-        }),
-    )
+    json_response(StatusCode::OK, s.probe.status())
 }
 
-async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
-    let sh = &s.shared;
-    let c = sh.connection.lock().expect("connection lock").clone();
-    sh.metrics.observe(&StateSample {
-        slots_total: sh.slots.total(),
-        slots_used: sh.slots.used(),
-        heartbeat_age: c.last_heartbeat_ok.map(|t| Instant::now().saturating_duration_since(t)),
-        phase: c.phase,
-        draining: sh.is_draining(),
-        reconnects: c.reconnects,
-    });
+/// OpenMetrics text, the format the registry encodes and Prometheus negotiates; the operator
+/// serves its own the same way.
+async fn metrics(State(s): State<AppState>) -> Response {
     let mut body = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &s.registry) {
-        return (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("encoding metrics failed: {e}"),
-        )
-            .into_response();
-    }
-    let wants_openmetrics = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("application/openmetrics-text"));
-    if wants_openmetrics {
-        (
+    match prometheus_client::encoding::text::encode(&mut body, &s.registry) {
+        Ok(()) => (
             [(
                 header::CONTENT_TYPE,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
             )],
             body,
         )
-            .into_response()
-    } else {
-        (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-            crate::metrics::openmetrics_to_prometheus(&body),
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding metrics failed: {e}"),
         )
-            .into_response()
+            .into_response(),
     }
 }
 
@@ -337,15 +268,13 @@ async fn drain(State(s): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketA
             json!({"drained": false, "error": "/drain answers only on loopback; send SIGTERM to drain the worker"}),
         );
     }
-    s.shared.shutdown.cancel();
-    s.shared.finished.cancelled().await;
-    let exit = s.shared.exit.lock().expect("exit lock").clone();
-    match exit {
-        Some(crate::Exit::Drained) => json_response(StatusCode::OK, json!({"drained": true})),
-        Some(crate::Exit::DeadlineExceeded { abandoned }) => {
+    s.probe.drain();
+    match s.probe.stopped().await {
+        Stopped::Drained => json_response(StatusCode::OK, json!({"drained": true})),
+        Stopped::Abandoned(abandoned) => {
             json_response(StatusCode::OK, json!({"drained": false, "abandoned": abandoned}))
         }
-        None => json_response(
+        Stopped::Failed => json_response(
             StatusCode::INTERNAL_SERVER_ERROR,
             json!({"drained": false, "error": "the worker stopped with an error; see its log"}),
         ),
@@ -391,76 +320,5 @@ mod tests {
         ] {
             assert!(!drain_allowed(no.parse().unwrap()), "{no}");
         }
-    }
-
-    fn mk_conn(phase: Phase, hb_ago: Option<u64>, now: Instant) -> Connection {
-        Connection {
-            worker_id: Some("w".into()),
-            phase,
-            last_heartbeat_ok: hb_ago.map(|s| now - Duration::from_secs(s)),
-            stream_confirmed: hb_ago.is_some(),
-            reconnects: 0,
-            loop_tick: now,
-            startup_error: None,
-        }
-    }
-
-    #[test]
-    fn readiness_needs_stream_fresh_heartbeat_and_no_drain() {
-        let now = Instant::now() + Duration::from_secs(100);
-        assert_eq!(
-            unready_reason(&mk_conn(Phase::Streaming, Some(1), now), false, now),
-            None
-        );
-        let cases = [
-            (mk_conn(Phase::Streaming, Some(1), now), true, "draining"),
-            (mk_conn(Phase::BackingOff, Some(1), now), false, "stream is not up"),
-            (mk_conn(Phase::Streaming, None, now), false, "no heartbeat"),
-            (
-                Connection {
-                    stream_confirmed: false,
-                    ..mk_conn(Phase::Streaming, Some(1), now)
-                },
-                false,
-                "on the new assignment stream",
-            ),
-            (
-                mk_conn(Phase::Streaming, Some(6), now),
-                false,
-                "last heartbeat acknowledged 6.0s ago",
-            ),
-            (
-                Connection {
-                    worker_id: None,
-                    ..mk_conn(Phase::Registering, None, now)
-                },
-                false,
-                "not registered",
-            ),
-            (
-                Connection {
-                    worker_id: None,
-                    startup_error: Some("engine call GetVersion failed (Unavailable): refused".into()),
-                    ..mk_conn(Phase::Idle, None, now)
-                },
-                false,
-                "waiting for the engine: engine call GetVersion failed (Unavailable)",
-            ),
-        ];
-        for (c, draining, want) in cases {
-            let got = unready_reason(&c, draining, now).expect("unready");
-            assert!(got.contains(want), "{got} should mention {want}");
-        }
-    }
-
-    #[test]
-    fn a_loop_that_stops_turning_is_stalled() {
-        let now = Instant::now() + Duration::from_secs(100);
-        let mut c = mk_conn(Phase::Streaming, Some(1), now);
-        assert_eq!(stalled_for(&c, now), None);
-        c.loop_tick = now - Duration::from_secs(20);
-        assert_eq!(stalled_for(&c, now), Some(Duration::from_secs(20)));
-        c.phase = Phase::Stopped;
-        assert_eq!(stalled_for(&c, now), None, "a stopped worker is not wedged");
     }
 }

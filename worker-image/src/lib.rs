@@ -34,7 +34,6 @@ mod connection;
 mod context;
 mod error;
 mod health;
-mod metrics;
 pub mod names;
 pub mod payload;
 pub mod retry;

@@ -2,7 +2,6 @@
 //! open the stream, heartbeat), dispatches assignments to executors, and drains.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -10,13 +9,15 @@ use hatchet_proto::{
     ActionType, AssignedAction, HeartbeatRequest, RuntimeInfo, WorkerListenRequest, WorkerRegisterRequest,
     WorkerUnsubscribeRequest,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::engine::WorkerEngine;
 use super::executor;
+use super::in_flight::CancelReason;
 use super::listener::{Effect, Input, Listener};
-use super::shared::{CancelReason, Shared};
+use super::shared::Shared;
+use super::state::Lifecycle;
 use super::worker::Exit;
 use crate::client::{now_timestamp, worker_labels};
 use crate::retry::is_message_too_large;
@@ -36,17 +37,20 @@ pub(super) struct Driver {
     listener: Listener,
     stream: Option<AssignmentStream>,
     heartbeats: (mpsc::Sender<Input>, mpsc::Receiver<Input>),
-    drain_deadline: Option<Instant>,
+    lifecycle: watch::Receiver<Lifecycle>,
+    /// The drain's effects (slots closed, worker paused) were performed.
+    drain_started: bool,
 }
 
 impl Driver {
     pub(super) fn new(shared: Arc<Shared>) -> Self {
         Self {
             listener: Listener::with_auth_grace(shared.auth_outage_grace),
+            lifecycle: shared.lifecycle.subscribe(),
             shared,
             stream: None,
             heartbeats: mpsc::channel(8),
-            drain_deadline: None,
+            drain_started: false,
         }
     }
 
@@ -54,10 +58,19 @@ impl Driver {
         self.feed(Input::Start).await?;
         loop {
             self.publish();
-            if self.shared.is_draining() && self.shared.tasks.is_empty() {
+            let life = self.lifecycle.borrow_and_update().clone();
+            if !life.is_running() && !self.drain_started {
+                self.start_drain();
+            }
+            let drain_deadline = match life {
+                Lifecycle::Draining { deadline } => deadline,
+                _ => None,
+            };
+            let draining = self.drain_started;
+            if draining && self.shared.tasks.is_empty() {
                 return Ok(self.finish(Exit::Drained).await);
             }
-            if self.drain_deadline.is_some_and(|d| Instant::now() >= d) {
+            if drain_deadline.is_some_and(|d| Instant::now() >= d) {
                 let abandoned = self.abandon().await;
                 return Ok(self.finish(Exit::DeadlineExceeded { abandoned }).await);
             }
@@ -65,13 +78,11 @@ impl Driver {
             if let Some(d) = self.listener.next_deadline() {
                 wake = wake.min(d);
             }
-            if let Some(d) = self.drain_deadline {
+            if let Some(d) = drain_deadline {
                 wake = wake.min(d);
             }
-            let shutdown = self.shared.shutdown.clone();
-            let draining = self.shared.is_draining();
             tokio::select! {
-                _ = shutdown.cancelled(), if !draining => self.start_drain(),
+                _ = self.lifecycle.changed(), if !draining => {}
                 Some(input) = self.heartbeats.1.recv() => self.feed(input).await?,
                 msg = next_action(&mut self.stream) => match msg {
                     Ok(Some(a)) => self.on_action(a).await,
@@ -207,7 +218,7 @@ impl Driver {
             Ok(ActionType::StartStepRun) => {
                 let shared = Arc::clone(&self.shared);
                 // Listed before anything else runs, so a cancel right behind it finds it.
-                let tracked = shared.track(&a.task_run_external_id, &a.action_id);
+                let tracked = shared.in_flight.track(&a.task_run_external_id, &a.action_id);
                 match shared.slots.try_acquire() {
                     Some(permit) => {
                         self.shared
@@ -226,11 +237,11 @@ impl Driver {
                         self.shared.tasks.spawn(async move {
                             let permit = tokio::select! {
                                 p = shared.slots.acquire() => p,
-                                _ = tracked.cancel.cancelled() => None,
+                                _ = tracked.switch.token().cancelled() => None,
                             };
                             match permit {
                                 Some(permit) => executor::run(shared, a, tracked, permit, assigned_at).await,
-                                None if tracked.cancel_reason() == Some(CancelReason::Engine) => {}
+                                None if tracked.switch.reason() == Some(CancelReason::Engine) => {}
                                 None => executor::hand_back(&shared, &a).await,
                             }
                         });
@@ -238,28 +249,26 @@ impl Driver {
                 }
             }
             Ok(ActionType::CancelStepRun) => {
-                let running = self.shared.running.lock().expect("running lock");
-                match running.get(&a.task_run_external_id) {
-                    Some(t) => {
-                        tracing::info!(task_run = %a.task_run_external_id, "engine cancelled a running task");
-                        t.cancel(CancelReason::Engine);
-                    }
-                    None => tracing::debug!(task_run = %a.task_run_external_id, "cancel for a task not running here"),
+                if self
+                    .shared
+                    .in_flight
+                    .cancel(&a.task_run_external_id, CancelReason::Engine)
+                {
+                    tracing::info!(task_run = %a.task_run_external_id, "engine cancelled a running task");
+                } else {
+                    tracing::debug!(task_run = %a.task_run_external_id, "cancel for a task not running here");
                 }
             }
             other => tracing::warn!(action_type = ?other, "ignoring an assignment type this worker does not handle"),
         }
     }
 
+    /// Performs the drain the lifecycle announced: no new slots, and the worker paused.
     fn start_drain(&mut self) {
+        self.drain_started = true;
         let s = &self.shared;
-        if s.draining.swap(true, Ordering::AcqRel) {
-            return;
-        }
         s.slots.close();
         s.tasks.close();
-        // A deadline too far to represent is no deadline.
-        self.drain_deadline = Instant::now().checked_add(s.drain_timeout);
         tracing::info!(in_flight = s.tasks.len(), timeout = ?s.drain_timeout, "draining: no new tasks, waiting for running ones");
         // Paused in the engine so nothing new is assigned; off the loop, which must keep
         // heartbeating while the REST call takes its time. The drain waits for it too.
@@ -276,9 +285,8 @@ impl Driver {
     /// Cancels the remaining tasks so they report FAILED (retryable), and waits for those
     /// reports, keeping heartbeats going meanwhile.
     async fn abandon(&mut self) -> usize {
-        let abandoned = self.shared.running.lock().expect("running lock").len();
+        let abandoned = self.shared.in_flight.cancel_all(CancelReason::DrainDeadline);
         tracing::warn!(abandoned, "drain deadline passed; abandoning running tasks");
-        self.shared.cancel_all(CancelReason::DrainDeadline);
         let until = Instant::now() + ABANDON_REPORT_TIMEOUT;
         while !self.shared.tasks.is_empty() && Instant::now() < until {
             tokio::select! {
@@ -304,18 +312,16 @@ impl Driver {
         exit
     }
 
+    /// Publishes the connection's facts (readers apply the readiness rule to them) and counts
+    /// the reconnects since the last turn.
     fn publish(&self) {
-        let mut c = self.shared.connection.lock().expect("connection lock");
-        c.worker_id = self.listener.worker_id().map(str::to_owned).or(c.worker_id.take());
-        c.phase = self.listener.phase();
-        c.last_heartbeat_ok = self.listener.last_heartbeat_ok();
-        c.stream_confirmed = self.listener.stream_confirmed();
-        c.reconnects = self.listener.reconnects();
-        c.loop_tick = Instant::now();
-        let ready = self.listener.is_healthy(Instant::now()) && !self.shared.is_draining();
+        let mut reconnected = 0;
         self.shared
-            .ready
-            .send_if_modified(|r| std::mem::replace(r, ready) != ready);
+            .connection
+            .send_modify(|c| reconnected = c.update_from(&self.listener, Instant::now()));
+        if reconnected > 0 {
+            self.shared.metrics.reconnected(reconnected);
+        }
     }
 }
 

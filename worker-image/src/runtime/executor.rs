@@ -9,8 +9,9 @@ use hatchet_proto::{AssignedAction, StepActionEvent};
 use tokio::time::Instant;
 use tracing::{Instrument as _, Span};
 
+use super::in_flight::{CancelReason, Tracked};
 use super::report::{Ending, Outcome, Report, Site, conclude};
-use super::shared::{CancelReason, Shared, Tracked};
+use super::shared::{ActionDef, Shared};
 use super::slots::{SharedSlot, SlotPermit};
 use crate::client::{Persistence, call_with_codes, now_timestamp};
 use crate::context::{AttemptControls, Context, RunIds};
@@ -113,11 +114,11 @@ async fn finish(shared: &Shared, action: &AssignedAction, ending: Ending) -> Out
 async fn attempt(
     shared: &Arc<Shared>,
     action: &AssignedAction,
-    def: super::shared::ActionDef,
+    def: ActionDef,
     slot: SharedSlot,
     tracked: &Tracked,
 ) -> Ending {
-    let cancel = &tracked.cancel;
+    let cancel = tracked.switch.token();
     let id = action.task_run_external_id.as_str();
     let payload = match parse_action_payload(&action.action_payload) {
         Ok(p) => p,
@@ -176,7 +177,7 @@ async fn attempt(
         if !handle.is_finished() && tokio::time::timeout(CANCEL_GRACE, &mut handle).await.is_err() {
             handle.abort();
         }
-        return match tracked.cancel_reason() {
+        return match tracked.switch.reason() {
             Some(CancelReason::DrainDeadline) => Ending::Abandoned,
             _ => Ending::Cancelled,
         };

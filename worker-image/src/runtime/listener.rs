@@ -192,16 +192,6 @@ impl Listener {
         self.stream_confirmed
     }
 
-    /// Streaming (or reopening over an oversized assignment), with a heartbeat acknowledged on
-    /// this stream and within [`HEARTBEAT_FRESHNESS`].
-    pub fn is_healthy(&self, now: Instant) -> bool {
-        self.phase.is_up()
-            && self.stream_confirmed
-            && self
-                .last_heartbeat_ok
-                .is_some_and(|t| now.saturating_duration_since(t) < HEARTBEAT_FRESHNESS)
-    }
-
     /// When the driver should next feed [`Input::Tick`].
     pub fn next_deadline(&self) -> Option<Instant> {
         match self.phase {
@@ -404,6 +394,15 @@ impl Listener {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::health::Readiness;
+    use crate::runtime::state::{Connection, Lifecycle, readiness};
+
+    /// Whether a running worker with this listener is ready, by the one readiness rule.
+    fn healthy(l: &Listener, now: Instant) -> bool {
+        let mut c = Connection::new(now);
+        c.update_from(l, now);
+        readiness(&Lifecycle::Running, &c, now) == Readiness::Ready
+    }
 
     fn mk_streaming(now: Instant) -> Listener {
         let mut l = Listener::new();
@@ -432,9 +431,9 @@ mod tests {
             vec![Effect::CloseStream, Effect::OpenStream { worker_id: "w1".into() }]
         );
         assert_eq!(l.phase(), Phase::Reopening);
-        assert!(l.is_healthy(t1), "still up while it reopens");
+        assert!(healthy(&l, t1), "still up while it reopens");
         assert!(l.step(Input::StreamOpened, t1, 0.5).is_empty());
-        assert!(l.is_healthy(t1), "the confirmation carries over");
+        assert!(healthy(&l, t1), "the confirmation carries over");
         assert_eq!(
             l.next_deadline(),
             Some(t0 + HEARTBEAT_INTERVAL),
@@ -447,7 +446,7 @@ mod tests {
             assert_eq!(l.step(Input::StreamOversized, at, 0.5).len(), 2);
             l.step(Input::StreamOpened, at, 0.5);
         }
-        assert!(l.is_healthy(at), "healthy through the burst");
+        assert!(healthy(&l, at), "healthy through the burst");
         at += Duration::from_millis(100);
         assert_eq!(l.step(Input::StreamOversized, at, 0.5), vec![Effect::CloseStream]);
         assert_eq!(l.phase(), Phase::BackingOff);
@@ -466,7 +465,7 @@ mod tests {
             "one in flight"
         );
         l.step(Input::HeartbeatOk, t0 + Duration::from_millis(10), 0.5);
-        assert!(l.is_healthy(t0 + Duration::from_secs(1)));
+        assert!(healthy(&l, t0 + Duration::from_secs(1)));
         assert!(l.step(Input::Tick, t0 + Duration::from_secs(3), 0.5).is_empty());
         assert_eq!(l.next_deadline(), Some(t0 + HEARTBEAT_INTERVAL));
         assert_eq!(
@@ -474,7 +473,7 @@ mod tests {
             vec![Effect::SendHeartbeat { worker_id: "w1".into() }]
         );
         assert!(
-            !l.is_healthy(t0 + Duration::from_secs(6)),
+            !healthy(&l, t0 + Duration::from_secs(6)),
             "stale heartbeat is unhealthy"
         );
     }
@@ -530,21 +529,21 @@ mod tests {
         let mut l = mk_streaming(t0);
         l.step(Input::Tick, t0, 0.5);
         l.step(Input::HeartbeatOk, t0, 0.5);
-        assert!(l.is_healthy(t0));
+        assert!(healthy(&l, t0));
         let broke = t0 + Duration::from_millis(100);
         l.step(Input::StreamFailed(Some(Code::Unavailable)), broke, 0.0);
         let retry = l.next_deadline().unwrap();
         l.step(Input::Tick, retry, 0.0);
         l.step(Input::StreamOpened, retry, 0.0);
         assert_eq!(l.phase(), Phase::Streaming);
-        assert!(!l.is_healthy(retry), "the old stream's heartbeat does not count");
+        assert!(!healthy(&l, retry), "the old stream's heartbeat does not count");
         let hb = retry + FIRST_HEARTBEAT_DELAY;
         assert_eq!(
             l.step(Input::Tick, hb, 0.5),
             vec![Effect::SendHeartbeat { worker_id: "w1".into() }]
         );
         l.step(Input::HeartbeatOk, hb, 0.5);
-        assert!(l.is_healthy(hb));
+        assert!(healthy(&l, hb));
     }
 
     #[test]

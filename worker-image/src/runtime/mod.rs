@@ -8,13 +8,16 @@ mod engine_tests;
 mod executor;
 #[cfg(test)]
 mod fake_engine;
+mod in_flight;
 pub mod listener;
+mod metrics;
+mod probe;
 mod report;
 mod resend;
 mod shared;
 pub mod slots;
+mod state;
 mod worker;
 
 pub(crate) use engine::WorkerEngine;
-pub(crate) use shared::{Connection, Shared};
 pub use worker::{DEFAULT_DRAIN_TIMEOUT, DEFAULT_SLOTS, Exit, RunningWorker, Worker, WorkerBuilder, WorkerHandle};

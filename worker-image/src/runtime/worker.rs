@@ -7,16 +7,17 @@ use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::driver::Driver;
 use super::engine::WorkerEngine;
-use super::listener::Phase;
-use super::shared::{ActionDef, Connection, Shared};
+use super::in_flight::InFlight;
+use super::metrics::{StateCollector, WorkerMetrics};
+use super::shared::{ActionDef, Shared};
 use super::slots::SlotPool;
+use super::state::{Connection, Lifecycle};
 use crate::client::{Client, call};
-use crate::metrics::WorkerMetrics;
+use crate::health::Readiness;
 use crate::names::validate_name;
 use crate::workflow::{LabelValue, Workflow};
 use crate::{Error, Result};
@@ -135,36 +136,31 @@ impl WorkerBuilder {
             .map(|(k, v)| (k.clone(), LabelValue::Str(v.clone())))
             .collect();
         labels.extend(self.labels);
+        let slots = SlotPool::new(self.slots);
+        let connection = tokio::sync::watch::Sender::new(Connection::new(Instant::now()));
+        let lifecycle = tokio::sync::watch::Sender::new(Lifecycle::Running);
         let mut registry = self.registry.unwrap_or_default();
-        let metrics = WorkerMetrics::register(&mut registry);
+        let state = StateCollector {
+            slots: slots.clone(),
+            connection: connection.subscribe(),
+            lifecycle: lifecycle.subscribe(),
+        };
+        let metrics = WorkerMetrics::register(&mut registry, state);
         let engine = self.engine.unwrap_or_else(|| Arc::new(self.client.clone()));
         let shared = Arc::new(Shared {
             engine,
             client: self.client,
             name,
-            slots: SlotPool::new(self.slots),
+            slots,
             labels,
             actions,
-            running: Default::default(),
-            connection: std::sync::Mutex::new(Connection {
-                worker_id: None,
-                phase: Phase::Idle,
-                last_heartbeat_ok: None,
-                stream_confirmed: false,
-                reconnects: 0,
-                loop_tick: Instant::now(),
-                startup_error: None,
-            }),
+            in_flight: Arc::new(InFlight::default()),
+            connection,
+            lifecycle,
             metrics,
-            ready: tokio::sync::watch::Sender::new(false),
-            shutdown: CancellationToken::new(),
-            finished: CancellationToken::new(),
-            exit: std::sync::Mutex::new(None),
-            draining: Default::default(),
             drain_timeout: self.drain_timeout,
             auth_outage_grace: self.auth_outage_grace,
             tasks: TaskTracker::new(),
-            attempts: Default::default(),
             reports: Default::default(),
         });
         Ok(Worker {
@@ -205,23 +201,31 @@ pub struct WorkerHandle {
 impl WorkerHandle {
     /// Starts draining; idempotent and returns at once.
     pub fn initiate_shutdown(&self) {
-        self.shared.shutdown.cancel();
+        self.shared.begin_drain();
     }
 
     /// Registered, assignment stream up, heartbeat fresh, not draining: the rule `/readyz`
     /// applies, evaluated now (not as the loop last published it).
     pub fn is_ready(&self) -> bool {
-        let c = self.shared.connection.lock().expect("connection lock").clone();
-        crate::health::unready_reason(&c, self.shared.is_draining(), Instant::now()).is_none()
+        self.shared.readiness_at(Instant::now()) == Readiness::Ready
     }
 
     /// Resolves `true` once the worker is ready to receive tasks, or `false` if it stopped
     /// (a fatal error or a drain) before it ever was.
     pub async fn wait_ready(&self) -> bool {
-        let mut rx = self.shared.ready.subscribe();
-        tokio::select! {
-            r = rx.wait_for(|r| *r) => r.is_ok(),
-            _ = self.shared.finished.cancelled() => false,
+        let mut connection = self.shared.connection.subscribe();
+        let mut lifecycle = self.shared.lifecycle.subscribe();
+        loop {
+            if lifecycle.borrow_and_update().is_stopped() {
+                return false;
+            }
+            if self.is_ready() {
+                return true;
+            }
+            tokio::select! {
+                r = connection.changed() => if r.is_err() { return false },
+                r = lifecycle.changed() => if r.is_err() { return false },
+            }
         }
     }
 
@@ -288,7 +292,7 @@ impl Worker {
             let addr = format!("{}:{}", hc.bind_address, hc.port)
                 .parse()
                 .map_err(|e| Error::Config(format!("health server address {}:{}: {e}", hc.bind_address, hc.port)))?;
-            Some(crate::health::serve(Arc::clone(&shared), Arc::clone(&self.registry), addr).await?)
+            Some(crate::health::serve(Arc::clone(&shared) as _, Arc::clone(&self.registry), addr).await?)
         } else {
             None
         };
@@ -301,10 +305,7 @@ impl Worker {
             Ok(false) => Ok(Exit::Drained),
             Err(e) => Err(e),
         };
-        if let Ok(exit) = &result {
-            *shared.exit.lock().expect("exit lock") = Some(exit.clone());
-        }
-        shared.finished.cancel();
+        shared.publish_stop(result.as_ref().ok().cloned());
         if let Some(server) = server {
             // Lets a pending `/drain` answer before the process goes away.
             let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
@@ -322,14 +323,14 @@ impl Worker {
         loop {
             match self.register_workflows().await {
                 Ok(()) => {
-                    shared.connection.lock().expect("connection lock").startup_error = None;
+                    shared.connection.send_modify(|c| c.startup_error = None);
                     return Ok(true);
                 }
                 Err(e @ Error::Rpc { .. }) => {
                     let wait = crate::retry::jittered(attempt, START_BACKOFF_BASE, START_BACKOFF_MAX);
                     attempt = attempt.saturating_add(1);
                     tracing::warn!(error = %e, retry_in = ?wait, "the engine is not reachable yet; retrying start-up");
-                    shared.connection.lock().expect("connection lock").startup_error = Some(e.to_string());
+                    shared.connection.send_modify(|c| c.startup_error = Some(e.to_string()));
                     if !self.wait_alive(wait).await {
                         return Ok(false);
                     }
@@ -343,14 +344,15 @@ impl Worker {
     /// `false` if a drain was asked for meanwhile.
     async fn wait_alive(&self, d: Duration) -> bool {
         let until = Instant::now() + d;
+        let mut lifecycle = self.shared.lifecycle.subscribe();
         loop {
-            self.shared.connection.lock().expect("connection lock").loop_tick = Instant::now();
+            self.shared.connection.send_modify(|c| c.loop_tick = Instant::now());
             let now = Instant::now();
             if now >= until {
                 return true;
             }
             tokio::select! {
-                () = self.shared.shutdown.cancelled() => return false,
+                _ = lifecycle.wait_for(|l| !l.is_running()) => return false,
                 () = tokio::time::sleep((until - now).min(Duration::from_secs(1))) => {}
             }
         }
