@@ -4,6 +4,7 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
+COPY contract contract
 COPY proto proto
 COPY worker-image worker-image
 COPY operator operator

@@ -220,7 +220,9 @@ async fn metrics_match_the_engine_and_parse_as_openmetrics() {
     assert_eq!(sample("hatchet_worker_connection_state", "state=\"streaming\""), 1.0);
 
     // The strict OpenMetrics parser of the official Python client (in the Python SDK's venv).
-    let python = world.var("HATCHET_PYTHON_SDK").expect("HATCHET_PYTHON_SDK in the env file");
+    let python = world
+        .var("HATCHET_PYTHON_SDK")
+        .expect("HATCHET_PYTHON_SDK in the env file");
     let parse = "import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families as parse\n\
                  names = [f.name for f in parse(sys.stdin.read())]\nprint(len(names))";
     let mut check = std::process::Command::new(python)
