@@ -4,8 +4,6 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -297,28 +295,14 @@ pub fn metric_sum(body: &str, name: &str) -> f64 {
         .fold(0.0, |total, v| total + v)
 }
 
-/// A minimal HTTP/1.0 GET (enough for the operator's own server).
+/// GET a path of a server on this host.
 pub fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
     http_get_from("127.0.0.1", port, path)
 }
 
 /// [`http_get`] of another host (a pod's IP on the real node's bridge).
 pub fn http_get_from(host: &str, port: u16, path: &str) -> Result<(u16, String), String> {
-    let mut s = TcpStream::connect((host, port)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).map_err(|e| e.to_string())?;
-    let code = buf
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("bad response: {buf:.80}"))?;
-    let body = buf
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((code, body))
+    hatchet_e2e::http::get(&format!("http://{host}:{port}{path}"), &[])
 }
 
 /// A HatchetWorker manifest: `extra_spec` is YAML lines indented by two spaces under `spec:`.

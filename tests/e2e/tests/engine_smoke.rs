@@ -24,8 +24,8 @@ async fn engine_reports_pinned_version_and_accepts_token() {
 
     let tenant = world.tenant_id().unwrap();
     let claims = world.token_claims().unwrap();
-    assert_eq!(claims["sub"], tenant, "token subject is the tenant");
-    assert_eq!(claims["server_url"], base, "token server_url claim");
+    assert_eq!(claims.sub, tenant, "token subject is the tenant");
+    assert_eq!(claims.server_url.as_deref(), Some(base), "token server_url claim");
 
     let workers = http
         .get(format!("{base}/api/v1/tenants/{tenant}/worker"))
