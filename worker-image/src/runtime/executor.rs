@@ -128,8 +128,6 @@ async fn attempt(
         tracing::warn!(task_run = %id, "ignoring additional metadata: {e}");
         Default::default()
     });
-    report(shared, action, Report::started()).await;
-
     let deadline = Arc::new(Mutex::new(Instant::now() + def.timeout + TIMEOUT_GRACE));
     let ctx = Context::new(
         RunIds {
@@ -152,8 +150,11 @@ async fn attempt(
             deadline: Arc::clone(&deadline),
         },
     );
-    // The handler runs in its own task, inside the attempt's span.
+    // The handler runs in its own task, inside the attempt's span, while STARTED is reported:
+    // that round trip is not on the task's path (the official SDKs do not wait for it either);
+    // the final event still goes after it, so the engine sees them in order.
     let mut handle = tokio::spawn((def.handler)(ctx).instrument(Span::current()));
+    report(shared, action, Report::started()).await;
 
     let result = loop {
         let until = *deadline.lock().expect("deadline lock");
