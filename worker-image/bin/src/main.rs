@@ -13,7 +13,7 @@ use hatchet_contract::{DEFAULT_DRAIN_TIMEOUT_SECONDS, DEFAULT_SLOTS, env};
 use hatchet_worker::{Client, ClientConfig, Exit, TriggerOptions, Worker};
 
 #[derive(Parser)]
-#[command(version, about)]
+#[command(name = "hatchet-worker", version, about)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
