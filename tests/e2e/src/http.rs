@@ -15,10 +15,7 @@ pub fn get(url: &str, query: &[(&str, &str)]) -> Result<(u16, String), String> {
                 .timeout(TIMEOUT)
                 .build()
                 .map_err(|e| e.to_string())?;
-            let answer = client
-                .get(url.clone())
-                .send()
-                .map_err(|e| format!("GET {url}: {e}"))?;
+            let answer = client.get(url.clone()).send().map_err(|e| format!("GET {url}: {e}"))?;
             let code = answer.status().as_u16();
             let body = answer.text().map_err(|e| format!("GET {url}: {e}"))?;
             Ok((code, body))

@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-
 /// Why the harness could not describe the local world.
 #[derive(Debug, thiserror::Error)]
 pub enum WorldError {
