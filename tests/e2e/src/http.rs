@@ -8,7 +8,10 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// GETs `url` with `query` parameters; the status code and the body.
 pub fn get(url: &str, query: &[(&str, &str)]) -> Result<(u16, String), String> {
-    let url = reqwest::Url::parse_with_params(url, query).map_err(|e| format!("GET {url}: {e}"))?;
+    let mut url = reqwest::Url::parse(url).map_err(|e| format!("GET {url}: {e}"))?;
+    if !query.is_empty() {
+        url.query_pairs_mut().extend_pairs(query);
+    }
     std::thread::scope(|s| {
         s.spawn(|| {
             let client = reqwest::blocking::Client::builder()

@@ -1,6 +1,7 @@
 //! The client side of Hatchet: trigger runs and await their results, check status, cancel,
 //! push events; plus the per-run calls a worker's tasks make.
 
+mod rate_limits;
 mod rest;
 mod runs;
 mod stream;
@@ -14,6 +15,7 @@ use hatchet_proto::{PushEventRequest, PutLogRequest, PutStreamEventRequest, Upse
 use serde::Serialize;
 use serde_json::Value;
 
+pub use rate_limits::RateLimitState;
 pub use runs::{RunDetails, RunRef, RunStatus, TaskRunDetail, TriggerOptions};
 pub use stream::RunStream;
 

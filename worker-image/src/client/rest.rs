@@ -40,13 +40,40 @@ impl Client {
     }
 
     async fn rest(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Value> {
+        self.rest_call(method, path, &[], body).await
+    }
+
+    /// [`Client::rest`] with query parameters (encoded) and no body.
+    pub(crate) async fn rest_with_query(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Value> {
+        self.rest_call(method, path, query, None).await
+    }
+
+    async fn rest_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Value> {
         let call: &'static str = match method {
             reqwest::Method::GET => "GET",
             reqwest::Method::PATCH => "PATCH",
+            reqwest::Method::DELETE => "DELETE",
             _ => "POST",
         };
-        let url = format!("{}{path}", self.config.server_url);
-        let mut req = self.http.request(method, &url).bearer_auth(self.config.token.expose());
+        let mut url = reqwest::Url::parse(&format!("{}{path}", self.config.server_url)).map_err(|e| Error::Rest {
+            call,
+            message: format!("{path}: {e}"),
+        })?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        let mut req = self.http.request(method, url).bearer_auth(self.config.token.expose());
         if let Some(b) = body {
             req = req.json(b);
         }

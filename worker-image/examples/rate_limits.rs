@@ -1,0 +1,54 @@
+//! A static rate limit: the key is created first (`put_rate_limit`), then a task consumes one
+//! unit per run, so ten runs triggered at once start two per second.
+//!
+//! ```sh
+//! source tests/env/.run/env && cargo run -p hatchet-worker --example rate_limits
+//! ```
+
+use std::time::Instant;
+
+use hatchet_worker::{Client, Context, RateLimit, RateLimitWindow, Task, TaskError, TriggerOptions, Worker, Workflow};
+use serde_json::{Value, json};
+
+const KEY: &str = "example-external-api";
+
+async fn call_api(_input: Value, ctx: Context) -> Result<Value, TaskError> {
+    Ok(json!({ "task_run": ctx.task_run_id() }))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt().with_env_filter("info").init();
+    let client = Client::from_env()?;
+    client.put_rate_limit(KEY, 2, RateLimitWindow::Second).await?;
+    let worker = Worker::builder(client.clone(), "example-rate-limits")
+        .slots(10)
+        .workflow(
+            Workflow::new("example-rate-limited")
+                .task(Task::new("call-api", call_api).rate_limit(RateLimit::fixed(KEY, 1))),
+        )
+        .build()?;
+    let running = worker.start().await?;
+
+    let began = Instant::now();
+    let mut runs = Vec::new();
+    for _ in 0..10 {
+        runs.push(
+            client
+                .trigger("example-rate-limited", &json!({}), TriggerOptions::default())
+                .await?,
+        );
+    }
+    for run in &runs {
+        client.wait_for_run(&run.id).await?;
+        println!("{} done after {:.1?}", run.id, began.elapsed());
+    }
+    for limit in client.list_rate_limits(Some(KEY)).await? {
+        println!(
+            "{}: {} per {} ({} left)",
+            limit.key, limit.limit_value, limit.window, limit.value
+        );
+    }
+    running.stop().await?;
+    Ok(())
+}
