@@ -183,6 +183,15 @@ impl Context {
         self.inner.controls.cancel.cancelled()
     }
 
+    /// Cancels this run in the engine and stops the task here at once (the official SDKs'
+    /// `ctx.cancel()`): the run ends CANCELLED, nothing more is reported for it, and the
+    /// handler's future is dropped if it does not return within a second.
+    pub async fn cancel(&self) -> Result<(), Error> {
+        self.inner.client.cancel(&self.inner.ids.task_run_external_id).await?;
+        self.inner.controls.cancel.cancel();
+        Ok(())
+    }
+
     /// Whether the run has been cancelled.
     pub fn is_cancelled(&self) -> bool {
         self.inner.controls.cancel.is_cancelled()

@@ -40,7 +40,7 @@ pub mod retry;
 pub mod runtime;
 pub mod workflow;
 
-pub use client::{Client, RateLimitState, RunDetails, RunRef, RunStatus, TriggerOptions};
+pub use client::{BulkEvent, Client, EventOptions, RateLimitState, RunDetails, RunRef, RunStatus, TriggerOptions};
 pub use config::{ClientConfig, TlsStrategy};
 pub use context::Context;
 pub use error::{Error, Result};

@@ -175,3 +175,49 @@ async fn a_task_that_returns_nothing_sends_an_empty_payload_the_engine_accepts()
     assert!(out.contains_key("after"), "{out:?}");
     w.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_task_that_cancels_itself_stops_at_once_and_its_run_is_cancelled() {
+    let client = client(&World::load().expect("local world"));
+    let wf = unique("self-cancel");
+    let went_on = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = Arc::clone(&went_on);
+    let flow = Workflow::new(&wf).task(Task::new("quits", move |_: Value, c: Context| {
+        let flag = Arc::clone(&flag);
+        async move {
+            c.cancel().await?;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(json!({"went on": true}))
+        }
+    }));
+    let w = start(
+        Worker::builder(client.clone(), unique("w"))
+            .workflow(flow)
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let run = client
+        .trigger(&wf, &json!({}), TriggerOptions::default())
+        .await
+        .unwrap();
+    let status = timeout(WAIT, async {
+        loop {
+            let d = client.run_details(&run.id).await.unwrap();
+            if d.status != hatchet_worker::RunStatus::Queued && d.status != hatchet_worker::RunStatus::Running {
+                return d.status;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("the run ends");
+    assert_eq!(status, hatchet_worker::RunStatus::Cancelled);
+    let exit = w.stop().await;
+    assert_eq!(exit, hatchet_worker::Exit::Drained, "nothing was left running");
+    assert!(
+        !went_on.load(std::sync::atomic::Ordering::SeqCst),
+        "the handler stopped at the cancel"
+    );
+}

@@ -1,6 +1,7 @@
 //! The client side of Hatchet: trigger runs and await their results, check status, cancel,
 //! push events; plus the per-run calls a worker's tasks make.
 
+mod events;
 mod rate_limits;
 mod rest;
 mod runs;
@@ -11,10 +12,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hatchet_proto::{PushEventRequest, PutLogRequest, PutStreamEventRequest, UpsertWorkerLabelsRequest, WorkerLabels};
-use serde::Serialize;
-use serde_json::Value;
+use hatchet_proto::{PutLogRequest, PutStreamEventRequest, UpsertWorkerLabelsRequest, WorkerLabels};
 
+pub use events::{BulkEvent, EventOptions};
 pub use rate_limits::RateLimitState;
 pub use runs::{RunDetails, RunRef, RunStatus, TaskRunDetail, TriggerOptions};
 pub use stream::RunStream;
@@ -79,40 +79,6 @@ impl Client {
     pub async fn engine_version(&self) -> Result<String> {
         let r = call("GetVersion", || crate::runtime::WorkerEngine::get_version(self)).await?;
         Ok(r.version)
-    }
-
-    /// Pushes an event; workflows listening for `key` start runs with `payload` as input.
-    pub async fn push_event<P: Serialize>(
-        &self,
-        key: &str,
-        payload: &P,
-        metadata: Option<serde_json::Map<String, Value>>,
-    ) -> Result<String> {
-        let payload = serde_json::to_string(payload).map_err(|e| Error::Payload(e.to_string()))?;
-        let additional_metadata = metadata
-            .map(|m| serde_json::to_string(&m).map_err(|e| Error::Payload(e.to_string())))
-            .transpose()?;
-        self.check_deliverable(
-            &format!("event {key:?}"),
-            payload.as_bytes(),
-            2,
-            additional_metadata.as_deref().unwrap_or("").as_bytes(),
-        )?;
-        let key = self.config.namespaced(key);
-        let ev = call_unrepeatable("Push", || {
-            let mut c = self.engine.events.clone();
-            let req = PushEventRequest {
-                key: key.clone(),
-                payload: payload.clone(),
-                event_timestamp: Some(now_timestamp()),
-                additional_metadata: additional_metadata.clone(),
-                priority: None,
-                scope: None,
-            };
-            async move { c.push(req).await }
-        })
-        .await?;
-        Ok(ev.event_id)
     }
 
     pub(crate) async fn put_log(&self, task_run_external_id: &str, message: String, retry_count: i32) -> Result<()> {
