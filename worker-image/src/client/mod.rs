@@ -4,6 +4,7 @@
 mod events;
 mod rate_limits;
 mod rest;
+mod run_listener;
 mod runs;
 mod stream;
 
@@ -36,6 +37,8 @@ pub struct Client {
     engine: Engine,
     config: Arc<ClientConfig>,
     http: reqwest::Client,
+    /// The run subscription every clone's waits share, started by the first wait.
+    runs: Arc<std::sync::OnceLock<run_listener::RunListener>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -58,6 +61,7 @@ impl Client {
             engine,
             config: Arc::new(config),
             http,
+            runs: Arc::default(),
         })
     }
 
@@ -73,6 +77,11 @@ impl Client {
 
     pub(crate) fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    fn run_listener(&self) -> &run_listener::RunListener {
+        self.runs
+            .get_or_init(|| run_listener::RunListener::start(self.engine.dispatcher.clone()))
     }
 
     /// The engine's version (e.g. `v0.104.7`).

@@ -14,8 +14,11 @@ use crate::{Error, Result};
 /// A run the engine still does not know after this long was never created (e.g. its
 /// workflow is not registered).
 const RUN_VISIBLE_WITHIN: Duration = Duration::from_secs(30);
-/// How often `wait_for_run` polls the engine.
+/// How often `wait_for_run` asks the engine once the subscription said the run finished, until
+/// its details agree.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// How often `wait_for_run` asks the engine anyway, should the subscription miss the end.
+const RECHECK_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Options for a new run.
 #[derive(Debug, Clone, Default)]
@@ -264,9 +267,17 @@ impl Client {
     }
 
     /// Waits until the run finishes; its outputs on success, [`Error::RunFailed`] otherwise.
+    /// The wait rides the client's one run subscription and reads the run once it finished.
     pub async fn wait_for_run(&self, run_id: &str) -> Result<BTreeMap<String, Value>> {
         let not_found_until = tokio::time::Instant::now() + RUN_VISIBLE_WITHIN;
+        let finished = self.run_listener().finished(run_id);
+        tokio::pin!(finished);
+        let mut told = false;
         loop {
+            tokio::select! {
+                () = &mut finished, if !told => told = true,
+                () = tokio::time::sleep(if told { POLL_INTERVAL } else { RECHECK_INTERVAL }) => {}
+            }
             match self.run_details(run_id).await {
                 Ok(d)
                     if d.done
@@ -290,7 +301,6 @@ impl Client {
                     if status.code() == tonic::Code::NotFound && tokio::time::Instant::now() < not_found_until => {}
                 Err(e) => return Err(e),
             }
-            tokio::time::sleep(POLL_INTERVAL).await;
         }
     }
 
