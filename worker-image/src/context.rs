@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-use crate::client::{Client, RunRef, TriggerOptions, call};
+use crate::client::{Client, Parent, RunRef, TriggerOptions, call};
 use crate::names::go_duration;
 use crate::payload::ActionPayload;
 use crate::runtime::WorkerEngine;
@@ -259,15 +259,47 @@ impl Context {
         let index = self.inner.child_index.fetch_add(1, Ordering::SeqCst);
         self.inner
             .client
-            .trigger_child(
-                workflow,
-                input,
-                options,
-                &self.inner.ids.workflow_run_id,
-                &self.inner.ids.task_run_external_id,
-                index,
-            )
+            .trigger_child(workflow, input, options, self.parent(index))
             .await
+    }
+
+    /// Starts a child run of `workflow` per input, in one call (the official SDKs'
+    /// `run_many` without waiting); their refs, in order.
+    pub async fn spawn_many<I: Serialize>(
+        &self,
+        workflow: &str,
+        items: Vec<(I, TriggerOptions)>,
+    ) -> Result<Vec<RunRef>, Error> {
+        let count = i32::try_from(items.len())
+            .map_err(|_| Error::Definition(format!("{} children are more than one task can start", items.len())))?;
+        let first = self.inner.child_index.fetch_add(count, Ordering::SeqCst);
+        self.inner
+            .client
+            .trigger_children(workflow, items, self.parent(first))
+            .await
+    }
+
+    /// Starts a child run of `workflow` per input and waits for all their outputs, in order;
+    /// the first failure if any fails.
+    pub async fn run_many<I: Serialize>(
+        &self,
+        workflow: &str,
+        items: Vec<(I, TriggerOptions)>,
+    ) -> Result<Vec<BTreeMap<String, Value>>, Error> {
+        let runs = self.spawn_many(workflow, items).await?;
+        let waits = futures::future::try_join_all(runs.iter().map(|r| self.inner.client.wait_for_run(&r.id)));
+        tokio::select! {
+            r = waits => r,
+            _ = self.cancelled() => Err(Error::Shutdown),
+        }
+    }
+
+    fn parent(&self, index: i32) -> Parent<'_> {
+        Parent {
+            run_id: &self.inner.ids.workflow_run_id,
+            task_run_id: &self.inner.ids.task_run_external_id,
+            index,
+        }
     }
 
     /// Starts a child workflow run and waits for its outputs (keyed by task name).

@@ -17,6 +17,7 @@ use hatchet_proto::{PutLogRequest, PutStreamEventRequest, UpsertWorkerLabelsRequ
 
 pub use events::{BulkEvent, EventOptions};
 pub use rate_limits::RateLimitState;
+pub(crate) use runs::Parent;
 pub use runs::{RunDetails, RunRef, RunStatus, TaskRunDetail, TriggerOptions};
 pub use stream::RunStream;
 

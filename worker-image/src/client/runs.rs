@@ -55,6 +55,14 @@ impl TriggerOptions {
     }
 }
 
+/// The run and task a child run belongs to, and its index among the task's children.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Parent<'a> {
+    pub(crate) run_id: &'a str,
+    pub(crate) task_run_id: &'a str,
+    pub(crate) index: i32,
+}
+
 impl TriggerOptions {
     fn desired_labels_proto(&self) -> std::collections::HashMap<String, v1::DesiredWorkerLabels> {
         self.desired_labels
@@ -196,33 +204,101 @@ impl Client {
         workflow: &str,
         input: &I,
         options: TriggerOptions,
-        parent_run_id: &str,
-        parent_task_run_id: &str,
-        index: i32,
+        parent: Parent<'_>,
     ) -> Result<RunRef> {
-        let input = serde_json::to_string(input).map_err(|e| Error::Payload(e.to_string()))?;
-        let metadata = serde_json::to_string(&options.metadata).map_err(|e| Error::Payload(e.to_string()))?;
-        self.check_deliverable(workflow, input.as_bytes(), 1, metadata.as_bytes())?;
-        let name = self.config.namespaced(workflow);
-        let labels = options.desired_labels_proto();
+        let req = self.trigger_request(workflow, input, &options, Some(parent))?;
         let r = call("TriggerWorkflow", || {
             let mut w = self.engine.workflows.clone();
-            let req = v1::TriggerWorkflowRequest {
-                name: name.clone(),
-                input: input.clone(),
-                parent_id: Some(parent_run_id.to_owned()),
-                parent_task_run_external_id: Some(parent_task_run_id.to_owned()),
-                child_index: Some(index),
-                child_key: options.key.clone(),
-                additional_metadata: Some(metadata.clone()),
-                desired_worker_id: None,
-                priority: options.priority,
-                desired_worker_labels: labels.clone(),
-            };
+            let req = req.clone();
             async move { w.trigger_workflow(req).await }
         })
         .await?;
         Ok(RunRef { id: r.workflow_run_id })
+    }
+
+    /// Starts a run of `workflow` for each input, in one call (the official SDKs' bulk run);
+    /// their refs, in order. Like [`Client::trigger`], not retried once the engine may have
+    /// acted.
+    pub async fn trigger_many<I: Serialize>(
+        &self,
+        workflow: &str,
+        items: impl IntoIterator<Item = (I, TriggerOptions)>,
+    ) -> Result<Vec<RunRef>> {
+        let workflows = items
+            .into_iter()
+            .map(|(input, options)| self.trigger_request(workflow, &input, &options, None))
+            .collect::<Result<Vec<_>>>()?;
+        self.bulk_trigger(workflows, false).await
+    }
+
+    /// Starts child runs of `workflow`, one per input, in one call; child indexes count from
+    /// `first_index`.
+    pub(crate) async fn trigger_children<I: Serialize>(
+        &self,
+        workflow: &str,
+        items: Vec<(I, TriggerOptions)>,
+        parent: Parent<'_>,
+    ) -> Result<Vec<RunRef>> {
+        let workflows = items
+            .into_iter()
+            .enumerate()
+            .map(|(i, (input, options))| {
+                let index = parent.index + i32::try_from(i).unwrap_or(i32::MAX);
+                self.trigger_request(workflow, &input, &options, Some(Parent { index, ..parent }))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // A child is identified by its parent and index: the engine takes a repeat as the same
+        // child, so this call may be retried.
+        self.bulk_trigger(workflows, true).await
+    }
+
+    /// `BulkTriggerWorkflow`; retried on ambiguous failures only when `repeatable`.
+    async fn bulk_trigger(&self, workflows: Vec<v1::TriggerWorkflowRequest>, repeatable: bool) -> Result<Vec<RunRef>> {
+        let expected = workflows.len();
+        let req = hatchet_proto::BulkTriggerWorkflowRequest { workflows };
+        let once = || {
+            let mut w = self.engine.workflows.clone();
+            let req = req.clone();
+            async move { w.bulk_trigger_workflow(req).await }
+        };
+        let r = if repeatable {
+            call("BulkTriggerWorkflow", once).await?
+        } else {
+            call_unrepeatable("BulkTriggerWorkflow", once).await?
+        };
+        if r.workflow_run_ids.len() != expected {
+            return Err(Error::Transport(format!(
+                "BulkTriggerWorkflow started {} runs for {expected} requests",
+                r.workflow_run_ids.len()
+            )));
+        }
+        Ok(r.workflow_run_ids.into_iter().map(|id| RunRef { id }).collect())
+    }
+
+    /// The wire form of one run of `workflow` (a child of `parent`, if any), refused before
+    /// sending if it could not be delivered.
+    fn trigger_request<I: Serialize>(
+        &self,
+        workflow: &str,
+        input: &I,
+        options: &TriggerOptions,
+        parent: Option<Parent<'_>>,
+    ) -> Result<v1::TriggerWorkflowRequest> {
+        let input = serde_json::to_string(input).map_err(|e| Error::Payload(e.to_string()))?;
+        let metadata = serde_json::to_string(&options.metadata).map_err(|e| Error::Payload(e.to_string()))?;
+        self.check_deliverable(workflow, input.as_bytes(), 1, metadata.as_bytes())?;
+        Ok(v1::TriggerWorkflowRequest {
+            name: self.config.namespaced(workflow),
+            input,
+            parent_id: parent.map(|p| p.run_id.to_owned()),
+            parent_task_run_external_id: parent.map(|p| p.task_run_id.to_owned()),
+            child_index: parent.map(|p| p.index),
+            child_key: options.key.clone(),
+            additional_metadata: Some(metadata),
+            desired_worker_id: None,
+            priority: options.priority,
+            desired_worker_labels: options.desired_labels_proto(),
+        })
     }
 
     /// The current state of a run.
