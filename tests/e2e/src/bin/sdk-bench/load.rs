@@ -1,0 +1,110 @@
+//! Load from the one client every worker is measured with: bursts (as fast as the client
+//! triggers, a bounded number of triggers in flight) and paced runs, and waiting on the
+//! engine's database until a phase's tasks are done.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use hatchet_worker::{Client, TriggerOptions};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::engine::{Db, TaskTimes};
+use crate::peers::Running;
+
+const POLL: Duration = Duration::from_millis(250);
+
+async fn trigger_one(client: Client, workflow: String) -> anyhow::Result<()> {
+    client
+        .trigger(&workflow, &serde_json::json!({}), TriggerOptions::default())
+        .await
+        .with_context(|| format!("triggering {workflow}"))?;
+    Ok(())
+}
+
+async fn joined(mut set: JoinSet<anyhow::Result<()>>) -> anyhow::Result<()> {
+    while let Some(r) = set.join_next().await {
+        r??;
+    }
+    Ok(())
+}
+
+/// Triggers `count` runs of `workflow`, at most `in_flight` triggers at a time.
+pub(crate) async fn burst(client: &Client, workflow: &str, count: usize, in_flight: usize) -> anyhow::Result<()> {
+    let permits = Arc::new(Semaphore::new(in_flight.max(1)));
+    let mut set = JoinSet::new();
+    for _ in 0..count {
+        let permit = Arc::clone(&permits).acquire_owned().await?;
+        let (c, wf) = (client.clone(), workflow.to_owned());
+        set.spawn(async move {
+            let r = trigger_one(c, wf).await;
+            drop(permit);
+            r
+        });
+    }
+    joined(set).await
+}
+
+/// Triggers `count` runs of `workflow`, `per_second` of them each second.
+pub(crate) async fn paced(client: &Client, workflow: &str, count: usize, per_second: f64) -> anyhow::Result<()> {
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_second));
+    let mut set = JoinSet::new();
+    for _ in 0..count {
+        tick.tick().await;
+        set.spawn(trigger_one(client.clone(), workflow.to_owned()));
+    }
+    joined(set).await
+}
+
+/// Triggers one run of `workflow`, retrying while the engine does not know it yet (the
+/// first time, its worker registers it just after starting).
+pub(crate) async fn probe(client: &Client, workflow: &str, within: Duration) -> anyhow::Result<()> {
+    let until = Instant::now() + within;
+    loop {
+        match trigger_one(client.clone(), workflow.to_owned()).await {
+            Ok(()) => return Ok(()),
+            Err(_) if Instant::now() < until => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Waits until `expected` tasks of `workflow` created since `since` are done and carry their
+/// finishing timestamps, calling `each` on every poll; then returns their timings.
+pub(crate) async fn wait_done(
+    db: &Db,
+    worker: &mut Running,
+    workflow: &str,
+    since: f64,
+    expected: usize,
+    within: Duration,
+    mut each: impl FnMut(),
+) -> anyhow::Result<Vec<TaskTimes>> {
+    let until = Instant::now() + within;
+    loop {
+        each();
+        let p = db.progress(workflow, since)?;
+        if p.done >= expected {
+            let t = db.timings(workflow, since)?;
+            let complete = t
+                .iter()
+                .filter(|t| t.finished.is_some() && t.completed.is_some())
+                .count();
+            if complete >= expected {
+                return Ok(t);
+            }
+        }
+        if !worker.alive() {
+            bail!(
+                "the worker {} exited ({} of {expected} tasks done)",
+                worker.name,
+                p.done
+            );
+        }
+        if Instant::now() > until {
+            bail!("{} of {expected} {workflow} tasks done after {within:?}", p.done);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
