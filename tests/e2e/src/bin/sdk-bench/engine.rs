@@ -148,6 +148,16 @@ impl Db {
         parse_timings(&rows)
     }
 
+    /// Whether `workflow` is registered (a run triggered before is accepted, then dropped).
+    pub(crate) fn workflow_exists(&self, workflow: &str) -> anyhow::Result<bool> {
+        let rows = self.query(&format!(
+            "select 1 from \"Workflow\" where \"tenantId\" = '{}' and name = '{}' and \"deletedAt\" is null",
+            self.tenant,
+            checked(workflow)?
+        ))?;
+        Ok(!rows.is_empty())
+    }
+
     /// When the worker named `name` registered (the engine's clock), once it has.
     pub(crate) fn worker_registered(&self, name: &str) -> anyhow::Result<Option<f64>> {
         let rows = self.query(&format!(

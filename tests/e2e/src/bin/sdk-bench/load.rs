@@ -57,17 +57,17 @@ pub(crate) async fn paced(client: &Client, workflow: &str, count: usize, per_sec
     joined(set).await
 }
 
-/// Triggers one run of `workflow`, retrying while the engine does not know it yet (the
-/// first time, its worker registers it just after starting).
-pub(crate) async fn probe(client: &Client, workflow: &str, within: Duration) -> anyhow::Result<()> {
+/// Triggers one run of `workflow` once the engine knows it (the first time, its worker
+/// registers it just after starting; a run triggered before is accepted, then dropped).
+pub(crate) async fn probe(client: &Client, db: &Db, workflow: &str, within: Duration) -> anyhow::Result<()> {
     let until = Instant::now() + within;
-    loop {
-        match trigger_one(client.clone(), workflow.to_owned()).await {
-            Ok(()) => return Ok(()),
-            Err(_) if Instant::now() < until => tokio::time::sleep(Duration::from_millis(20)).await,
-            Err(e) => return Err(e),
+    while !db.workflow_exists(workflow)? {
+        if Instant::now() > until {
+            bail!("{workflow} not registered after {within:?}");
         }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    trigger_one(client.clone(), workflow.to_owned()).await
 }
 
 /// Waits until `expected` tasks of `workflow` created since `since` are done and carry their

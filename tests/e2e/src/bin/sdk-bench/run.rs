@@ -69,7 +69,7 @@ impl Bench<'_> {
         let noop = Self::workflow(kind, "noop");
         let mut w = self.programs.spawn(kind, &name, slots)?;
         let since = w.spawned_at;
-        load::probe(self.client, &noop, START_WITHIN).await?;
+        load::probe(self.client, self.db, &noop, START_WITHIN).await?;
         let t = load::wait_done(self.db, &mut w, &noop, since, 1, START_WITHIN, || {}).await?;
         Ok((w, t))
     }
