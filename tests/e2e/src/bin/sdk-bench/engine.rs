@@ -34,6 +34,10 @@ pub(crate) struct TaskTimes {
 pub(crate) struct Progress {
     pub(crate) tasks: usize,
     pub(crate) done: usize,
+    /// Shown as RUNNING in the engine's run list (`v1_tasks_olap.readable_status`).
+    pub(crate) running: usize,
+    /// Holding a worker slot in the engine's scheduler (rows of `v1_task_runtime`).
+    pub(crate) held: usize,
 }
 
 /// Only names the bench makes itself go into SQL text.
@@ -114,17 +118,23 @@ impl Db {
         ))
     }
 
-    /// Tasks of `workflow` created since `since`, and how many have a final status.
+    /// Tasks of `workflow` created since `since`: how many, done, RUNNING, holding a slot.
     pub(crate) fn progress(&self, workflow: &str, since: f64) -> anyhow::Result<Progress> {
+        let tasks = self.tasks_of(workflow, since)?;
         let rows = self.query(&format!(
-            "select count(*), count(*) filter (where t.readable_status in ('COMPLETED', 'FAILED', 'CANCELLED')) \
-             from v1_tasks_olap t where {}",
-            self.tasks_of(workflow, since)?
+            "select count(*), count(*) filter (where t.readable_status in ('COMPLETED', 'FAILED', 'CANCELLED')), \
+             count(*) filter (where t.readable_status = 'RUNNING'), \
+             (select count(*) from v1_task_runtime r join v1_task t \
+               on t.id = r.task_id and t.inserted_at = r.task_inserted_at where {tasks}) \
+             from v1_tasks_olap t where {tasks}"
         ))?;
         let r = rows.first().context("no row")?;
+        let n = |i: usize| -> anyhow::Result<usize> { Ok(r.get(i).context("short row")?.parse()?) };
         Ok(Progress {
-            tasks: r[0].parse()?,
-            done: r[1].parse()?,
+            tasks: n(0)?,
+            done: n(1)?,
+            running: n(2)?,
+            held: n(3)?,
         })
     }
 

@@ -70,8 +70,19 @@ pub(crate) async fn probe(client: &Client, db: &Db, workflow: &str, within: Dura
     trigger_one(client.clone(), workflow.to_owned()).await
 }
 
+/// A phase's tasks as the engine recorded them, and the most it showed at once while the
+/// bench polled it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Observed {
+    pub(crate) tasks: Vec<TaskTimes>,
+    /// Most tasks shown RUNNING in the engine's run list.
+    pub(crate) max_running: usize,
+    /// Most tasks holding a slot in the engine's scheduler.
+    pub(crate) max_held: usize,
+}
+
 /// Waits until `expected` tasks of `workflow` created since `since` are done and carry their
-/// finishing timestamps, calling `each` on every poll; then returns their timings.
+/// finishing timestamps, calling `each` on every poll.
 pub(crate) async fn wait_done(
     db: &Db,
     worker: &mut Running,
@@ -80,11 +91,14 @@ pub(crate) async fn wait_done(
     expected: usize,
     within: Duration,
     mut each: impl FnMut(),
-) -> anyhow::Result<Vec<TaskTimes>> {
+) -> anyhow::Result<Observed> {
     let until = Instant::now() + within;
+    let mut seen = Observed::default();
     loop {
         each();
         let p = db.progress(workflow, since)?;
+        seen.max_running = seen.max_running.max(p.running);
+        seen.max_held = seen.max_held.max(p.held);
         if p.done >= expected {
             let t = db.timings(workflow, since)?;
             let complete = t
@@ -92,7 +106,8 @@ pub(crate) async fn wait_done(
                 .filter(|t| t.finished.is_some() && t.completed.is_some())
                 .count();
             if complete >= expected {
-                return Ok(t);
+                seen.tasks = t;
+                return Ok(seen);
             }
         }
         if !worker.alive() {

@@ -51,6 +51,9 @@ struct Cli {
     /// 20 s sleeping tasks run at once (the worker gets this many slots for them).
     #[arg(long, default_value_t = 1000)]
     sleepers: usize,
+    /// Slots of the worker running the sleepers (default: as many as sleepers).
+    #[arg(long)]
+    sleeper_slots: Option<usize>,
     /// Triggers in flight at once during a burst.
     #[arg(long, default_value_t = 64)]
     in_flight: usize,
@@ -141,6 +144,7 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
         paced_rate: cli.paced_rate,
         paced_count: cli.paced_count,
         sleepers: cli.sleepers,
+        sleeper_slots: cli.sleeper_slots.unwrap_or(cli.sleepers),
         in_flight: cli.in_flight,
         settle: Duration::from_secs(cli.settle_seconds),
     };
@@ -172,8 +176,8 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
     }
     let columns: Vec<&str> = kinds.iter().map(|k| k.label()).collect();
     println!(
-        "\nslots {}, burst {} no-ops, paced {}/s × {} of the 10 ms task, {} × 20 s sleeps; one worker at a time\n",
-        plan.slots, plan.burst, plan.paced_rate, plan.paced_count, plan.sleepers
+        "\nslots {}, burst {} no-ops, paced {}/s × {} of the 10 ms task, {} × 20 s sleeps on {} slots; one worker at a time\n",
+        plan.slots, plan.burst, plan.paced_rate, plan.paced_count, plan.sleepers, plan.sleeper_slots
     );
     print!("{}", table::render(&columns, &report::rows(&plan, &all)));
     println!("\n{}", report::LEGEND);

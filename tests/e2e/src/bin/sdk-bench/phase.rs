@@ -1,6 +1,7 @@
 //! What one load phase's tasks say, summarised from the engine's timestamps (pure).
 
 use crate::engine::TaskTimes;
+use crate::load::Observed;
 use crate::stats::{deltas, max_overlap, percentile, rate, span};
 
 /// A phase's figures; latencies in seconds.
@@ -25,6 +26,10 @@ pub(crate) struct Phase {
     pub(crate) max_assigned: usize,
     /// Most tasks running at once by the worker's own STARTED / COMPLETED timestamps.
     pub(crate) max_running: usize,
+    /// Most tasks the engine's run list showed RUNNING when polled (4 times a second).
+    pub(crate) shown_running: usize,
+    /// Most tasks holding a scheduler slot (`v1_task_runtime`) when polled.
+    pub(crate) held: usize,
 }
 
 /// Median, 99th percentile and largest of a set of durations.
@@ -64,6 +69,17 @@ pub(crate) fn summarize(tasks: &[TaskTimes]) -> Phase {
         report_lag: lat(&|t| (t.finished, t.completed)),
         max_assigned: max_overlap(&intervals(&|t| Some((t.assigned?, t.completed?)))),
         max_running: max_overlap(&intervals(&|t| Some((t.started?, t.finished?)))),
+        shown_running: 0,
+        held: 0,
+    }
+}
+
+/// [`summarize`] with what the bench saw while polling.
+pub(crate) fn observed(o: &Observed) -> Phase {
+    Phase {
+        shown_running: o.max_running,
+        held: o.max_held,
+        ..summarize(&o.tasks)
     }
 }
 

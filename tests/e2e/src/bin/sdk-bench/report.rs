@@ -12,6 +12,8 @@ sources (all clocks are this machine's):
   W-started   OLAP STARTED event: the timestamp the worker put in its STARTED event
   W-finished  OLAP FINISHED event: the timestamp the worker put in its COMPLETED event
   E-done      v1_task_event COMPLETED inserted_at: the engine's task controller recording the result
+  E-list      v1_tasks_olap.readable_status = RUNNING (the engine's run list), polled 4 times a second
+  E-slots     v1_task_runtime rows (tasks holding a worker slot in the engine's scheduler), polled
   E-worker    \"Worker\".\"createdAt\": the engine registering the worker (what its REST worker list shows)
   P-cpu       /proc/<pid>/stat utime+stime+cutime+cstime, summed over the worker's process tree
   P-mem       /proc/<pid>/status VmRSS (and VmHWM), summed over the worker's process tree
@@ -135,7 +137,7 @@ pub(crate) fn rows(plan: &Plan, all: &[Figures]) -> Vec<Row> {
     rows.push(row(all, format!("{paced}: CPU s per 1,000 tasks"), 3, "P-cpu", |f| {
         per_1000(f.paced_cpu_s, f.paced.tasks)
     }));
-    let sl = format!("{} × 20 s sleeps", plan.sleepers);
+    let sl = format!("{} × 20 s sleeps on {} slots", plan.sleepers, plan.sleeper_slots);
     rows.extend([
         row(all, format!("{sl}: idle RSS before (MiB)"), 1, "P-mem VmRSS", |f| {
             mib(f.sleepers_idle.rss_kib)
@@ -224,6 +226,7 @@ mod tests {
             paced_rate: 20.0,
             paced_count: 10,
             sleepers: 10,
+            sleeper_slots: 10,
             in_flight: 4,
             settle: std::time::Duration::ZERO,
         };

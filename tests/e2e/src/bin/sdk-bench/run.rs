@@ -10,7 +10,7 @@ use hatchet_worker::Client;
 use crate::engine::{Db, TaskTimes};
 use crate::load;
 use crate::peers::{Kind, Programs, Running, now_epoch};
-use crate::phase::{Phase, summarize};
+use crate::phase::{Phase, observed};
 use crate::procs::{TreeSample, sample};
 
 /// The load, the same for every worker.
@@ -21,6 +21,8 @@ pub(crate) struct Plan {
     pub(crate) paced_rate: f64,
     pub(crate) paced_count: usize,
     pub(crate) sleepers: usize,
+    /// Slots of the worker running the sleepers (as many as sleepers: all sleep at once).
+    pub(crate) sleeper_slots: usize,
     pub(crate) in_flight: usize,
     pub(crate) settle: Duration,
 }
@@ -64,7 +66,7 @@ impl Bench<'_> {
     }
 
     /// Starts a worker and waits until a no-op triggered right after the spawn has run on it.
-    async fn start(&self, kind: Kind, life: &str, slots: usize) -> anyhow::Result<(Running, Vec<TaskTimes>)> {
+    async fn start(&self, kind: Kind, life: &str, slots: usize) -> anyhow::Result<(Running, load::Observed)> {
         let name = format!("{}-{}-{life}", kind.prefix(), self.tag);
         let noop = Self::workflow(kind, "noop");
         let mut w = self.programs.spawn(kind, &name, slots)?;
@@ -84,37 +86,32 @@ impl Bench<'_> {
             .worker_registered(&w.name)?
             .context("worker ran a task but is not registered")?;
         f.to_registered = Some(registered - w.spawned_at);
-        f.to_first_assigned = probe
-            .iter()
-            .filter_map(|t| t.assigned)
-            .reduce(f64::min)
-            .map(|a| a - w.spawned_at);
-        f.to_first_started = probe
-            .iter()
-            .filter_map(|t| t.started)
-            .reduce(f64::min)
-            .map(|s| s - w.spawned_at);
+        let first = |e: fn(&TaskTimes) -> Option<f64>| probe.tasks.iter().filter_map(e).reduce(f64::min);
+        f.to_first_assigned = first(|t| t.assigned).map(|a| a - w.spawned_at);
+        f.to_first_started = first(|t| t.started).map(|s| s - w.spawned_at);
         tokio::time::sleep(plan.settle).await;
         f.idle = sample(w.pid, self.ticks);
 
         let noop = Self::workflow(kind, "noop");
         let (since, before) = (now_epoch(), sample(w.pid, self.ticks));
         load::burst(self.client, &noop, plan.burst, plan.in_flight).await?;
-        let t = load::wait_done(self.db, &mut w, &noop, since, plan.burst, PHASE_WITHIN, || {}).await?;
+        let o = load::wait_done(self.db, &mut w, &noop, since, plan.burst, PHASE_WITHIN, || {}).await?;
         f.burst_cpu_s = sample(w.pid, self.ticks).cpu_s - before.cpu_s;
-        f.burst = summarize(&t);
-        f.raw.push(("burst", t));
+        f.burst = observed(&o);
+        f.raw.push(("burst", o.tasks));
+        // The engine is still writing the burst's events for a while; let it settle.
+        tokio::time::sleep(plan.settle).await;
 
         let sleep10 = Self::workflow(kind, "sleep10ms");
         let (since, before) = (now_epoch(), sample(w.pid, self.ticks));
         load::paced(self.client, &sleep10, plan.paced_count, plan.paced_rate).await?;
-        let t = load::wait_done(self.db, &mut w, &sleep10, since, plan.paced_count, PHASE_WITHIN, || {}).await?;
+        let o = load::wait_done(self.db, &mut w, &sleep10, since, plan.paced_count, PHASE_WITHIN, || {}).await?;
         f.paced_cpu_s = sample(w.pid, self.ticks).cpu_s - before.cpu_s;
-        f.paced = summarize(&t);
-        f.raw.push(("paced", t));
+        f.paced = observed(&o);
+        f.raw.push(("paced", o.tasks));
         w.stop(STOP_GRACE);
 
-        let (mut w, _) = self.start(kind, "b", plan.sleepers.max(plan.slots)).await?;
+        let (mut w, _) = self.start(kind, "b", plan.sleeper_slots).await?;
         tokio::time::sleep(plan.settle).await;
         f.sleepers_idle = sample(w.pid, self.ticks);
         let sleep20 = Self::workflow(kind, "sleep20s");
@@ -122,14 +119,14 @@ impl Bench<'_> {
         load::burst(self.client, &sleep20, plan.sleepers, plan.in_flight).await?;
         let (pid, ticks) = (w.pid, self.ticks);
         let mut peak = (0, 0);
-        let t = load::wait_done(self.db, &mut w, &sleep20, since, plan.sleepers, PHASE_WITHIN, || {
+        let o = load::wait_done(self.db, &mut w, &sleep20, since, plan.sleepers, PHASE_WITHIN, || {
             let s = sample(pid, ticks);
             peak = (peak.0.max(s.rss_kib), peak.1.max(s.hwm_kib));
         })
         .await?;
         (f.peak_rss_kib, f.peak_hwm_kib) = peak;
-        f.sleepers = summarize(&t);
-        f.raw.push(("sleepers", t));
+        f.sleepers = observed(&o);
+        f.raw.push(("sleepers", o.tasks));
         w.stop(STOP_GRACE);
         Ok(f)
     }
