@@ -181,6 +181,7 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
     );
     print!("{}", table::render(&columns, &report::rows(&plan, &all)));
     println!("\n{}", report::LEGEND);
+    println!("\n{}", report::conditions(&columns, &all));
     println!("\nworker logs and per-task timings (CSV): {}", cli.out_dir.display());
     Ok(())
 }

@@ -33,6 +33,36 @@ pub(crate) fn parse_stat(text: &str) -> Option<(u32, u64)> {
     Some((ppid, ticks))
 }
 
+/// From /proc/<pid>/stat: the command name and the start time (clock ticks since boot).
+pub(crate) fn parse_name_and_start(text: &str) -> Option<(&str, u64)> {
+    let (open, close) = (text.find('(')?, text.rfind(')')?);
+    let f: Vec<&str> = text[close + 1..].split_whitespace().collect();
+    // After the name: state(0) ... starttime(19).
+    Some((text.get(open + 1..close)?, f.get(19)?.parse().ok()?))
+}
+
+/// The running engine (`hatchet-lite`): its pid and start time, to tell whether it was
+/// restarted while a worker was being measured (other tests on this machine restart it).
+pub(crate) fn engine_process() -> Option<(u32, u64)> {
+    let dir = std::fs::read_dir("/proc").ok()?;
+    dir.flatten().find_map(|entry| {
+        let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let (name, start) = parse_name_and_start(&stat)?;
+        (name == "hatchet-lite").then_some((pid, start))
+    })
+}
+
+/// The 1-minute load average of the machine.
+pub(crate) fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// A `Field:   123 kB` line of /proc/<pid>/status, in KiB.
 pub(crate) fn parse_status_kib(text: &str, field: &str) -> Option<u64> {
     text.lines()
@@ -115,6 +145,13 @@ mod tests {
         let line = "4242 (python3 (x) y) S 7 4242 4242 0 -1 4194560 1 2 3 4 150 25 3 2 20 0 1 0";
         assert_eq!(parse_stat(line), Some((7, 180)));
         assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn name_and_start_time() {
+        let line = "42 (hatchet-lite) S 1 42 42 0 -1 4194560 1 2 3 4 150 25 3 2 20 0 12 0 98765 1000 50";
+        assert_eq!(parse_name_and_start(line), Some(("hatchet-lite", 98765)));
+        assert_eq!(parse_name_and_start("42 (x) S 1"), None);
     }
 
     #[test]

@@ -85,6 +85,20 @@ fn latency_rows(all: &[Figures], name: &str, phase: impl Fn(&Figures) -> &Phase 
         "W-started→W-finished overlap",
         |f| Some(phase(f).max_running as f64),
     ));
+    rows.push(row(
+        all,
+        format!("{name}: most shown RUNNING by the engine"),
+        0,
+        "E-list, polled",
+        |f| Some(phase(f).shown_running as f64),
+    ));
+    rows.push(row(
+        all,
+        format!("{name}: most holding a slot in the engine"),
+        0,
+        "E-slots, polled",
+        |f| Some(phase(f).held as f64),
+    ));
 }
 
 pub(crate) fn rows(plan: &Plan, all: &[Figures]) -> Vec<Row> {
@@ -161,6 +175,20 @@ pub(crate) fn rows(plan: &Plan, all: &[Figures]) -> Vec<Row> {
         ),
         row(
             all,
+            format!("{sl}: most shown RUNNING by the engine"),
+            0,
+            "E-list, polled",
+            |f| Some(f.sleepers.shown_running as f64),
+        ),
+        row(
+            all,
+            format!("{sl}: most holding a slot in the engine"),
+            0,
+            "E-slots, polled",
+            |f| Some(f.sleepers.held as f64),
+        ),
+        row(
+            all,
             format!("{sl}: created→started p50 (s)"),
             3,
             "E-created→W-started",
@@ -205,6 +233,32 @@ pub(crate) fn rows(plan: &Plan, all: &[Figures]) -> Vec<Row> {
     rows
 }
 
+/// The machine's load around each measurement, and whether the engine was restarted during
+/// it (then that worker's figures do not count).
+pub(crate) fn conditions(columns: &[&str], all: &[Figures]) -> String {
+    let la = |v: Option<f64>| v.map_or_else(|| "?".to_owned(), |v| format!("{v:.2}"));
+    let lines: Vec<String> = columns
+        .iter()
+        .zip(all)
+        .map(|(c, f)| {
+            format!(
+                "  {c}: load average {} → {}{}",
+                la(f.load.0),
+                la(f.load.1),
+                if f.engine_restarted {
+                    "; ENGINE RESTARTED DURING IT: figures invalid"
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect();
+    format!(
+        "conditions (1-minute load average at start and end; 2 cores):\n{}",
+        lines.join("\n")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +270,24 @@ mod tests {
         assert_eq!(mib(0), None, "no sample is no figure");
         assert_eq!(per_1000(0.5, 500), Some(1.0));
         assert_eq!(per_1000(0.5, 0), None);
+    }
+
+    #[test]
+    fn conditions_flag_an_engine_restart() {
+        let ok = Figures {
+            load: (Some(1.0), Some(2.5)),
+            ..Figures::default()
+        };
+        let bad = Figures {
+            engine_restarted: true,
+            ..Figures::default()
+        };
+        let text = conditions(&["a", "b"], &[ok, bad]);
+        assert!(text.contains("a: load average 1.00 → 2.50\n"), "{text}");
+        assert!(
+            text.ends_with("b: load average ? → ?; ENGINE RESTARTED DURING IT: figures invalid"),
+            "{text}"
+        );
     }
 
     #[test]

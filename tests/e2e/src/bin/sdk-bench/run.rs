@@ -11,7 +11,7 @@ use crate::engine::{Db, TaskTimes};
 use crate::load;
 use crate::peers::{Kind, Programs, Running, now_epoch};
 use crate::phase::{Phase, observed};
-use crate::procs::{TreeSample, sample};
+use crate::procs::{TreeSample, engine_process, load_average, sample};
 
 /// The load, the same for every worker.
 #[derive(Debug, Clone)]
@@ -45,6 +45,10 @@ pub(crate) struct Figures {
     pub(crate) peak_rss_kib: u64,
     pub(crate) peak_hwm_kib: u64,
     pub(crate) raw: Vec<(&'static str, Vec<TaskTimes>)>,
+    /// The machine's 1-minute load average when the measurement began and ended.
+    pub(crate) load: (Option<f64>, Option<f64>),
+    /// The engine process changed while this worker was measured (its figures are suspect).
+    pub(crate) engine_restarted: bool,
 }
 
 pub(crate) struct Bench<'a> {
@@ -77,6 +81,15 @@ impl Bench<'_> {
     }
 
     pub(crate) async fn measure(&self, kind: Kind) -> anyhow::Result<Figures> {
+        let engine = engine_process();
+        let load = load_average();
+        let mut f = self.measure_lives(kind).await?;
+        f.load = (load, load_average());
+        f.engine_restarted = engine.is_none() || engine != engine_process();
+        Ok(f)
+    }
+
+    async fn measure_lives(&self, kind: Kind) -> anyhow::Result<Figures> {
         let mut f = Figures::default();
         let plan = self.plan;
 
