@@ -14,6 +14,12 @@ use crate::engine::{Db, TaskTimes};
 use crate::peers::Running;
 
 const POLL: Duration = Duration::from_millis(250);
+/// How long after a phase's tasks are done the bench waits for the rest of their events.
+const EVENTS_WITHIN: Duration = Duration::from_secs(10);
+
+fn has_all_events(t: &TaskTimes) -> bool {
+    t.assigned.is_some() && t.started.is_some() && t.finished.is_some() && t.completed.is_some()
+}
 
 async fn trigger_one(client: Client, workflow: String) -> anyhow::Result<()> {
     client
@@ -94,18 +100,19 @@ pub(crate) async fn wait_done(
 ) -> anyhow::Result<Observed> {
     let until = Instant::now() + within;
     let mut seen = Observed::default();
+    let mut all_done_at = None;
     loop {
         each();
         let p = db.progress(workflow, since)?;
         seen.max_running = seen.max_running.max(p.running);
         seen.max_held = seen.max_held.max(p.held);
         if p.done >= expected {
+            // The engine writes its events in batches, some after the task is done: wait a
+            // little for all of them, then take what there is.
             let t = db.timings(workflow, since)?;
-            let complete = t
-                .iter()
-                .filter(|t| t.finished.is_some() && t.completed.is_some())
-                .count();
-            if complete >= expected {
+            let complete = t.iter().filter(|t| has_all_events(t)).count();
+            let done_at = *all_done_at.get_or_insert_with(Instant::now);
+            if complete >= expected || done_at.elapsed() > EVENTS_WITHIN {
                 seen.tasks = t;
                 return Ok(seen);
             }
