@@ -168,6 +168,22 @@ impl Db {
         Ok(!rows.is_empty())
     }
 
+    /// The slots the worker named `name` registered, as the engine keeps them
+    /// (`v1_worker_slot_config`): `type=units` pairs, e.g. `default=100`.
+    pub(crate) fn slot_config(&self, name: &str) -> anyhow::Result<String> {
+        let rows = self.query(&format!(
+            "select c.slot_type || '=' || c.max_units from v1_worker_slot_config c join \"Worker\" w on w.id = c.worker_id \
+             where w.\"tenantId\" = '{}' and w.name = '{}' order by 1",
+            self.tenant,
+            checked(name)?
+        ))?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.first().cloned())
+            .collect::<Vec<_>>()
+            .join(","))
+    }
+
     /// When the worker named `name` registered (the engine's clock), once it has.
     pub(crate) fn worker_registered(&self, name: &str) -> anyhow::Result<Option<f64>> {
         let rows = self.query(&format!(

@@ -77,7 +77,7 @@ struct Cli {
     )]
     database_url: String,
     /// Where the workers' logs and the per-task timings (CSV) go.
-    #[arg(long, default_value = "/tmp/sdk-bench")]
+    #[arg(long, env = "BENCH_OUT_DIR", default_value = "/tmp/sdk-bench")]
     out_dir: PathBuf,
 }
 

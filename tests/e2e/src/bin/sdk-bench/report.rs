@@ -242,9 +242,10 @@ pub(crate) fn conditions(columns: &[&str], all: &[Figures]) -> String {
         .zip(all)
         .map(|(c, f)| {
             format!(
-                "  {c}: load average {} → {}{}",
+                "  {c}: load average {} → {}; registered slots {}{}",
                 la(f.load.0),
                 la(f.load.1),
+                f.slot_configs.join(" then "),
                 if f.engine_restarted {
                     "; ENGINE RESTARTED DURING IT: figures invalid"
                 } else {
@@ -254,7 +255,7 @@ pub(crate) fn conditions(columns: &[&str], all: &[Figures]) -> String {
         })
         .collect();
     format!(
-        "conditions (1-minute load average at start and end; 2 cores):\n{}",
+        "conditions (1-minute load average at start and end, 2 cores; slots from v1_worker_slot_config):\n{}",
         lines.join("\n")
     )
 }
@@ -276,6 +277,7 @@ mod tests {
     fn conditions_flag_an_engine_restart() {
         let ok = Figures {
             load: (Some(1.0), Some(2.5)),
+            slot_configs: vec!["default=100".into(), "default=1000".into()],
             ..Figures::default()
         };
         let bad = Figures {
@@ -283,9 +285,12 @@ mod tests {
             ..Figures::default()
         };
         let text = conditions(&["a", "b"], &[ok, bad]);
-        assert!(text.contains("a: load average 1.00 → 2.50\n"), "{text}");
         assert!(
-            text.ends_with("b: load average ? → ?; ENGINE RESTARTED DURING IT: figures invalid"),
+            text.contains("a: load average 1.00 → 2.50; registered slots default=100 then default=1000\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("b: load average ? → ?; registered slots ; ENGINE RESTARTED DURING IT: figures invalid"),
             "{text}"
         );
     }

@@ -49,6 +49,8 @@ pub(crate) struct Figures {
     pub(crate) load: (Option<f64>, Option<f64>),
     /// The engine process changed while this worker was measured (its figures are suspect).
     pub(crate) engine_restarted: bool,
+    /// The slots each life registered, as the engine recorded them.
+    pub(crate) slot_configs: Vec<String>,
 }
 
 pub(crate) struct Bench<'a> {
@@ -99,6 +101,7 @@ impl Bench<'_> {
             .worker_registered(&w.name)?
             .context("worker ran a task but is not registered")?;
         f.to_registered = Some(registered - w.spawned_at);
+        f.slot_configs.push(self.db.slot_config(&w.name)?);
         let first = |e: fn(&TaskTimes) -> Option<f64>| probe.tasks.iter().filter_map(e).reduce(f64::min);
         f.to_first_assigned = first(|t| t.assigned).map(|a| a - w.spawned_at);
         f.to_first_started = first(|t| t.started).map(|s| s - w.spawned_at);
@@ -125,6 +128,7 @@ impl Bench<'_> {
         w.stop(STOP_GRACE);
 
         let (mut w, _) = self.start(kind, "b", plan.sleeper_slots).await?;
+        f.slot_configs.push(self.db.slot_config(&w.name)?);
         tokio::time::sleep(plan.settle).await;
         f.sleepers_idle = sample(w.pid, self.ticks);
         let sleep20 = Self::workflow(kind, "sleep20s");
