@@ -50,8 +50,11 @@ impl Latency {
     }
 }
 
+/// Both ends of one task's interval, when known.
+type Ends = (Option<f64>, Option<f64>);
+
 pub(crate) fn summarize(tasks: &[TaskTimes]) -> Phase {
-    let lat = |f: &dyn Fn(&TaskTimes) -> (Option<f64>, Option<f64>)| Latency::of(&deltas(tasks.iter().map(f)));
+    let lat = |f: &dyn Fn(&TaskTimes) -> Ends| Latency::of(&deltas(tasks.iter().map(f)));
     let created: Vec<f64> = tasks.iter().map(|t| t.created).collect();
     let completed: Vec<f64> = tasks.iter().filter_map(|t| t.completed).collect();
     let intervals =
