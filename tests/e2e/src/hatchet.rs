@@ -82,6 +82,15 @@ pub async fn start(worker: Worker) -> RunningWorker {
     }
 }
 
+/// [`start`]s a worker of `client` (uniquely named) that serves `workflow` alone.
+pub async fn serve(client: &Client, workflow: hatchet_worker::Workflow) -> RunningWorker {
+    let worker = Worker::builder(client.clone(), unique("w"))
+        .workflow(workflow)
+        .build()
+        .unwrap_or_else(|e| panic!("worker definition: {e}"));
+    start(worker).await
+}
+
 impl RunningWorker {
     /// Drains and stops the worker, returning how it exited.
     pub async fn stop(self) -> Exit {

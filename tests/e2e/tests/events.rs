@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use hatchet_e2e::World;
-use hatchet_e2e::hatchet::{client, start, unique};
-use hatchet_worker::{BulkEvent, Context, EventOptions, Task, Worker, Workflow};
+use hatchet_e2e::hatchet::{client, serve, unique};
+use hatchet_worker::{BulkEvent, Context, EventOptions, Task, Workflow};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -27,13 +27,7 @@ async fn pushed_and_bulk_pushed_events_start_runs_at_their_priority() {
                 Ok(json!({}))
             }
         }));
-    let w = start(
-        Worker::builder(client.clone(), unique("w"))
-            .workflow(flow)
-            .build()
-            .unwrap(),
-    )
-    .await;
+    let w = serve(&client, flow).await;
 
     // The engine starts runs for a key only once it has registered the trigger: push until
     // one lands.

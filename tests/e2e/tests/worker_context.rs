@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use hatchet_e2e::World;
-use hatchet_e2e::hatchet::{client, start, unique};
+use hatchet_e2e::hatchet::{client, serve, start, unique};
 use hatchet_worker::{Context, LabelValue, Task, TriggerOptions, Worker, Workflow};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
@@ -40,13 +40,7 @@ async fn log_stream_labels_and_refresh_timeout() {
         })
         .timeout(Duration::from_secs(2)),
     );
-    let w = start(
-        Worker::builder(client.clone(), unique("w"))
-            .workflow(flow)
-            .build()
-            .unwrap(),
-    )
-    .await;
+    let w = serve(&client, flow).await;
     let run = client
         .trigger(&wf, &json!({}), TriggerOptions::default())
         .await
@@ -160,13 +154,7 @@ async fn a_task_that_returns_nothing_sends_an_empty_payload_the_engine_accepts()
             })
             .parents(["quiet"]),
         );
-    let w = start(
-        Worker::builder(client.clone(), unique("w"))
-            .workflow(flow)
-            .build()
-            .unwrap(),
-    )
-    .await;
+    let w = serve(&client, flow).await;
     let out = timeout(WAIT, client.run(&wf, &json!({}), TriggerOptions::default()))
         .await
         .expect("run finished in time")
@@ -191,13 +179,7 @@ async fn a_task_that_cancels_itself_stops_at_once_and_its_run_is_cancelled() {
             Ok(json!({"went on": true}))
         }
     }));
-    let w = start(
-        Worker::builder(client.clone(), unique("w"))
-            .workflow(flow)
-            .build()
-            .unwrap(),
-    )
-    .await;
+    let w = serve(&client, flow).await;
     let run = client
         .trigger(&wf, &json!({}), TriggerOptions::default())
         .await

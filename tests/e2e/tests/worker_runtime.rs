@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hatchet_e2e::World;
-use hatchet_e2e::hatchet::{client, start, unique};
+use hatchet_e2e::hatchet::{client, serve, start, unique};
 use hatchet_worker::{
     Client, Concurrency, ConcurrencyStrategy, Context, DesiredLabel, Error, Exit, RunStatus, Task, TaskError,
     TriggerOptions, Worker, Workflow,
@@ -133,13 +133,7 @@ async fn event_triggers_a_run_and_cron_is_registered() {
                     Ok(json!({}))
                 }
             }));
-    let w = start(
-        Worker::builder(client.clone(), unique("w"))
-            .workflow(flow)
-            .build()
-            .unwrap(),
-    )
-    .await;
+    let w = serve(&client, flow).await;
 
     // The cron is visible through the REST API once the workflow is registered.
     let tenant = client.config().tenant_id.clone();
