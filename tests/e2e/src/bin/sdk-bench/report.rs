@@ -42,63 +42,42 @@ fn row(
     Row::new(label, decimals, source, all.iter().map(f).collect())
 }
 
+/// A figure every phase has: its label, decimals, source and how to read it.
+type PhaseRow = (&'static str, usize, &'static str, fn(&Phase) -> Option<f64>);
+
+const PHASE_ROWS: [PhaseRow; 8] = [
+    ("created→started p50 (ms)", 1, "E-created→W-started", |p| {
+        ms(p.to_started.p50)
+    }),
+    ("created→started p99 (ms)", 1, "E-created→W-started", |p| {
+        ms(p.to_started.p99)
+    }),
+    ("created→finished p50 (ms)", 1, "E-created→W-finished", |p| {
+        ms(p.to_finished.p50)
+    }),
+    ("created→done in engine p50 (ms)", 1, "E-created→E-done", |p| {
+        ms(p.to_completed.p50)
+    }),
+    ("most tasks assigned at once", 0, "E-assigned→E-done overlap", |p| {
+        Some(p.max_assigned as f64)
+    }),
+    ("most tasks running at once", 0, "W-started→W-finished overlap", |p| {
+        Some(p.max_running as f64)
+    }),
+    ("most shown RUNNING by the engine", 0, "E-list, polled", |p| {
+        Some(p.shown_running as f64)
+    }),
+    ("most holding a slot in the engine", 0, "E-slots, polled", |p| {
+        Some(p.held as f64)
+    }),
+];
+
 fn latency_rows(all: &[Figures], name: &str, phase: impl Fn(&Figures) -> &Phase + Copy, rows: &mut Vec<Row>) {
-    rows.push(row(
-        all,
-        format!("{name}: created→started p50 (ms)"),
-        1,
-        "E-created→W-started",
-        |f| ms(phase(f).to_started.p50),
-    ));
-    rows.push(row(
-        all,
-        format!("{name}: created→started p99 (ms)"),
-        1,
-        "E-created→W-started",
-        |f| ms(phase(f).to_started.p99),
-    ));
-    rows.push(row(
-        all,
-        format!("{name}: created→finished p50 (ms)"),
-        1,
-        "E-created→W-finished",
-        |f| ms(phase(f).to_finished.p50),
-    ));
-    rows.push(row(
-        all,
-        format!("{name}: created→done in engine p50 (ms)"),
-        1,
-        "E-created→E-done",
-        |f| ms(phase(f).to_completed.p50),
-    ));
-    rows.push(row(
-        all,
-        format!("{name}: most tasks assigned at once"),
-        0,
-        "E-assigned→E-done overlap",
-        |f| Some(phase(f).max_assigned as f64),
-    ));
-    rows.push(row(
-        all,
-        format!("{name}: most tasks running at once"),
-        0,
-        "W-started→W-finished overlap",
-        |f| Some(phase(f).max_running as f64),
-    ));
-    rows.push(row(
-        all,
-        format!("{name}: most shown RUNNING by the engine"),
-        0,
-        "E-list, polled",
-        |f| Some(phase(f).shown_running as f64),
-    ));
-    rows.push(row(
-        all,
-        format!("{name}: most holding a slot in the engine"),
-        0,
-        "E-slots, polled",
-        |f| Some(phase(f).held as f64),
-    ));
+    for (what, decimals, source, read) in PHASE_ROWS {
+        rows.push(row(all, format!("{name}: {what}"), decimals, source, |f| {
+            read(phase(f))
+        }));
+    }
 }
 
 pub(crate) fn rows(plan: &Plan, all: &[Figures]) -> Vec<Row> {
