@@ -33,8 +33,10 @@ pub enum Error {
     /// by the client: the caller decides.
     #[error("REST {call}: {message}")]
     Rest {
-        /// The HTTP method: `GET`, `PATCH` or `POST`.
+        /// The HTTP method: `GET`, `PATCH`, `DELETE` or `POST`.
         call: &'static str,
+        /// The HTTP status the engine answered with, when it answered with an error status.
+        status: Option<u16>,
         /// The request path and what failed: the transport, an HTTP status (with the start of the body), or bad JSON.
         message: String,
     },

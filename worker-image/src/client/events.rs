@@ -64,8 +64,7 @@ impl Client {
 
     /// [`Client::push_event`] with a priority and a scope; the event's id.
     pub async fn push_event_with<P: Serialize>(&self, key: &str, payload: &P, options: EventOptions) -> Result<String> {
-        let payload = serde_json::to_value(payload).map_err(|e| Error::Payload(e.to_string()))?;
-        let req = self.event_request(key, &payload, &options)?;
+        let req = self.event_request(key, payload, &options)?;
         let ev = call_unrepeatable("Push", || {
             let mut c = self.engine().events.clone();
             let mut req = req.clone();
@@ -101,7 +100,7 @@ impl Client {
 
     /// The wire form of one event, refused before sending if the runs it starts could not be
     /// delivered.
-    fn event_request(&self, key: &str, payload: &Value, options: &EventOptions) -> Result<PushEventRequest> {
+    fn event_request<P: Serialize>(&self, key: &str, payload: &P, options: &EventOptions) -> Result<PushEventRequest> {
         let payload = serde_json::to_string(payload).map_err(|e| Error::Payload(e.to_string()))?;
         let metadata = (!options.metadata.is_empty())
             .then(|| serde_json::to_string(&options.metadata).map_err(|e| Error::Payload(e.to_string())))

@@ -55,6 +55,7 @@ impl Client {
         let v = self.rest_with_query(reqwest::Method::GET, &path, &query).await?;
         let list: RateLimitList = serde_json::from_value(v).map_err(|e| Error::Rest {
             call: "GET",
+            status: None,
             message: format!("{path}: unexpected rate limit list: {e}"),
         })?;
         Ok(list.rows)
@@ -69,8 +70,13 @@ impl Client {
             .await
         {
             Ok(_) => Ok(()),
-            Err(Error::Rest { call, message }) if message.contains("HTTP 400") => Err(Error::Rest {
+            Err(Error::Rest {
                 call,
+                status: status @ Some(400),
+                message,
+            }) => Err(Error::Rest {
+                call,
+                status,
                 message: format!(
                     "{message} (rate limit {key:?}: the engine keeps a key that a registered workflow's task consumes)"
                 ),

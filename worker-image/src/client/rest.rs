@@ -68,6 +68,7 @@ impl Client {
         };
         let mut url = reqwest::Url::parse(&format!("{}{path}", self.config.server_url)).map_err(|e| Error::Rest {
             call,
+            status: None,
             message: format!("{path}: {e}"),
         })?;
         if !query.is_empty() {
@@ -79,6 +80,7 @@ impl Client {
         }
         let resp = req.send().await.map_err(|e| Error::Rest {
             call,
+            status: None,
             message: format!("{path}: {e}"),
         })?;
         let status = resp.status();
@@ -86,6 +88,7 @@ impl Client {
         if !status.is_success() {
             return Err(Error::Rest {
                 call,
+                status: Some(status.as_u16()),
                 message: format!("{path}: HTTP {status}: {}", text.chars().take(500).collect::<String>()),
             });
         }
@@ -94,6 +97,7 @@ impl Client {
         }
         serde_json::from_str(&text).map_err(|e| Error::Rest {
             call,
+            status: None,
             message: format!("{path}: response is not JSON: {e}"),
         })
     }

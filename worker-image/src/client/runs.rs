@@ -232,7 +232,7 @@ impl Client {
     }
 
     /// Starts child runs of `workflow`, one per input, in one call; child indexes count from
-    /// `first_index`.
+    /// `parent.index`.
     pub(crate) async fn trigger_children<I: Serialize>(
         &self,
         workflow: &str,
@@ -243,7 +243,7 @@ impl Client {
             .into_iter()
             .enumerate()
             .map(|(i, (input, options))| {
-                let index = parent.index + i32::try_from(i).unwrap_or(i32::MAX);
+                let index = parent.index.saturating_add(i32::try_from(i).unwrap_or(i32::MAX));
                 self.trigger_request(workflow, &input, &options, Some(Parent { index, ..parent }))
             })
             .collect::<Result<Vec<_>>>()?;
