@@ -154,10 +154,6 @@ impl RunDetails {
     }
 }
 
-fn json_bytes<T: Serialize>(v: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(v).map_err(|e| Error::Payload(e.to_string()))
-}
-
 impl Client {
     /// Refuses, before anything is sent, a run the engine could accept but never deliver to a
     /// worker (its assignment would exceed the message limit).
@@ -168,20 +164,18 @@ impl Client {
 
     /// Starts a run of `workflow` with `input`.
     pub async fn trigger<I: Serialize>(&self, workflow: &str, input: &I, options: TriggerOptions) -> Result<RunRef> {
-        let input = json_bytes(input)?;
-        let metadata = json_bytes(&options.metadata)?;
-        self.check_deliverable(workflow, &input, 1, &metadata)?;
-        let name = self.config.namespaced(workflow);
-        let labels = options.desired_labels_proto();
+        // The same run as a child's, minus the parent, on the top-level call.
+        let run = self.trigger_request(workflow, input, &options, None)?;
+        let req = TriggerWorkflowRunRequest {
+            workflow_name: run.name,
+            input: run.input.into_bytes(),
+            additional_metadata: run.additional_metadata.unwrap_or_default().into_bytes(),
+            priority: run.priority,
+            desired_worker_labels: run.desired_worker_labels,
+        };
         let r = call_unrepeatable("TriggerWorkflowRun", || {
             let mut a = self.engine.admin.clone();
-            let req = TriggerWorkflowRunRequest {
-                workflow_name: name.clone(),
-                input: input.clone(),
-                additional_metadata: metadata.clone(),
-                priority: options.priority,
-                desired_worker_labels: labels.clone(),
-            };
+            let req = req.clone();
             async move { a.trigger_workflow_run(req).await }
         })
         .await?;
