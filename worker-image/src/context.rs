@@ -103,17 +103,28 @@ impl Context {
             .map_err(|e| TaskError::non_retryable(format!("input does not match the requested type: {e}")))
     }
 
-    /// The output of parent task `name`, as `T`.
+    /// The output of parent task `name`, as `T`; an error if it was skipped.
     pub fn parent_output<T: DeserializeOwned>(&self, name: &str) -> Result<T, TaskError> {
         let v =
             self.inner.payload.parents.get(name).ok_or_else(|| {
                 TaskError::non_retryable(format!("task {name:?} is not a completed parent of this task"))
             })?;
+        if is_skipped_output(v) {
+            return Err(TaskError::non_retryable(format!(
+                "parent {name:?} was skipped and has no output"
+            )));
+        }
         serde_json::from_value(v.clone()).map_err(|e| {
             TaskError::non_retryable(format!(
                 "output of parent {name:?} does not match the requested type: {e}"
             ))
         })
+    }
+
+    /// Whether parent task `name` was skipped by its `skip_if` conditions (the engine
+    /// completes a skipped task with the output `{"skipped": true}`).
+    pub fn was_skipped(&self, name: &str) -> bool {
+        self.inner.payload.parents.get(name).is_some_and(is_skipped_output)
     }
 
     /// Errors of the run's failed tasks, keyed by task name (what an on-failure task handles).
@@ -320,4 +331,9 @@ impl Context {
     pub fn client(&self) -> &Client {
         &self.inner.client
     }
+}
+
+/// The output the engine gives a skipped task.
+fn is_skipped_output(output: &Value) -> bool {
+    output.get("skipped") == Some(&Value::Bool(true))
 }

@@ -46,6 +46,6 @@ pub use context::Context;
 pub use error::{Error, Result};
 pub use runtime::{Exit, RunningWorker, Worker, WorkerBuilder, WorkerHandle};
 pub use workflow::{
-    Comparator, Concurrency, ConcurrencyStrategy, DesiredLabel, LabelValue, RateLimit, RateLimitWindow, Sticky, Task,
-    TaskError, Workflow,
+    AnyOf, Comparator, Concurrency, ConcurrencyStrategy, Condition, DesiredLabel, LabelValue, RateLimit,
+    RateLimitWindow, Sticky, Task, TaskError, Workflow,
 };

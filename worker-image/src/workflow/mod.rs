@@ -1,6 +1,7 @@
 //! Declaring work: workflows of typed tasks, their triggers and scheduling options, and
 //! their translation into the engine's `PutWorkflow` request.
 
+mod conditions;
 mod options;
 mod task;
 
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use hatchet_proto::v1;
 
+pub use conditions::{AnyOf, Condition};
 pub use options::{
     Comparator, Concurrency, ConcurrencyStrategy, DEFAULT_TIMEOUT, DesiredLabel, LabelValue, RateLimit,
     RateLimitWindow, Sticky,
@@ -171,6 +173,7 @@ impl Workflow {
             for k in t.desired_labels.keys() {
                 validate_label_key(k).map_err(tk)?;
             }
+            t.conditions.validate(&t.parents).map_err(tk)?;
         }
         for t in &self.tasks {
             for p in &t.parents {
@@ -186,6 +189,11 @@ impl Workflow {
             && !t.parents.is_empty()
         {
             return Err(wf("the on-failure task cannot have parents".into()));
+        }
+        if let Some(t) = &self.on_failure
+            && !t.conditions.is_empty()
+        {
+            return Err(wf("the on-failure task cannot have conditions".into()));
         }
         self.check_acyclic().map_err(wf)?;
         for c in &self.crons {
@@ -289,7 +297,7 @@ impl Workflow {
             backoff_factor: t.backoff_factor,
             backoff_max_seconds: t.backoff_max.map(|m| saturating_i32(m.as_secs())),
             concurrency: t.concurrency.iter().map(Concurrency::to_proto).collect(),
-            conditions: None,
+            conditions: t.conditions.to_proto(namespace),
             schedule_timeout: t.schedule_timeout.map(|s| d("schedule timeout", s)).transpose()?,
             is_durable: false,
             slot_requests: [("default".to_owned(), 1)].into(),

@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::conditions::{AnyOf, TaskConditions};
 use super::options::{Concurrency, DEFAULT_TIMEOUT, DesiredLabel, RateLimit};
 use crate::context::Context;
 
@@ -102,6 +103,7 @@ pub struct Task {
     pub(crate) rate_limits: Vec<RateLimit>,
     pub(crate) desired_labels: BTreeMap<String, DesiredLabel>,
     pub(crate) concurrency: Vec<Concurrency>,
+    pub(crate) conditions: TaskConditions,
 }
 
 impl fmt::Debug for Task {
@@ -155,6 +157,7 @@ impl Task {
             rate_limits: Vec::new(),
             desired_labels: BTreeMap::new(),
             concurrency: Vec::new(),
+            conditions: TaskConditions::default(),
         }
     }
 
@@ -209,6 +212,26 @@ impl Task {
     /// A task-level CEL concurrency limit.
     pub fn concurrency(mut self, c: Concurrency) -> Self {
         self.concurrency.push(c);
+        self
+    }
+
+    /// Queues the task only once `group` holds (any of its conditions; call again to require
+    /// several groups). A task with parents waits for them too.
+    pub fn wait_for(mut self, group: impl Into<AnyOf>) -> Self {
+        self.conditions.wait_for(group.into());
+        self
+    }
+
+    /// Skips the task when `group` holds: it does not run, its output is `{"skipped": true}`
+    /// and [`Context::was_skipped`] says so to its children. Skipping wins over the others.
+    pub fn skip_if(mut self, group: impl Into<AnyOf>) -> Self {
+        self.conditions.skip_if(group.into());
+        self
+    }
+
+    /// Cancels the task (and so its run) when `group` holds, before it runs.
+    pub fn cancel_if(mut self, group: impl Into<AnyOf>) -> Self {
+        self.conditions.cancel_if(group.into());
         self
     }
 }
