@@ -137,6 +137,16 @@ impl Context {
         &self.inner.payload.triggers
     }
 
+    /// The payload of the event filter that started this run (a workflow's
+    /// [`EventFilter`](crate::EventFilter) matching a scoped event), if one did.
+    pub fn filter_payload(&self) -> Option<&Value> {
+        self.inner
+            .payload
+            .triggers
+            .get("filter_payload")
+            .filter(|v| !v.is_null())
+    }
+
     /// How the run was started, as the engine names it (e.g. `manual`, `event`, `cron`), when
     /// it says.
     pub fn triggered_by(&self) -> Option<&str> {
@@ -309,6 +319,7 @@ impl Context {
         Parent {
             run_id: &self.inner.ids.workflow_run_id,
             task_run_id: &self.inner.ids.task_run_external_id,
+            worker_id: &self.inner.ids.worker_id,
             index,
         }
     }

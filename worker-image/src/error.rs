@@ -53,6 +53,15 @@ pub enum Error {
         /// The first task error the engine reported, or empty if none.
         error: String,
     },
+    /// The workflow's idempotency key matched runs that hold it: the engine started no run for
+    /// the colliding requests.
+    #[error("idempotency key already held by run(s) {}", .existing_run_ids.join(", "))]
+    Duplicate {
+        /// The runs that hold the keys, one per refused request.
+        existing_run_ids: Vec<String>,
+        /// For a bulk trigger, the runs the engine did start (those whose keys were free).
+        started_run_ids: Vec<String>,
+    },
     /// The operation was abandoned because the worker or client is shutting down.
     #[error("shutting down")]
     Shutdown,

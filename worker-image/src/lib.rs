@@ -46,6 +46,6 @@ pub use context::Context;
 pub use error::{Error, Result};
 pub use runtime::{Exit, RunningWorker, Worker, WorkerBuilder, WorkerHandle};
 pub use workflow::{
-    AnyOf, Comparator, Concurrency, ConcurrencyStrategy, Condition, DesiredLabel, LabelValue, RateLimit,
-    RateLimitWindow, Sticky, Task, TaskError, Workflow,
+    AnyOf, Comparator, Concurrency, ConcurrencyStrategy, Condition, DesiredLabel, EventFilter, Idempotency, LabelValue,
+    RateLimit, RateLimitWindow, Sticky, Task, TaskDefaults, TaskError, Workflow,
 };

@@ -1,6 +1,7 @@
 //! The client side of Hatchet: trigger runs and await their results, check status, cancel,
 //! push events; plus the per-run calls a worker's tasks make.
 
+mod duplicates;
 mod events;
 mod rate_limits;
 mod rest;

@@ -7,6 +7,7 @@ use hatchet_proto::v1::{self, CancelTasksRequest, GetRunDetailsRequest, TriggerW
 use serde::Serialize;
 use serde_json::Value;
 
+use super::duplicates::or_duplicate;
 use super::{Client, call, call_unrepeatable};
 use crate::workflow::DesiredLabel;
 use crate::{Error, Result};
@@ -27,6 +28,7 @@ pub struct TriggerOptions {
     priority: Option<i32>,
     desired_labels: BTreeMap<String, DesiredLabel>,
     key: Option<String>,
+    sticky: bool,
 }
 
 impl TriggerOptions {
@@ -53,6 +55,14 @@ impl TriggerOptions {
         self.key = Some(key.into());
         self
     }
+
+    /// Runs a child on the worker that spawns it (the official SDKs' `sticky=True`), for
+    /// children whose workflow is [`Sticky`](crate::Sticky): `Hard` waits for that worker,
+    /// `Soft` prefers it. Only for children: a top-level trigger has no worker to stick to.
+    pub fn sticky(mut self) -> Self {
+        self.sticky = true;
+        self
+    }
 }
 
 /// The run and task a child run belongs to, and its index among the task's children.
@@ -60,6 +70,7 @@ impl TriggerOptions {
 pub(crate) struct Parent<'a> {
     pub(crate) run_id: &'a str,
     pub(crate) task_run_id: &'a str,
+    pub(crate) worker_id: &'a str,
     pub(crate) index: i32,
 }
 
@@ -178,7 +189,8 @@ impl Client {
             let req = req.clone();
             async move { a.trigger_workflow_run(req).await }
         })
-        .await?;
+        .await
+        .map_err(or_duplicate)?;
         Ok(RunRef { id: r.external_id })
     }
 
@@ -206,7 +218,8 @@ impl Client {
             let req = req.clone();
             async move { w.trigger_workflow(req).await }
         })
-        .await?;
+        .await
+        .map_err(or_duplicate)?;
         Ok(RunRef { id: r.workflow_run_id })
     }
 
@@ -256,10 +269,11 @@ impl Client {
             async move { w.bulk_trigger_workflow(req).await }
         };
         let r = if repeatable {
-            call("BulkTriggerWorkflow", once).await?
+            call("BulkTriggerWorkflow", once).await
         } else {
-            call_unrepeatable("BulkTriggerWorkflow", once).await?
-        };
+            call_unrepeatable("BulkTriggerWorkflow", once).await
+        }
+        .map_err(or_duplicate)?;
         if r.workflow_run_ids.len() != expected {
             return Err(Error::Transport(format!(
                 "BulkTriggerWorkflow started {} runs for {expected} requests",
@@ -281,6 +295,15 @@ impl Client {
         let input = serde_json::to_string(input).map_err(|e| Error::Payload(e.to_string()))?;
         let metadata = serde_json::to_string(&options.metadata).map_err(|e| Error::Payload(e.to_string()))?;
         self.check_deliverable(workflow, input.as_bytes(), 1, metadata.as_bytes())?;
+        let desired_worker_id = match (options.sticky, parent) {
+            (false, _) => None,
+            (true, Some(p)) => Some(p.worker_id.to_owned()),
+            (true, None) => {
+                return Err(Error::Definition(format!(
+                    "run of {workflow:?}: sticky applies to child runs (spawn them from a task)"
+                )));
+            }
+        };
         Ok(v1::TriggerWorkflowRequest {
             name: self.config.namespaced(workflow),
             input,
@@ -289,7 +312,7 @@ impl Client {
             child_index: parent.map(|p| p.index),
             child_key: options.key.clone(),
             additional_metadata: Some(metadata),
-            desired_worker_id: None,
+            desired_worker_id,
             priority: options.priority,
             desired_worker_labels: options.desired_labels_proto(),
         })

@@ -121,7 +121,7 @@ impl WorkerBuilder {
                 let id = wf.action_id(&namespace, &t.name);
                 let def = ActionDef {
                     handler: t.handler.clone(),
-                    timeout: t.timeout,
+                    timeout: wf.timeout_of(t),
                 };
                 if actions.insert(id.clone(), def).is_some() {
                     return Err(Error::Definition(format!("action {id:?} is registered twice")));

@@ -12,8 +12,8 @@ use hatchet_proto::v1;
 
 pub use conditions::{AnyOf, Condition};
 pub use options::{
-    Comparator, Concurrency, ConcurrencyStrategy, DEFAULT_TIMEOUT, DesiredLabel, LabelValue, RateLimit,
-    RateLimitWindow, Sticky,
+    Comparator, Concurrency, ConcurrencyStrategy, DEFAULT_TIMEOUT, DesiredLabel, EventFilter, Idempotency, LabelValue,
+    RateLimit, RateLimitWindow, Sticky, TaskDefaults,
 };
 pub(crate) use task::Handler;
 pub use task::{Task, TaskError};
@@ -36,6 +36,9 @@ pub struct Workflow {
     sticky: Option<Sticky>,
     default_priority: Option<u8>,
     concurrency: Vec<Concurrency>,
+    defaults: TaskDefaults,
+    idempotency: Option<Idempotency>,
+    filters: Vec<EventFilter>,
 }
 
 impl Workflow {
@@ -53,6 +56,9 @@ impl Workflow {
             sticky: None,
             default_priority: None,
             concurrency: Vec::new(),
+            defaults: TaskDefaults::default(),
+            idempotency: None,
+            filters: Vec::new(),
         }
     }
 
@@ -122,6 +128,42 @@ impl Workflow {
         self
     }
 
+    /// Options for every task that does not set its own.
+    pub fn task_defaults(mut self, defaults: TaskDefaults) -> Self {
+        self.defaults = defaults;
+        self
+    }
+
+    /// Deduplicates runs by a key computed from their input.
+    pub fn idempotency(mut self, i: Idempotency) -> Self {
+        self.idempotency = Some(i);
+        self
+    }
+
+    /// Adds an event filter: from then on, only scoped events its scope's filters pass start
+    /// the workflow.
+    pub fn event_filter(mut self, f: EventFilter) -> Self {
+        self.filters.push(f);
+        self
+    }
+
+    /// `t`'s execution timeout: its own, the workflow's default, or 60 s.
+    pub(crate) fn timeout_of(&self, t: &Task) -> Duration {
+        t.timeout.or(self.defaults.timeout).unwrap_or(DEFAULT_TIMEOUT)
+    }
+
+    fn retries_of(&self, t: &Task) -> u32 {
+        t.retries.or(self.defaults.retries).unwrap_or(0)
+    }
+
+    fn backoff_of(&self, t: &Task) -> Option<(f32, Duration)> {
+        t.backoff.or(self.defaults.backoff)
+    }
+
+    fn schedule_timeout_of(&self, t: &Task) -> Option<Duration> {
+        t.schedule_timeout.or(self.defaults.schedule_timeout)
+    }
+
     /// All tasks including the on-failure task.
     pub(crate) fn all_tasks(&self) -> impl Iterator<Item = &Task> {
         self.tasks.iter().chain(self.on_failure.as_ref())
@@ -150,19 +192,17 @@ impl Workflow {
             if !seen.insert(t.name.to_lowercase()) {
                 return Err(tk("is declared twice".into()));
             }
-            go_duration("timeout", t.timeout).map_err(tk)?;
-            if let Some(d) = t.schedule_timeout {
+            go_duration("timeout", self.timeout_of(t)).map_err(tk)?;
+            if let Some(d) = self.schedule_timeout_of(t) {
                 go_duration("schedule timeout", d).map_err(tk)?;
             }
-            if let Some(f) = t.backoff_factor
-                && !(1.0..=1000.0).contains(&f)
-            {
-                return Err(tk(format!("backoff factor must be between 1 and 1000, got {f}")));
-            }
-            if let Some(m) = t.backoff_max
-                && !(1..=86_400).contains(&m.as_secs())
-            {
-                return Err(tk(format!("backoff max must be between 1s and 24h, got {m:?}")));
+            if let Some((factor, max)) = self.backoff_of(t) {
+                if !(1.0..=1000.0).contains(&factor) {
+                    return Err(tk(format!("backoff factor must be between 1 and 1000, got {factor}")));
+                }
+                if !(1..=86_400).contains(&max.as_secs()) {
+                    return Err(tk(format!("backoff max must be between 1s and 24h, got {max:?}")));
+                }
             }
             for r in &t.rate_limits {
                 r.validate().map_err(tk)?;
@@ -206,6 +246,12 @@ impl Workflow {
         }
         for c in &self.concurrency {
             c.validate().map_err(wf)?;
+        }
+        if let Some(i) = &self.idempotency {
+            i.validate().map_err(wf)?;
+        }
+        for f in &self.filters {
+            f.validate().map_err(wf)?;
         }
         if let Some(p) = self.default_priority
             && !(1..=3).contains(&p)
@@ -273,9 +319,9 @@ impl Workflow {
             }),
             default_priority: self.default_priority.map(i32::from),
             concurrency_arr: self.concurrency.iter().map(Concurrency::to_proto).collect(),
-            default_filters: Vec::new(),
+            default_filters: self.filters.iter().map(EventFilter::to_proto).collect(),
             input_json_schema: None,
-            idempotency: None,
+            idempotency: self.idempotency.as_ref().map(Idempotency::to_proto),
         })
     }
 
@@ -284,21 +330,24 @@ impl Workflow {
         Ok(v1::CreateTaskOpts {
             readable_id: t.name.clone(),
             action: self.action_id(namespace, &t.name),
-            timeout: d("timeout", t.timeout)?,
+            timeout: d("timeout", self.timeout_of(t))?,
             inputs: "{}".into(),
             parents: t.parents.clone(),
-            retries: saturating_i32(t.retries.into()),
+            retries: saturating_i32(self.retries_of(t).into()),
             rate_limits: t.rate_limits.iter().map(RateLimit::to_proto).collect(),
             worker_labels: t
                 .desired_labels
                 .iter()
                 .map(|(k, v)| (k.clone(), v.to_proto()))
                 .collect(),
-            backoff_factor: t.backoff_factor,
-            backoff_max_seconds: t.backoff_max.map(|m| saturating_i32(m.as_secs())),
+            backoff_factor: self.backoff_of(t).map(|(factor, _)| factor),
+            backoff_max_seconds: self.backoff_of(t).map(|(_, max)| saturating_i32(max.as_secs())),
             concurrency: t.concurrency.iter().map(Concurrency::to_proto).collect(),
             conditions: t.conditions.to_proto(namespace),
-            schedule_timeout: t.schedule_timeout.map(|s| d("schedule timeout", s)).transpose()?,
+            schedule_timeout: self
+                .schedule_timeout_of(t)
+                .map(|s| d("schedule timeout", s))
+                .transpose()?,
             is_durable: false,
             slot_requests: [("default".to_owned(), 1)].into(),
             batch: None,

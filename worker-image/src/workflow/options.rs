@@ -280,3 +280,147 @@ pub enum Sticky {
 
 /// Default execution timeout of a task, as in the official SDKs.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Options every task of a workflow gets unless it sets its own (the official SDKs'
+/// `task_defaults`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TaskDefaults {
+    pub(crate) retries: Option<u32>,
+    pub(crate) backoff: Option<(f32, Duration)>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) schedule_timeout: Option<Duration>,
+}
+
+impl TaskDefaults {
+    /// Retries of a failed run.
+    pub fn retries(mut self, n: u32) -> Self {
+        self.retries = Some(n);
+        self
+    }
+
+    /// Exponential backoff between retries: wait grows by `factor`, capped at `max`.
+    pub fn backoff(mut self, factor: f32, max: Duration) -> Self {
+        self.backoff = Some((factor, max));
+        self
+    }
+
+    /// Execution timeout.
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = Some(d);
+        self
+    }
+
+    /// How long a run may wait in the queue for a worker.
+    pub fn schedule_timeout(mut self, d: Duration) -> Self {
+        self.schedule_timeout = Some(d);
+        self
+    }
+}
+
+/// Deduplication of runs (the official SDKs' `idempotency`): a run whose CEL key (a string,
+/// e.g. `'charge:' + string(input.order_id)`) is held by an earlier run is not started; the
+/// trigger fails with [`Error::Duplicate`](crate::Error::Duplicate) naming that run. Engine
+/// facts: keys are tenant-wide (prefix them with the workflow), and a trigger whose key does
+/// not evaluate (a missing field) is dropped by the engine after it answered with a run id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Idempotency {
+    pub(crate) expression: String,
+    pub(crate) ttl: Duration,
+    pub(crate) while_running: bool,
+}
+
+impl Idempotency {
+    /// The key is held for `ttl` after the run that took it was triggered.
+    pub fn ttl(key_expression: impl Into<String>, ttl: Duration) -> Self {
+        Self {
+            expression: key_expression.into(),
+            ttl,
+            while_running: false,
+        }
+    }
+
+    /// The key is held until the run that took it finishes, and at most `fallback_ttl`.
+    pub fn while_running(key_expression: impl Into<String>, fallback_ttl: Duration) -> Self {
+        Self {
+            expression: key_expression.into(),
+            ttl: fallback_ttl,
+            while_running: true,
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.expression.trim().is_empty() {
+            return Err("idempotency key expression is empty".into());
+        }
+        if self.ttl.as_millis() == 0 {
+            return Err(format!("idempotency TTL must be at least 1ms, got {:?}", self.ttl));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn to_proto(&self) -> v1::IdempotencyConfig {
+        let method = if self.while_running {
+            v1::IdempotencyMethod::Status
+        } else {
+            v1::IdempotencyMethod::Ttl
+        };
+        v1::IdempotencyConfig {
+            expression: self.expression.clone(),
+            ttl_ms: i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX),
+            method: Some(method as i32),
+        }
+    }
+}
+
+/// An event filter of a workflow (the official SDKs' `default_filters`): once a workflow has
+/// any, an event starts it only when pushed with a scope that has filters, once per filter of
+/// that scope whose CEL expression holds. The expression sees `input` (the event payload),
+/// `payload` (the filter's), `additional_metadata` and `event_key`; the run sees the filter's
+/// payload in [`Context::filter_payload`](crate::Context::filter_payload).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventFilter {
+    pub(crate) scope: String,
+    pub(crate) expression: String,
+    pub(crate) payload: serde_json::Value,
+}
+
+impl EventFilter {
+    /// A filter for events pushed with `scope`, passing those that make `expression` true.
+    pub fn new(scope: impl Into<String>, expression: impl Into<String>) -> Self {
+        Self {
+            scope: scope.into(),
+            expression: expression.into(),
+            payload: serde_json::Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    /// A JSON object handed to the runs the filter starts.
+    pub fn payload(mut self, payload: serde_json::Value) -> Self {
+        self.payload = payload;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.scope.trim().is_empty() {
+            return Err("event filter scope is empty".into());
+        }
+        if self.expression.trim().is_empty() {
+            return Err(format!("event filter for scope {:?} has no expression", self.scope));
+        }
+        if !self.payload.is_object() {
+            return Err(format!(
+                "event filter for scope {:?}: payload must be a JSON object",
+                self.scope
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn to_proto(&self) -> v1::DefaultFilter {
+        v1::DefaultFilter {
+            expression: self.expression.clone(),
+            scope: self.scope.clone(),
+            payload: Some(self.payload.to_string().into_bytes()),
+        }
+    }
+}

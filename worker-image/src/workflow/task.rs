@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::conditions::{AnyOf, TaskConditions};
-use super::options::{Concurrency, DEFAULT_TIMEOUT, DesiredLabel, RateLimit};
+use super::options::{Concurrency, DesiredLabel, RateLimit};
 use crate::context::Context;
 
 /// How a task failed. Any `std::error::Error` converts into a retryable `TaskError`, so
@@ -95,10 +95,11 @@ pub struct Task {
     pub(crate) name: String,
     pub(crate) handler: Handler,
     pub(crate) parents: Vec<String>,
-    pub(crate) retries: u32,
-    pub(crate) backoff_factor: Option<f32>,
-    pub(crate) backoff_max: Option<Duration>,
-    pub(crate) timeout: Duration,
+    /// Unset options fall back to the workflow's [`TaskDefaults`](super::TaskDefaults), then
+    /// to the official SDKs' defaults.
+    pub(crate) retries: Option<u32>,
+    pub(crate) backoff: Option<(f32, Duration)>,
+    pub(crate) timeout: Option<Duration>,
     pub(crate) schedule_timeout: Option<Duration>,
     pub(crate) rate_limits: Vec<RateLimit>,
     pub(crate) desired_labels: BTreeMap<String, DesiredLabel>,
@@ -149,10 +150,9 @@ impl Task {
             name,
             handler: erased,
             parents: Vec::new(),
-            retries: 0,
-            backoff_factor: None,
-            backoff_max: None,
-            timeout: DEFAULT_TIMEOUT,
+            retries: None,
+            backoff: None,
+            timeout: None,
             schedule_timeout: None,
             rate_limits: Vec::new(),
             desired_labels: BTreeMap::new(),
@@ -172,22 +172,21 @@ impl Task {
         self
     }
 
-    /// How many times the engine retries a failed run.
+    /// How many times the engine retries a failed run (default 0).
     pub fn retries(mut self, n: u32) -> Self {
-        self.retries = n;
+        self.retries = Some(n);
         self
     }
 
     /// Exponential backoff between retries: wait grows by `factor`, capped at `max`.
     pub fn backoff(mut self, factor: f32, max: Duration) -> Self {
-        self.backoff_factor = Some(factor);
-        self.backoff_max = Some(max);
+        self.backoff = Some((factor, max));
         self
     }
 
     /// Execution timeout (default 60 s); the engine times the run out after it.
     pub fn timeout(mut self, d: Duration) -> Self {
-        self.timeout = d;
+        self.timeout = Some(d);
         self
     }
 

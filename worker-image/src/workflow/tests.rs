@@ -129,3 +129,93 @@ fn counts_beyond_int32_saturate_instead_of_wrapping_negative() {
     assert_eq!(req.tasks[0].retries, i32::MAX);
     assert_eq!(req.concurrency_arr[0].max_runs, Some(i32::MAX));
 }
+
+#[test]
+fn task_defaults_fill_what_a_task_leaves_unset() {
+    let wf = Workflow::new("w")
+        .task_defaults(
+            TaskDefaults::default()
+                .retries(4)
+                .timeout(Duration::from_secs(5))
+                .backoff(3.0, Duration::from_secs(30))
+                .schedule_timeout(Duration::from_secs(600)),
+        )
+        .task(Task::new("plain", echo))
+        .task(Task::new("own", echo).retries(1).timeout(Duration::from_secs(90)));
+    let req = wf.to_proto("").unwrap();
+    let (plain, own) = (&req.tasks[0], &req.tasks[1]);
+    assert_eq!((plain.retries, plain.timeout.as_str()), (4, "5s"));
+    assert_eq!((plain.backoff_factor, plain.backoff_max_seconds), (Some(3.0), Some(30)));
+    assert_eq!(plain.schedule_timeout.as_deref(), Some("10m"));
+    assert_eq!(
+        (own.retries, own.timeout.as_str()),
+        (1, "90s"),
+        "a task's own options win"
+    );
+    assert_eq!(
+        own.backoff_factor,
+        Some(3.0),
+        "and the rest still come from the defaults"
+    );
+    assert_eq!(
+        wf.timeout_of(&wf.tasks[0]),
+        Duration::from_secs(5),
+        "the worker's own deadline agrees"
+    );
+
+    let bare = Workflow::new("w").task(Task::new("t", echo)).to_proto("").unwrap();
+    assert_eq!((bare.tasks[0].retries, bare.tasks[0].timeout.as_str()), (0, "1m"));
+    assert_eq!(bare.tasks[0].schedule_timeout, None);
+
+    let bad = Workflow::new("w")
+        .task_defaults(TaskDefaults::default().backoff(0.5, Duration::from_secs(30)))
+        .task(Task::new("t", echo));
+    assert!(bad.validate().unwrap_err().to_string().contains("backoff factor"));
+}
+
+#[test]
+fn idempotency_and_event_filters_reach_the_request() {
+    let req = Workflow::new("w")
+        .idempotency(Idempotency::while_running("input.order", Duration::from_secs(90)))
+        .event_filter(EventFilter::new("shop-a", "input.amount > 10").payload(serde_json::json!({"tier": "gold"})))
+        .task(Task::new("t", echo))
+        .to_proto("")
+        .unwrap();
+    let i = req.idempotency.unwrap();
+    assert_eq!((i.expression.as_str(), i.ttl_ms), ("input.order", 90_000));
+    assert_eq!(i.method, Some(v1::IdempotencyMethod::Status as i32));
+    let f = &req.default_filters[0];
+    assert_eq!(
+        (f.scope.as_str(), f.expression.as_str()),
+        ("shop-a", "input.amount > 10")
+    );
+    assert_eq!(f.payload.as_deref(), Some(br#"{"tier":"gold"}"#.as_slice()));
+
+    let ttl = Idempotency::ttl("input.order", Duration::from_secs(1)).to_proto();
+    assert_eq!(ttl.method, Some(v1::IdempotencyMethod::Ttl as i32));
+
+    let refused = |wf: Workflow, needle: &str| {
+        let e = wf.task(Task::new("t", echo)).validate().unwrap_err().to_string();
+        assert!(e.contains(needle), "{e:?} should mention {needle:?}");
+    };
+    refused(
+        Workflow::new("w").idempotency(Idempotency::ttl(" ", Duration::from_secs(1))),
+        "expression is empty",
+    );
+    refused(
+        Workflow::new("w").idempotency(Idempotency::ttl("input.a", Duration::ZERO)),
+        "TTL",
+    );
+    refused(
+        Workflow::new("w").event_filter(EventFilter::new("", "true")),
+        "scope is empty",
+    );
+    refused(
+        Workflow::new("w").event_filter(EventFilter::new("s", "")),
+        "no expression",
+    );
+    refused(
+        Workflow::new("w").event_filter(EventFilter::new("s", "true").payload(serde_json::json!([1]))),
+        "JSON object",
+    );
+}
