@@ -93,7 +93,7 @@ async fn a_repeated_idempotency_key_is_refused_naming_the_run_that_holds_it() {
             existing_run_ids,
             started_run_ids,
         }) => {
-            assert_eq!(existing_run_ids, [first.id.clone()]);
+            assert_eq!(existing_run_ids, std::slice::from_ref(&first.id));
             assert!(started_run_ids.is_empty());
         }
         other => panic!("a second order 1 should be refused: {other:?}"),
@@ -113,7 +113,7 @@ async fn a_repeated_idempotency_key_is_refused_naming_the_run_that_holds_it() {
             existing_run_ids,
             started_run_ids,
         }) => {
-            assert_eq!(existing_run_ids, [first.id.clone()]);
+            assert_eq!(existing_run_ids, std::slice::from_ref(&first.id));
             assert_eq!(started_run_ids.len(), 1, "order 3 started: {started_run_ids:?}");
             started_run_ids[0].clone()
         }
