@@ -1,10 +1,12 @@
 //! What a workflow declares beyond its tasks, against the real engine: task defaults (retries
-//! and a timeout the tasks inherit), idempotency (a second trigger with the same key is refused
+//! and a timeout the tasks inherit), a task's slot cost, idempotency (a second trigger with the same key is refused
 //! naming the first run, one or in bulk), sticky children (they run on the worker that spawned
 //! them, though another has free slots), and event filters (only scoped events the filter
 //! passes start runs, which see the filter's payload).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hatchet_e2e::World;
@@ -64,6 +66,63 @@ async fn tasks_inherit_the_workflows_retries_and_timeout() {
         began.elapsed() < Duration::from_secs(30),
         "timed out after {:?}, not at the default 2 s",
         began.elapsed()
+    );
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_task_costing_two_slots_runs_two_at_a_time_on_four_slots() {
+    let client = client(&World::load().expect("local world"));
+    let wf = unique("slot-cost");
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (r, p) = (Arc::clone(&running), Arc::clone(&peak));
+    let flow = Workflow::new(&wf).task(
+        Task::new("heavy", move |_: Value, _: Context| {
+            let (running, peak) = (Arc::clone(&r), Arc::clone(&p));
+            async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                Ok(json!({}))
+            }
+        })
+        .slot_cost(2),
+    );
+    let worker = Worker::builder(client.clone(), unique("w"))
+        .slots(4)
+        .workflow(flow)
+        .build()
+        .unwrap();
+    let w = start(worker).await;
+
+    let runs = client
+        .trigger_many(&wf, (0..6).map(|i| (json!({ "i": i }), TriggerOptions::default())))
+        .await
+        .unwrap();
+    for run in &runs {
+        client.wait_for_run(&run.id).await.expect("every run completes");
+    }
+    assert_eq!(peak.load(Ordering::SeqCst), 2, "four slots hold two runs costing two");
+
+    // The engine holds the cost too, so it assigns such a run only where two slots are free.
+    let tenant = World::load().unwrap().tenant_id().unwrap().to_owned();
+    let found = client
+        .rest_get(&format!("/api/v1/tenants/{tenant}/workflows?name={wf}&limit=1"))
+        .await
+        .unwrap();
+    let id = found["rows"][0]["metadata"]["id"]
+        .as_str()
+        .expect("the workflow is listed")
+        .to_owned();
+    let version = client
+        .rest_get(&format!("/api/v1/workflows/{id}/versions"))
+        .await
+        .unwrap();
+    assert_eq!(
+        version["workflowConfig"]["Tasks"][0]["slotRequests"]["default"], 2,
+        "the engine's copy of the definition: {version}"
     );
     w.stop().await;
 }

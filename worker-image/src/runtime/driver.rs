@@ -219,7 +219,9 @@ impl Driver {
                 let shared = Arc::clone(&self.shared);
                 // Listed before anything else runs, so a cancel right behind it finds it.
                 let tracked = shared.in_flight.track(&a.task_run_external_id, &a.action_id);
-                match shared.slots.try_acquire() {
+                // An action this worker does not know costs one slot until the executor fails it.
+                let units = shared.actions.get(&a.action_id).map_or(1, |d| d.slots);
+                match shared.slots.try_acquire_units(units) {
                     Some(permit) => {
                         self.shared
                             .tasks
@@ -236,7 +238,7 @@ impl Driver {
                     None => {
                         self.shared.tasks.spawn(async move {
                             let permit = tokio::select! {
-                                p = shared.slots.acquire() => p,
+                                p = shared.slots.acquire_units(units) => p,
                                 _ = tracked.switch.token().cancelled() => None,
                             };
                             match permit {

@@ -312,3 +312,52 @@ async fn bad_input_and_a_panic_fail_their_runs_and_the_worker_keeps_serving() {
     });
     within("stop", w.stop()).await.expect("exit");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_task_costing_two_slots_waits_until_two_are_free() {
+    let engine = FakeEngine::new();
+    let gate = Arc::new(Semaphore::new(0));
+    let w = started(worker(&engine, vec![gated(&gate).slot_cost(2), quick()]).slots(3)).await;
+    let used = || w.handle().slots_used();
+
+    engine.assign(start("heavy-1", "wf:gated", 0)).await;
+    within(
+        "heavy-1 STARTED",
+        engine.until(|s| (!s.events_of("heavy-1").is_empty()).then_some(())),
+    )
+    .await;
+    assert_eq!(used(), 2, "one heavy run holds two slots");
+    // One slot is left: a light run fits, a second heavy one waits.
+    engine.assign(start("heavy-2", "wf:gated", 0)).await;
+    engine.assign(start("light", "wf:quick", 0)).await;
+    within(
+        "light COMPLETED",
+        engine.until(|s| (s.events_of("light").len() == 2).then_some(())),
+    )
+    .await;
+    assert!(
+        engine.read(|s| s.events_of("heavy-2").is_empty()),
+        "heavy-2 waits for two slots"
+    );
+
+    gate.add_permits(2);
+    within(
+        "heavy-2 COMPLETED",
+        engine.until(|s| (s.events_of("heavy-2").len() == 2).then_some(())),
+    )
+    .await;
+    within("stop", w.stop()).await.expect("exit");
+    engine.read(|s| {
+        assert_eq!(s.events_of("heavy-1"), [(Started, false, 0), (Completed, false, 0)]);
+        assert_eq!(s.events_of("heavy-2"), [(Started, false, 0), (Completed, false, 0)]);
+    });
+}
+
+#[test]
+fn a_task_costing_more_slots_than_the_worker_has_is_refused_at_build() {
+    let engine = FakeEngine::new();
+    let Err(Error::Definition(why)) = worker(&engine, vec![quick().slot_cost(3)]).slots(2).build() else {
+        panic!("a task that could never run here must be refused");
+    };
+    assert!(why.contains("costs 3 slots"), "{why}");
+}

@@ -23,6 +23,8 @@ use crate::workflow::{Handler, LabelValue};
 pub(crate) struct ActionDef {
     pub(crate) handler: Handler,
     pub(crate) timeout: Duration,
+    /// Slots one run occupies (the task's `slot_requests` for the default slot type).
+    pub(crate) slots: usize,
 }
 
 pub(crate) struct Shared {

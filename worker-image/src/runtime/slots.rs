@@ -20,16 +20,17 @@ struct Inner {
     idle: Notify,
 }
 
-/// One occupied slot; freed on drop.
+/// The slots one task occupies (its slot cost, usually 1); freed on drop.
 #[derive(Debug)]
 pub struct SlotPermit {
     pool: Arc<Inner>,
+    units: usize,
     _permit: OwnedSemaphorePermit,
 }
 
 impl Drop for SlotPermit {
     fn drop(&mut self) {
-        if self.pool.used.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if self.pool.used.fetch_sub(self.units, Ordering::AcqRel) == self.units {
             self.pool.idle.notify_waiters();
         }
     }
@@ -66,22 +67,36 @@ impl SlotPool {
         }
     }
 
-    /// Waits for a free slot; `None` once the pool is closed.
+    /// Waits for one free slot; `None` once the pool is closed.
     pub async fn acquire(&self) -> Option<SlotPermit> {
-        let permit = Arc::clone(&self.inner.semaphore).acquire_owned().await.ok()?;
-        Some(self.wrap(permit))
+        self.acquire_units(1).await
     }
 
-    /// A free slot right now, if any (and the pool is open).
+    /// One free slot right now, if any (and the pool is open).
     pub fn try_acquire(&self) -> Option<SlotPermit> {
-        let permit = Arc::clone(&self.inner.semaphore).try_acquire_owned().ok()?;
-        Some(self.wrap(permit))
+        self.try_acquire_units(1)
     }
 
-    fn wrap(&self, permit: OwnedSemaphorePermit) -> SlotPermit {
-        self.inner.used.fetch_add(1, Ordering::AcqRel);
+    /// Waits until `units` slots are free together (a task's slot cost); `None` once the pool
+    /// is closed or if it could never hold that many.
+    pub async fn acquire_units(&self, units: usize) -> Option<SlotPermit> {
+        let n = u32::try_from(units).ok().filter(|_| units <= self.inner.total)?;
+        let permit = Arc::clone(&self.inner.semaphore).acquire_many_owned(n).await.ok()?;
+        Some(self.wrap(permit, units))
+    }
+
+    /// `units` free slots right now, if there are (and the pool is open).
+    pub fn try_acquire_units(&self, units: usize) -> Option<SlotPermit> {
+        let n = u32::try_from(units).ok()?;
+        let permit = Arc::clone(&self.inner.semaphore).try_acquire_many_owned(n).ok()?;
+        Some(self.wrap(permit, units))
+    }
+
+    fn wrap(&self, permit: OwnedSemaphorePermit, units: usize) -> SlotPermit {
+        self.inner.used.fetch_add(units, Ordering::AcqRel);
         SlotPermit {
             pool: Arc::clone(&self.inner),
+            units,
             _permit: permit,
         }
     }
@@ -133,6 +148,29 @@ mod tests {
         assert_eq!(pool.used(), 2);
         drop((b, c));
         assert_eq!(pool.used(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_costly_task_holds_its_units_together() {
+        let pool = SlotPool::new(4);
+        let two = pool.try_acquire_units(2).unwrap();
+        let one = pool.try_acquire().unwrap();
+        assert_eq!(pool.used(), 3);
+        assert!(pool.try_acquire_units(2).is_none(), "one slot left, not two");
+        let waiter = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.acquire_units(2).await.map(|p| p.units) }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!waiter.is_finished());
+        drop(one);
+        assert_eq!(waiter.await.unwrap(), Some(2));
+        drop(two);
+        assert_eq!(pool.used(), 0);
+        assert!(
+            pool.acquire_units(5).await.is_none(),
+            "more than the pool holds never comes"
+        );
     }
 
     #[tokio::test]

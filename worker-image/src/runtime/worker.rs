@@ -119,9 +119,17 @@ impl WorkerBuilder {
             wf.validate()?;
             for t in wf.all_tasks() {
                 let id = wf.action_id(&namespace, &t.name);
+                let slots = t.slot_cost as usize;
+                if slots > self.slots {
+                    return Err(Error::Definition(format!(
+                        "task {id:?} costs {slots} slots, more than this worker's {}",
+                        self.slots
+                    )));
+                }
                 let def = ActionDef {
                     handler: t.handler.clone(),
                     timeout: wf.timeout_of(t),
+                    slots,
                 };
                 if actions.insert(id.clone(), def).is_some() {
                     return Err(Error::Definition(format!("action {id:?} is registered twice")));
@@ -232,6 +240,11 @@ impl WorkerHandle {
     /// The engine's id of this worker, once registered.
     pub fn worker_id(&self) -> Option<String> {
         self.shared.worker_id()
+    }
+
+    /// Slots held by running tasks now (a task counts its slot cost), as `/metrics` reports.
+    pub fn slots_used(&self) -> usize {
+        self.shared.slots.used()
     }
 }
 

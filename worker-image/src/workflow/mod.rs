@@ -214,6 +214,9 @@ impl Workflow {
                 validate_label_key(k).map_err(tk)?;
             }
             t.conditions.validate(&t.parents).map_err(tk)?;
+            if t.slot_cost == 0 {
+                return Err(tk("slot cost must be at least 1".into()));
+            }
         }
         for t in &self.tasks {
             for p in &t.parents {
@@ -349,7 +352,7 @@ impl Workflow {
                 .map(|s| d("schedule timeout", s))
                 .transpose()?,
             is_durable: false,
-            slot_requests: [("default".to_owned(), 1)].into(),
+            slot_requests: [("default".to_owned(), saturating_i32(t.slot_cost.into()))].into(),
             batch: None,
         })
     }

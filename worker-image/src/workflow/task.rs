@@ -105,6 +105,7 @@ pub struct Task {
     pub(crate) desired_labels: BTreeMap<String, DesiredLabel>,
     pub(crate) concurrency: Vec<Concurrency>,
     pub(crate) conditions: TaskConditions,
+    pub(crate) slot_cost: u32,
 }
 
 impl fmt::Debug for Task {
@@ -158,6 +159,7 @@ impl Task {
             desired_labels: BTreeMap::new(),
             concurrency: Vec::new(),
             conditions: TaskConditions::default(),
+            slot_cost: 1,
         }
     }
 
@@ -231,6 +233,14 @@ impl Task {
     /// Cancels the task (and so its run) when `group` holds, before it runs.
     pub fn cancel_if(mut self, group: impl Into<AnyOf>) -> Self {
         self.conditions.cancel_if(group.into());
+        self
+    }
+
+    /// Slots one run occupies on its worker (default 1; the official SDKs' `slot_requests`
+    /// for the default slot type): a heavy task costs more of the worker's capacity, and the
+    /// engine assigns it only to a worker with that many slots free.
+    pub fn slot_cost(mut self, slots: u32) -> Self {
+        self.slot_cost = slots;
         self
     }
 }

@@ -219,3 +219,16 @@ fn idempotency_and_event_filters_reach_the_request() {
         "JSON object",
     );
 }
+
+#[test]
+fn a_tasks_slot_cost_is_its_slot_request() {
+    let req = Workflow::new("w")
+        .task(Task::new("heavy", echo).slot_cost(4))
+        .task(Task::new("light", echo))
+        .to_proto("")
+        .unwrap();
+    assert_eq!(req.tasks[0].slot_requests.get("default"), Some(&4));
+    assert_eq!(req.tasks[1].slot_requests.get("default"), Some(&1));
+    let zero = Workflow::new("w").task(Task::new("t", echo).slot_cost(0));
+    assert!(zero.validate().unwrap_err().to_string().contains("slot cost"));
+}
