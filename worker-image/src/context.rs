@@ -1,6 +1,7 @@
 //! What a running task sees: its input and parents' outputs, who and where it is, and the
 //! calls it can make to the engine while it runs.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,6 +19,7 @@ use crate::names::go_duration;
 use crate::payload::ActionPayload;
 use crate::runtime::WorkerEngine;
 use crate::runtime::slots::SharedSlot;
+use crate::testing::{Recorded, stubbed};
 use crate::workflow::LabelValue;
 use crate::{Error, TaskError};
 
@@ -52,13 +54,34 @@ struct Inner {
     ids: RunIds,
     payload: ActionPayload,
     metadata: serde_json::Map<String, Value>,
+    /// The worker's client; in a test, one given to the test or one connected to nothing.
     client: Client,
-    engine: Arc<dyn WorkerEngine>,
-    controls: AttemptControls,
+    cancel: CancellationToken,
+    link: Link,
+    lifespan: Option<Arc<dyn Any + Send + Sync>>,
     child_index: AtomicI32,
     /// The next stream chunk's index: from 0 in each attempt, so the engine can put chunks
     /// that arrive out of order back in order.
     stream_index: AtomicI64,
+}
+
+/// Where the run's calls go.
+enum Link {
+    /// A run the engine assigned: calls go to it, the slot and deadline are the worker's.
+    Engine {
+        engine: Arc<dyn WorkerEngine>,
+        slot: SharedSlot,
+        deadline: Arc<Mutex<Instant>>,
+    },
+    /// A [`TestContext`](crate::testing::TestContext)'s run: calls are recorded.
+    Test(Box<TestLink>),
+}
+
+/// What a test context records into and answers child runs with.
+pub(crate) struct TestLink {
+    pub(crate) recorded: Recorded,
+    pub(crate) children: BTreeMap<String, BTreeMap<String, Value>>,
+    pub(crate) client: Client,
 }
 
 impl std::fmt::Debug for Context {
@@ -77,6 +100,37 @@ impl Context {
         client: Client,
         engine: Arc<dyn WorkerEngine>,
         controls: AttemptControls,
+        lifespan: Option<Arc<dyn Any + Send + Sync>>,
+    ) -> Self {
+        let link = Link::Engine {
+            engine,
+            slot: controls.slot,
+            deadline: controls.deadline,
+        };
+        Self::with_link(ids, payload, metadata, client, controls.cancel, link, lifespan)
+    }
+
+    /// A context whose calls `link` records (see [`crate::testing`]).
+    pub(crate) fn for_test(
+        ids: RunIds,
+        payload: ActionPayload,
+        metadata: serde_json::Map<String, Value>,
+        lifespan: Option<Arc<dyn Any + Send + Sync>>,
+        link: TestLink,
+    ) -> Self {
+        let client = link.client.clone();
+        let cancel = CancellationToken::new();
+        Self::with_link(ids, payload, metadata, client, cancel, Link::Test(Box::new(link)), lifespan)
+    }
+
+    fn with_link(
+        ids: RunIds,
+        payload: ActionPayload,
+        metadata: serde_json::Map<String, Value>,
+        client: Client,
+        cancel: CancellationToken,
+        link: Link,
+        lifespan: Option<Arc<dyn Any + Send + Sync>>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -84,11 +138,36 @@ impl Context {
                 payload,
                 metadata,
                 client,
-                engine,
-                controls,
+                cancel,
+                link,
+                lifespan,
                 child_index: AtomicI32::new(0),
                 stream_index: AtomicI64::new(0),
             }),
+        }
+    }
+
+    /// The value the worker shares with all its tasks
+    /// ([`WorkerBuilder::lifespan`](crate::WorkerBuilder::lifespan): a database pool, a
+    /// client), as `T`; an error (failing the run, not retried) if the worker has none of
+    /// that type.
+    pub fn lifespan<T: Send + Sync + 'static>(&self) -> Result<&T, TaskError> {
+        self.inner
+            .lifespan
+            .as_deref()
+            .and_then(|v| v.downcast_ref::<T>())
+            .ok_or_else(|| {
+                TaskError::non_retryable(format!(
+                    "this worker has no lifespan value of type {}",
+                    std::any::type_name::<T>()
+                ))
+            })
+    }
+
+    fn recorded(&self) -> Option<&TestLink> {
+        match &self.inner.link {
+            Link::Test(t) => Some(t),
+            Link::Engine { .. } => None,
         }
     }
 
@@ -201,25 +280,32 @@ impl Context {
     /// Resolves when the engine cancels the run (or the worker abandons it at its drain
     /// deadline). Handlers that select on it can stop cleanly before they are dropped.
     pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
-        self.inner.controls.cancel.cancelled()
+        self.inner.cancel.cancelled()
     }
 
     /// Cancels this run in the engine and stops the task here at once (the official SDKs'
     /// `ctx.cancel()`): the run ends CANCELLED, nothing more is reported for it, and the
     /// handler's future is dropped if it does not return within a second.
     pub async fn cancel(&self) -> Result<(), Error> {
-        self.inner.client.cancel(&self.inner.ids.task_run_external_id).await?;
-        self.inner.controls.cancel.cancel();
+        match self.recorded() {
+            Some(t) => t.recorded.cancel(),
+            None => self.inner.client.cancel(&self.inner.ids.task_run_external_id).await?,
+        }
+        self.inner.cancel.cancel();
         Ok(())
     }
 
     /// Whether the run has been cancelled.
     pub fn is_cancelled(&self) -> bool {
-        self.inner.controls.cancel.is_cancelled()
+        self.inner.cancel.is_cancelled()
     }
 
     /// Sends a log line to the engine, shown with the run.
     pub async fn log(&self, message: impl Into<String>) -> Result<(), Error> {
+        if let Some(t) = self.recorded() {
+            t.recorded.log(message.into());
+            return Ok(());
+        }
         self.inner
             .client
             .put_log(
@@ -233,6 +319,10 @@ impl Context {
     /// Streams a chunk of bytes to subscribers of the run (numbered from 0 in this attempt).
     pub async fn stream(&self, chunk: impl Into<Vec<u8>>) -> Result<(), Error> {
         let index = self.inner.stream_index.fetch_add(1, Ordering::Relaxed);
+        if let Some(t) = self.recorded() {
+            t.recorded.chunk(chunk.into());
+            return Ok(());
+        }
         self.inner
             .client
             .put_stream_event(&self.inner.ids.task_run_external_id, chunk.into(), index)
@@ -241,29 +331,42 @@ impl Context {
 
     /// Frees this task's slot while it keeps running (e.g. while it only waits).
     pub async fn release_slot(&self) -> Result<(), Error> {
-        let req = ReleaseSlotRequest {
-            task_run_external_id: self.inner.ids.task_run_external_id.clone(),
-        };
-        call("ReleaseSlot", || self.inner.engine.release_slot(req.clone())).await?;
-        self.inner.controls.slot.release();
+        match &self.inner.link {
+            Link::Test(t) => t.recorded.release_slot(),
+            Link::Engine { engine, slot, .. } => {
+                let req = ReleaseSlotRequest {
+                    task_run_external_id: self.inner.ids.task_run_external_id.clone(),
+                };
+                call("ReleaseSlot", || engine.release_slot(req.clone())).await?;
+                slot.release();
+            }
+        }
         Ok(())
     }
 
     /// Extends the run's execution timeout by `by`, in the engine and on this worker.
     pub async fn refresh_timeout(&self, by: Duration) -> Result<(), Error> {
         let inc = go_duration("timeout increment", by).map_err(Error::Definition)?;
-        let req = RefreshTimeoutRequest {
-            task_run_external_id: self.inner.ids.task_run_external_id.clone(),
-            increment_timeout_by: inc,
-        };
-        call("RefreshTimeout", || self.inner.engine.refresh_timeout(req.clone())).await?;
-        let mut d = self.inner.controls.deadline.lock().expect("deadline lock");
-        *d += by;
+        match &self.inner.link {
+            Link::Test(t) => t.recorded.refresh_timeout(by),
+            Link::Engine { engine, deadline, .. } => {
+                let req = RefreshTimeoutRequest {
+                    task_run_external_id: self.inner.ids.task_run_external_id.clone(),
+                    increment_timeout_by: inc,
+                };
+                call("RefreshTimeout", || engine.refresh_timeout(req.clone())).await?;
+                *deadline.lock().expect("deadline lock") += by;
+            }
+        }
         Ok(())
     }
 
     /// Sets labels on this worker (affects which future tasks it is assigned).
     pub async fn upsert_labels(&self, labels: BTreeMap<String, LabelValue>) -> Result<(), Error> {
+        if let Some(t) = self.recorded() {
+            t.recorded.upsert_labels(labels);
+            return Ok(());
+        }
         self.inner
             .client
             .upsert_worker_labels(&self.inner.ids.worker_id, labels)
@@ -278,6 +381,10 @@ impl Context {
         options: TriggerOptions,
     ) -> Result<RunRef, Error> {
         let index = self.inner.child_index.fetch_add(1, Ordering::SeqCst);
+        if let Some(t) = self.recorded() {
+            let input = serde_json::to_value(input).map_err(|e| Error::Payload(e.to_string()))?;
+            return Ok(t.recorded.child(workflow, input));
+        }
         self.inner
             .client
             .trigger_child(workflow, input, options, self.parent(index))
@@ -294,6 +401,15 @@ impl Context {
         let count = i32::try_from(items.len())
             .map_err(|_| Error::Definition(format!("{} children are more than one task can start", items.len())))?;
         let first = self.inner.child_index.fetch_add(count, Ordering::SeqCst);
+        if let Some(t) = self.recorded() {
+            return items
+                .into_iter()
+                .map(|(input, _)| {
+                    let input = serde_json::to_value(input).map_err(|e| Error::Payload(e.to_string()))?;
+                    Ok(t.recorded.child(workflow, input))
+                })
+                .collect();
+        }
         self.inner
             .client
             .trigger_children(workflow, items, self.parent(first))
@@ -308,6 +424,9 @@ impl Context {
         items: Vec<(I, TriggerOptions)>,
     ) -> Result<Vec<BTreeMap<String, Value>>, Error> {
         let runs = self.spawn_many(workflow, items).await?;
+        if let Some(t) = self.recorded() {
+            return runs.iter().map(|_| stubbed(&t.children, workflow)).collect();
+        }
         let waits = futures::future::try_join_all(runs.iter().map(|r| self.inner.client.wait_for_run(&r.id)));
         tokio::select! {
             r = waits => r,
@@ -332,13 +451,17 @@ impl Context {
         options: TriggerOptions,
     ) -> Result<BTreeMap<String, Value>, Error> {
         let run = self.spawn_workflow(workflow, input, options).await?;
+        if let Some(t) = self.recorded() {
+            return stubbed(&t.children, workflow);
+        }
         tokio::select! {
             r = self.inner.client.wait_for_run(&run.id) => r,
             _ = self.cancelled() => Err(Error::Shutdown),
         }
     }
 
-    /// The client this worker uses, for anything else (trigger, events, ...).
+    /// The client this worker uses, for anything else (trigger, events, ...). In a test
+    /// context: the client given to the test, or one connected to no engine.
     pub fn client(&self) -> &Client {
         &self.inner.client
     }

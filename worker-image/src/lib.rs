@@ -34,16 +34,19 @@ mod connection;
 mod context;
 mod error;
 mod health;
+mod middleware;
 pub mod names;
 pub mod payload;
 pub mod retry;
 pub mod runtime;
+pub mod testing;
 pub mod workflow;
 
 pub use client::{BulkEvent, Client, EventOptions, RateLimitState, RunDetails, RunRef, RunStatus, TriggerOptions};
 pub use config::{ClientConfig, TlsStrategy};
 pub use context::Context;
 pub use error::{Error, Result};
+pub use middleware::{Middleware, Next};
 pub use runtime::{Exit, RunningWorker, Worker, WorkerBuilder, WorkerHandle};
 pub use workflow::{
     AnyOf, Comparator, Concurrency, ConcurrencyStrategy, Condition, DesiredLabel, EventFilter, Idempotency, LabelValue,

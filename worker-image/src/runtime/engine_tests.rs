@@ -353,8 +353,8 @@ async fn a_task_costing_two_slots_waits_until_two_are_free() {
     });
 }
 
-#[test]
-fn a_task_costing_more_slots_than_the_worker_has_is_refused_at_build() {
+#[tokio::test]
+async fn a_task_costing_more_slots_than_the_worker_has_is_refused_at_build() {
     let engine = FakeEngine::new();
     let Err(Error::Definition(why)) = worker(&engine, vec![quick().slot_cost(3)]).slots(2).build() else {
         panic!("a task that could never run here must be refused");

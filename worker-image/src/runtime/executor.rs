@@ -15,6 +15,7 @@ use super::shared::{ActionDef, Shared};
 use super::slots::{SharedSlot, SlotPermit};
 use crate::client::{Persistence, call_with_codes, now_timestamp};
 use crate::context::{AttemptControls, Context, RunIds};
+use crate::middleware::Next;
 use crate::payload::{parse_action_payload, parse_metadata};
 use crate::retry::is_retryable_for_results;
 
@@ -149,11 +150,13 @@ async fn attempt(
             slot,
             deadline: Arc::clone(&deadline),
         },
+        shared.lifespan.clone(),
     );
     // The handler runs in its own task, inside the attempt's span, while STARTED is reported:
     // that round trip is not on the task's path (the official SDKs do not wait for it either);
     // the final event still goes after it, so the engine sees them in order.
-    let mut handle = tokio::spawn((def.handler)(ctx).instrument(Span::current()));
+    let chain = Next::new(Arc::clone(&shared.middleware), def.handler);
+    let mut handle = tokio::spawn(chain.run(ctx).instrument(Span::current()));
     report(shared, action, Report::started()).await;
 
     let result = loop {

@@ -1,5 +1,6 @@
 //! State shared by the worker's loop, its executors, its handle and its health server.
 
+use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,6 +17,7 @@ use super::state::{Connection, Lifecycle, readiness};
 use super::worker::Exit;
 use crate::client::Client;
 use crate::health::Readiness;
+use crate::middleware::Chain;
 use crate::workflow::{Handler, LabelValue};
 
 /// What the worker knows about an action id it registered.
@@ -29,6 +31,10 @@ pub(crate) struct ActionDef {
 
 pub(crate) struct Shared {
     pub(crate) client: Client,
+    /// The worker's middleware, outermost first, around every handler.
+    pub(crate) middleware: Chain,
+    /// The value every task's context shares (`WorkerBuilder::lifespan`).
+    pub(crate) lifespan: Option<Arc<dyn Any + Send + Sync>>,
     /// The engine as the runtime calls it: `client` itself, or a fake in tests.
     pub(crate) engine: Arc<dyn WorkerEngine>,
     pub(crate) name: String,

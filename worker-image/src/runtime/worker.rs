@@ -1,6 +1,7 @@
 //! The worker: registers its workflows, keeps the assignment stream and heartbeats alive
 //! through engine restarts, runs tasks in bounded slots, and drains on shutdown.
 
+use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use super::slots::SlotPool;
 use super::state::{Connection, Lifecycle};
 use crate::client::{Client, call};
 use crate::health::Readiness;
+use crate::middleware::Middleware;
 use crate::names::validate_name;
 use crate::workflow::{LabelValue, Workflow};
 use crate::{Error, Result};
@@ -45,6 +47,8 @@ pub struct WorkerBuilder {
     handle_signals: bool,
     /// The engine the runtime calls; the client itself unless a test puts a fake there.
     engine: Option<Arc<dyn WorkerEngine>>,
+    middleware: Vec<Arc<dyn Middleware>>,
+    lifespan: Option<Arc<dyn Any + Send + Sync>>,
 }
 
 impl WorkerBuilder {
@@ -97,6 +101,20 @@ impl WorkerBuilder {
     /// A Prometheus registry to add the worker's metrics to (default: a fresh one).
     pub fn registry(mut self, r: Registry) -> Self {
         self.registry = Some(r);
+        self
+    }
+
+    /// Adds a hook around every task this worker runs; the first added is the outermost.
+    pub fn middleware(mut self, m: impl Middleware) -> Self {
+        self.middleware.push(Arc::new(m));
+        self
+    }
+
+    /// A value every task reads with [`Context::lifespan`](crate::Context::lifespan) (the
+    /// official SDKs' lifespan: a database pool, a configured client). Built before the
+    /// worker starts; dropped once the worker has stopped and no task holds a context.
+    pub fn lifespan<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.lifespan = Some(Arc::new(value));
         self
     }
 
@@ -158,6 +176,8 @@ impl WorkerBuilder {
         let shared = Arc::new(Shared {
             engine,
             client: self.client,
+            middleware: self.middleware.into(),
+            lifespan: self.lifespan,
             name,
             slots,
             labels,
@@ -262,6 +282,8 @@ impl Worker {
             registry: None,
             handle_signals: true,
             engine: None,
+            middleware: Vec::new(),
+            lifespan: None,
         }
     }
 
