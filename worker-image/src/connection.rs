@@ -44,6 +44,12 @@ pub(crate) struct Engine {
     pub(crate) events: EventsServiceClient<AuthChannel>,
     pub(crate) admin: AdminServiceClient<AuthChannel>,
     pub(crate) workflows: WorkflowServiceClient<AuthChannel>,
+    /// The connection and the token header itself, for the OTLP exporter that sends spans
+    /// to the engine.
+    #[cfg(feature = "otel")]
+    pub(crate) channel: Channel,
+    #[cfg(feature = "otel")]
+    pub(crate) auth: BearerAuth,
 }
 
 impl Engine {
@@ -74,6 +80,10 @@ impl Engine {
                 .accept_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(recv)
                 .max_encoding_message_size(send),
+            #[cfg(feature = "otel")]
+            channel,
+            #[cfg(feature = "otel")]
+            auth,
         })
     }
 }

@@ -120,7 +120,15 @@ impl Context {
     ) -> Self {
         let client = link.client.clone();
         let cancel = CancellationToken::new();
-        Self::with_link(ids, payload, metadata, client, cancel, Link::Test(Box::new(link)), lifespan)
+        Self::with_link(
+            ids,
+            payload,
+            metadata,
+            client,
+            cancel,
+            Link::Test(Box::new(link)),
+            lifespan,
+        )
     }
 
     fn with_link(
@@ -311,6 +319,7 @@ impl Context {
             .put_log(
                 &self.inner.ids.task_run_external_id,
                 message.into(),
+                "INFO",
                 self.inner.ids.retry_count,
             )
             .await

@@ -39,6 +39,7 @@ pub mod names;
 pub mod payload;
 pub mod retry;
 pub mod runtime;
+pub mod telemetry;
 pub mod testing;
 pub mod workflow;
 

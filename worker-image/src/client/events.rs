@@ -102,8 +102,9 @@ impl Client {
     /// delivered.
     fn event_request<P: Serialize>(&self, key: &str, payload: &P, options: &EventOptions) -> Result<PushEventRequest> {
         let payload = serde_json::to_string(payload).map_err(|e| Error::Payload(e.to_string()))?;
-        let metadata = (!options.metadata.is_empty())
-            .then(|| serde_json::to_string(&options.metadata).map_err(|e| Error::Payload(e.to_string())))
+        let outgoing = super::outgoing_metadata(&options.metadata);
+        let metadata = (!outgoing.is_empty())
+            .then(|| serde_json::to_string(&outgoing).map_err(|e| Error::Payload(e.to_string())))
             .transpose()?;
         self.check_deliverable(
             &format!("event {key:?}"),

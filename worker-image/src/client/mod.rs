@@ -9,6 +9,7 @@ mod run_listener;
 mod runs;
 mod stream;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -92,14 +93,21 @@ impl Client {
         Ok(r.version)
     }
 
-    pub(crate) async fn put_log(&self, task_run_external_id: &str, message: String, retry_count: i32) -> Result<()> {
+    /// `PutLog`: one line of a task run, at an engine level (`DEBUG`, `INFO`, `WARN`, `ERROR`).
+    pub(crate) async fn put_log(
+        &self,
+        task_run_external_id: &str,
+        message: String,
+        level: &str,
+        retry_count: i32,
+    ) -> Result<()> {
         call("PutLog", || {
             let mut c = self.engine.events.clone();
             let req = PutLogRequest {
                 task_run_external_id: task_run_external_id.to_owned(),
                 created_at: Some(now_timestamp()),
                 message: message.clone(),
-                level: Some("INFO".into()),
+                level: Some(level.to_owned()),
                 metadata: String::new(),
                 task_retry_count: Some(retry_count),
             };
@@ -175,6 +183,22 @@ pub(crate) enum Persistence {
     Attempts(u32),
     /// Until this much time has passed: results that must survive an engine restart.
     Within(Duration),
+}
+
+/// The metadata a run or event goes out with: the caller's, plus the current trace context
+/// when the `otel` feature traces this program (so what it starts continues its trace).
+pub(crate) fn outgoing_metadata(
+    metadata: &serde_json::Map<String, serde_json::Value>,
+) -> Cow<'_, serde_json::Map<String, serde_json::Value>> {
+    #[cfg(feature = "otel")]
+    {
+        let mut traced = metadata.clone();
+        crate::telemetry::otel::inject(&mut traced);
+        if traced.len() != metadata.len() {
+            return Cow::Owned(traced);
+        }
+    }
+    Cow::Borrowed(metadata)
 }
 
 /// Runs a unary call with a deadline, retrying transient statuses with full-jitter backoff.

@@ -293,7 +293,8 @@ impl Client {
         parent: Option<Parent<'_>>,
     ) -> Result<v1::TriggerWorkflowRequest> {
         let input = serde_json::to_string(input).map_err(|e| Error::Payload(e.to_string()))?;
-        let metadata = serde_json::to_string(&options.metadata).map_err(|e| Error::Payload(e.to_string()))?;
+        let metadata = serde_json::to_string(&super::outgoing_metadata(&options.metadata))
+            .map_err(|e| Error::Payload(e.to_string()))?;
         self.check_deliverable(workflow, input.as_bytes(), 1, metadata.as_bytes())?;
         let desired_worker_id = match (options.sticky, parent) {
             (false, _) => None,
@@ -337,9 +338,9 @@ impl Client {
         };
         let mut tasks: Vec<TaskRunDetail> = r
             .task_runs
-            .into_iter()
-            .map(|(id, t)| TaskRunDetail {
-                external_id: id,
+            .into_values()
+            .map(|t| TaskRunDetail {
+                external_id: t.external_id,
                 name: t.readable_id,
                 status: RunStatus::from_wire(t.status),
                 error: t

@@ -47,12 +47,26 @@ pub(crate) async fn run(
 /// The span around everything one attempt does (its reports, and the handler's own log
 /// lines), so each line of a task run can be found by its id.
 fn attempt_span(action: &AssignedAction) -> Span {
-    tracing::info_span!(
+    let span = tracing::info_span!(
         "task",
         task_run = %action.task_run_external_id,
         action = %action.action_id,
         attempt = action.retry_count + 1,
-    )
+        "otel.name" = tracing::field::Empty,
+        "otel.kind" = tracing::field::Empty,
+    );
+    #[cfg(feature = "otel")]
+    crate::telemetry::otel::adopt(
+        &span,
+        crate::telemetry::otel::AttemptIds {
+            task_run_id: &action.task_run_external_id,
+            workflow_run_id: &action.workflow_run_id,
+            action_id: &action.action_id,
+            retry_count: action.retry_count,
+        },
+        &parse_metadata(action.additional_metadata.as_deref()).unwrap_or_default(),
+    );
+    span
 }
 
 async fn run_attempt(
