@@ -167,10 +167,9 @@ impl<K: Typed> Objects<K> {
             cond.matches_object(obj)
         };
         let start = Instant::now();
-        let outcome = block_on(tokio::time::timeout(
-            timeout,
-            await_condition(self.api.clone(), name, watched),
-        ));
+        // The timer is made inside the runtime: it needs that runtime's clock.
+        let outcome =
+            block_on(async { tokio::time::timeout(timeout, await_condition(self.api.clone(), name, watched)).await });
         let last = last.lock().unwrap_or_else(|p| p.into_inner()).clone();
         match outcome {
             Ok(Ok(obj)) => Ok((obj, last)),
@@ -235,7 +234,7 @@ impl<K: Typed> Objects<K> {
                 }
             }
         };
-        let outcome = block_on(tokio::time::timeout(timeout, watch));
+        let outcome = block_on(async { tokio::time::timeout(timeout, watch).await });
         outcome.ok().flatten().ok_or_else(|| KubeError::TimedOut {
             what: what.into(),
             waited: start.elapsed(),
