@@ -179,7 +179,7 @@ fn hatchet_worker_becomes_a_fleet_scales_rolls_and_is_garbage_collected() {
     // kubectl scale goes through the /scale subresource to the Deployment. Run as users run
     // it: the CLI's path to /scale is what is tested.
     kubectl(&world, &["scale", "hw/payments", "-n", ns, "--replicas=3"]).expect("kubectl scale hw");
-    let wants = |n: i32| move |d: Option<&Deployment>| d.and_then(|d| d.spec.as_ref()?.replicas) == Some(n);
+    let wants = |n: i32| move |d: Option<&Deployment>| d.and_then(|d| d.spec.replicas) == Some(n);
     deployments
         .wait("the Deployment to want 3 replicas", "payments", SETTLE, wants(3))
         .unwrap_or_else(|e| panic!("{e}"));

@@ -2,7 +2,7 @@
 //! from `crds/`, the operator's RBAC with a token-based kubeconfig (never the admin one), and
 //! the operator binary as a child process.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
