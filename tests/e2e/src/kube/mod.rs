@@ -7,7 +7,7 @@ mod namespace;
 mod objects;
 
 use std::future::Future;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
@@ -108,10 +108,16 @@ where
     })
 }
 
-/// A client of the local apiserver (admin unless made from another kubeconfig), cheap to clone.
+/// A client of the local apiserver (admin unless made from another kubeconfig), cheap to clone
+/// and small to hold.
 #[derive(Clone)]
 pub struct Kube {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     client: Client,
+    /// The kubeconfig's cluster (server and CA), for kubeconfigs of other users.
     cluster: NamedCluster,
 }
 
@@ -154,13 +160,15 @@ impl Kube {
             Client::try_from(config).map_err(|e| e.to_string())
         })
         .map_err(config_err)?;
-        Ok(Self { client, cluster })
+        Ok(Self {
+            inner: Arc::new(Inner { client, cluster }),
+        })
     }
 
     /// The underlying client, for calls the harness has no method for (run them with
     /// [`block_on`]).
     pub fn client(&self) -> Client {
-        self.client.clone()
+        self.inner.client.clone()
     }
 
     /// Objects of kind `K` in namespace `ns`.
@@ -217,7 +225,7 @@ impl Kube {
         let token = self.service_account_token(ns, name, seconds)?;
         let user = format!("{ns}-{name}");
         Ok(Kubeconfig {
-            clusters: vec![self.cluster.clone()],
+            clusters: vec![self.inner.cluster.clone()],
             auth_infos: vec![NamedAuthInfo {
                 name: user.clone(),
                 auth_info: Some(AuthInfo {
@@ -229,7 +237,7 @@ impl Kube {
             contexts: vec![NamedContext {
                 name: user.clone(),
                 context: Some(Context {
-                    cluster: self.cluster.name.clone(),
+                    cluster: self.inner.cluster.name.clone(),
                     user: Some(user.clone()),
                     ..Default::default()
                 }),
