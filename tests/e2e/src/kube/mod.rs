@@ -54,6 +54,14 @@ pub enum KubeError {
         /// The parser's complaint.
         why: String,
     },
+    /// A wait ended on an object that does not exist.
+    #[error("{what}; last seen: {last}")]
+    Gone {
+        /// What was awaited, and on which object.
+        what: String,
+        /// The last state the watch delivered before it went.
+        last: String,
+    },
     /// A watched condition did not hold in time.
     #[error("timed out after {waited:?} waiting for {what}; last seen: {last}")]
     TimedOut {

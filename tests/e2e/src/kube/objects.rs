@@ -130,16 +130,17 @@ impl<K: Typed> Objects<K> {
     }
 
     /// Watches `name` until `cond` holds (at most `timeout`) and returns the object; the
-    /// timeout error says what was awaited and quotes the last state seen.
+    /// timeout error says what was awaited and quotes the last state seen. A condition that
+    /// holds for an absent object ends the wait with [`KubeError::Gone`] (use
+    /// [`Self::wait_deleted`] to wait for absence).
     pub fn wait<C>(&self, what: &str, name: &str, timeout: Duration, cond: C) -> Result<K, KubeError>
     where
         C: Condition<K> + Send + Sync,
     {
         let (found, last) = self.wait_object(what, name, timeout, cond)?;
-        found.ok_or_else(|| KubeError::TimedOut {
-            what: what.into(),
-            waited: timeout,
-            last: format!("{} gone; before: {last}", self.what("", name).trim()),
+        found.ok_or_else(|| KubeError::Gone {
+            what: format!("{what}: {} does not exist", self.what("", name).trim()),
+            last,
         })
     }
 
