@@ -303,3 +303,24 @@ fn typed<K: Typed>(doc: DynamicObject) -> Result<K, KubeError> {
         why: e.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_on_serves_plain_threads_and_tasks_of_another_runtime() {
+        assert_eq!(block_on(async { 1 }), 1);
+        let other = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let got = other.block_on(async {
+            block_on(async {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                2
+            })
+        });
+        assert_eq!(got, 2);
+    }
+}
