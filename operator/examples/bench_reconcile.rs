@@ -40,15 +40,13 @@ fn vm_hwm_kib(pid: u32) -> u64 {
 }
 
 /// HatchetWorkers whose Ready condition is True at their current generation.
-fn reconciled(world: &World, ns: &str) -> Result<usize, String> {
-    let list = get_json(world, &["hw", "-n", ns])?;
-    Ok(list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
+fn reconciled(kube: &Kube, ns: &str) -> Result<usize, String> {
+    let list = kube.namespaced::<HatchetWorker>(ns).list("")?;
+    Ok(list
+        .iter()
         .filter(|hw| {
-            hw["status"]["observedGeneration"] == hw["metadata"]["generation"]
-                && condition(hw, "Ready").is_some_and(|c| c["status"] == "True")
+            hw.status.as_ref().and_then(|s| s.observed_generation) == hw.metadata.generation
+                && condition_true(hw, "Ready")
         })
         .count())
 }
@@ -62,12 +60,13 @@ fn main() {
         bin.display()
     );
     let world = world();
-    install_crd(&world);
-    let ns = Namespace::create(&world, "bench");
+    let kube = kube(&world);
+    install_crd(&kube);
+    let ns = Namespace::create(&kube, "bench");
     let nsn = ns.name.clone();
     let dir = std::env::temp_dir().join(format!("hatchet-operator-bench-{nsn}"));
-    let kubeconfig = operator_kubeconfig(&world, &dir);
-    token_secret(&world, &nsn, "tok");
+    let kubeconfig = operator_kubeconfig(&kube, &dir);
+    token_secret(&kube, &nsn, "tok");
 
     let start_op = |identity: &str| {
         let mut op = Operator::start_bin(&bin, &kubeconfig, &nsn, identity, &["--log-level", "warn"]);
@@ -83,12 +82,8 @@ fn main() {
 
     let t0 = Instant::now();
     let names: Vec<String> = (0..count).map(|i| format!("w{i:04}")).collect();
-    for chunk in names.chunks(100) {
-        let docs: Vec<String> = chunk
-            .iter()
-            .map(|n| hatchet_worker(&nsn, n, "tok", "  replicas: 0\n"))
-            .collect();
-        kubectl_stdin(&world, &["apply", "-f", "-"], &docs.join("---\n")).expect("apply a chunk");
+    for name in &names {
+        apply_worker(&kube, &hatchet_worker(&nsn, name, "tok", "  replicas: 0\n"));
     }
     let created = t0.elapsed();
     println!("created {count} HatchetWorkers in {created:.1?}");
@@ -98,7 +93,7 @@ fn main() {
         Duration::from_secs(900),
         Duration::from_secs(2),
         || {
-            let n = reconciled(&world, &nsn)?;
+            let n = reconciled(&kube, &nsn)?;
             if n != last {
                 last = n;
             }

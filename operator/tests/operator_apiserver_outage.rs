@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use hatchet_e2e::hatchet::env_ctl;
+use k8s_openapi::api::core::v1::Node;
 
 const OUTAGE: Duration = Duration::from_secs(60);
 
@@ -21,30 +22,26 @@ impl Drop for ApiserverBack {
     }
 }
 
-fn replicas(world: &World, ns: &str) -> Option<i64> {
-    get_json(world, &["-n", ns, "deployment", "fleet"]).ok()?["spec"]["replicas"].as_i64()
+fn replicas(kube: &Kube, ns: &str) -> Option<i32> {
+    kube.namespaced::<Deployment>(ns).get("fleet").ok()?.spec.replicas
 }
 
 #[test]
 fn after_an_apiserver_outage_readiness_and_changes_follow_within_seconds() {
     let world = world();
-    install_crd(&world);
-    let ns = Namespace::create(&world, "op-outage");
+    let kube = kube(&world);
+    install_crd(&kube);
+    let ns = Namespace::create(&kube, "op-outage");
     let ns = ns.name.as_str();
     let scratch = tempdir(ns);
-    let kubeconfig = operator_kubeconfig(&world, &scratch.path);
+    let kubeconfig = operator_kubeconfig(&kube, &scratch.path);
     // Without leader election: this measures the watches. (A Lease lost in the outage is won
     // back on kube-lease-manager's own schedule, whose watcher backs off up to 30 s.)
     let mut op = Operator::start(&kubeconfig, ns, "outage", &["--leader-elect=false"]);
     op.wait_ready();
-    token_secret(&world, ns, "tok");
-    kubectl_stdin(
-        &world,
-        &["apply", "-f", "-"],
-        &hatchet_worker(ns, "fleet", "tok", "  replicas: 1\n"),
-    )
-    .expect("apply");
-    wait_ready(&world, ns, "fleet", 1, &op);
+    token_secret(&kube, ns, "tok");
+    apply_worker(&kube, &hatchet_worker(ns, "fleet", "tok", "  replicas: 1\n"));
+    wait_ready(&kube, ns, "fleet", 1, &op);
 
     let back = ApiserverBack;
     let stopped = Instant::now();
@@ -66,26 +63,15 @@ fn after_an_apiserver_outage_readiness_and_changes_follow_within_seconds() {
     drop(back);
     let restarted = Instant::now();
 
-    kubectl(
-        &world,
-        &[
-            "-n",
-            ns,
-            "patch",
-            "hatchetworker",
-            "fleet",
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"replicas":3}}"#,
-        ],
-    )
-    .expect("patch the HatchetWorker right after the apiserver is back");
+    kube.namespaced::<HatchetWorker>(ns)
+        .patch("fleet", &Patch::Merge(serde_json::json!({"spec": {"replicas": 3}})))
+        .expect("patch the HatchetWorker right after the apiserver is back");
     let patched = restarted.elapsed();
     wait_for(
         "the change reaches the Deployment",
         Duration::from_secs(30),
         POLL,
-        || match replicas(&world, ns) {
+        || match replicas(&kube, ns) {
             Some(3) => Ok(()),
             other => Err(format!("Deployment replicas {other:?}")),
         },
@@ -109,11 +95,16 @@ fn after_an_apiserver_outage_readiness_and_changes_follow_within_seconds() {
     );
     // The world's nodes are Ready again before the next test binary uses them.
     wait_for("every node Ready", Duration::from_secs(90), POLL, || {
-        let nodes = get_json(&world, &["nodes"])?;
-        let items = nodes["items"].as_array().cloned().unwrap_or_default();
-        match items.iter().find(|n| !hatchet_e2e::kube::condition_true(n, "Ready")) {
+        let nodes = kube.cluster::<Node>().list("")?;
+        let ready = |n: &Node| {
+            n.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        };
+        match nodes.iter().find(|n| !ready(n)) {
             None => Ok(()),
-            Some(n) => Err(format!("node {} not Ready", n["metadata"]["name"])),
+            Some(n) => Err(format!("node {} not Ready", n.name_any())),
         }
     })
     .unwrap_or_else(|e| panic!("{e}"));

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use common::real_fleet::*;
 use common::*;
 use hatchet_e2e::hatchet::{EngineBack, engine_ctl};
-use serde_json::{Value, json};
+use hatchet_operator::crd::HatchetWorkerStatus;
+use k8s_openapi::api::events::v1::Event;
+use serde_json::json;
 
 const FLEET: &str = "auto";
 /// Two slots per worker, sized at 100 %: demand in tasks / 2 = pods. Polls every 2 s, zero
@@ -34,76 +36,74 @@ const SPEC: &str = "  slots: 2
 const LONG_MS: u64 = 75_000;
 const SHORT_MS: u64 = 8_000;
 
-fn fleet_object(f: &RealFleet<'_>) -> Value {
-    get_json(f.world, &["hw", FLEET, "-n", f.ns()]).unwrap_or(Value::Null)
+fn fleet_object(f: &RealFleet<'_>) -> Option<HatchetWorker> {
+    f.workers().get(FLEET).ok()
 }
 
-fn status(f: &RealFleet<'_>) -> Value {
-    fleet_object(f)["status"].clone()
+fn status(f: &RealFleet<'_>) -> HatchetWorkerStatus {
+    fleet_object(f).and_then(|hw| hw.status).unwrap_or_default()
 }
 
-/// The `ScalingActive` condition of a HatchetWorker (null when it has none).
-fn scaling_active_of(hw: &Value) -> Value {
-    condition(hw, "ScalingActive").cloned().unwrap_or(Value::Null)
+/// Status, reason and message of a `ScalingActive` condition (empty when there is none).
+#[derive(Debug, Default)]
+struct Active {
+    status: String,
+    reason: String,
+    message: String,
 }
 
-fn deployment_replicas(f: &RealFleet<'_>) -> Option<i64> {
-    get_json(f.world, &["deployment", FLEET, "-n", f.ns()])
-        .ok()
-        .and_then(|d| d["spec"]["replicas"].as_i64())
+/// The `ScalingActive` condition of a HatchetWorker.
+fn scaling_active_of(hw: Option<&HatchetWorker>) -> Active {
+    hw.and_then(|hw| condition(hw, "ScalingActive"))
+        .map(|c| Active {
+            status: c.status.clone(),
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+        })
+        .unwrap_or_default()
+}
+
+fn deployment_replicas(f: &RealFleet<'_>) -> Option<i32> {
+    f.kube.namespaced::<Deployment>(f.ns()).get(FLEET).ok()?.spec.replicas
 }
 
 /// Waits until `status.desiredReplicas` is `n`; how long that took.
-fn wait_desired(f: &RealFleet<'_>, n: i64, within: Duration) -> Duration {
+fn wait_desired(f: &RealFleet<'_>, n: i32, within: Duration) -> Duration {
     let start = Instant::now();
-    wait_for(&format!("desiredReplicas {n}"), within, POLL, || {
-        let s = status(f);
-        if s["desiredReplicas"] == n {
-            Ok(())
-        } else {
-            Err(format!("status {s}; operator log:\n{}", f.operator_log()))
-        }
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    let desired = |hw: Option<&HatchetWorker>| hw.and_then(|hw| hw.status.as_ref()?.desired_replicas) == Some(n);
+    f.workers()
+        .wait(&format!("desiredReplicas {n}"), FLEET, within, desired)
+        .unwrap_or_else(|e| panic!("{e}; operator log:\n{}", f.operator_log()));
     start.elapsed()
 }
 
 /// Waits until the fleet has no pod at all.
 fn wait_no_pods(f: &RealFleet<'_>) {
-    wait_for("no pods", ROLLOUT, POLL, || {
-        let all = hatchet_e2e::kube::list(f.world, f.ns(), "pod", &format!("hatchet.run/fleet={FLEET}"))?;
-        if all.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("{} pods", all.len()))
-        }
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    f.kube
+        .namespaced::<Pod>(f.ns())
+        .wait_all("no pods", &format!("hatchet.run/fleet={FLEET}"), ROLLOUT, |all| {
+            if all.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{} pods", all.len()))
+            }
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Reasons and messages of the HatchetWorker's Events.
 fn events(f: &RealFleet<'_>) -> Vec<(String, String)> {
-    let list = get_json(
-        f.world,
-        &[
-            "events",
-            "-n",
-            f.ns(),
-            "--field-selector",
-            &format!("involvedObject.kind=HatchetWorker,involvedObject.name={FLEET}"),
-        ],
-    )
-    .unwrap_or(Value::Null);
-    list["items"]
-        .as_array()
+    f.kube
+        .namespaced::<Event>(f.ns())
+        .list("")
+        .unwrap_or_default()
         .into_iter()
-        .flatten()
-        .map(|e| {
-            (
-                e["reason"].as_str().unwrap_or_default().to_owned(),
-                e["message"].as_str().unwrap_or_default().to_owned(),
-            )
+        .filter(|e| {
+            e.regarding
+                .as_ref()
+                .is_some_and(|r| r.kind.as_deref() == Some("HatchetWorker") && r.name.as_deref() == Some(FLEET))
         })
+        .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
         .collect()
 }
 
@@ -133,18 +133,17 @@ fn a_fleet_scales_from_zero_out_idle_first_in_and_back_to_zero_losing_no_run() {
     wait_desired(&f, 0, ROLLOUT);
     wait_no_pods(&f);
     let s = status(&f);
-    let actions: Vec<String> = serde_json::from_value(s["actions"].clone()).unwrap_or_default();
     assert!(
-        actions.iter().any(|a| a.ends_with("fleet-sleep:sleep")),
-        "actions remembered: {s}"
+        s.actions.iter().any(|a| a.ends_with("fleet-sleep:sleep")),
+        "actions remembered: {s:?}"
     );
     assert_eq!(deployment_replicas(&f), Some(0));
     // The reason of the latest decision: the scale to zero, or a later poll keeping zero.
     assert!(
-        s["scaleReason"]
-            .as_str()
+        s.scale_reason
+            .as_deref()
             .is_some_and(|r| r.contains("1 → 0 (idle for") || r == "0/0 slots used, 0 queued: 0 kept"),
-        "{s}"
+        "{s:?}"
     );
     let evs = events(&f);
     assert!(
@@ -152,7 +151,11 @@ fn a_fleet_scales_from_zero_out_idle_first_in_and_back_to_zero_losing_no_run() {
             .any(|(r, m)| r == "Scaled" && m.starts_with("0/2 slots used, 0 queued: 1 → 0 (idle for")),
         "a Scaled Event says why: {evs:?}"
     );
-    assert_eq!(scaling_active_of(&fleet_object(&f))["reason"], "SignalsRead", "{s}");
+    assert_eq!(
+        scaling_active_of(fleet_object(&f).as_ref()).reason,
+        "SignalsRead",
+        "{s:?}"
+    );
 
     // 2. Queued work scales the fleet from zero.
     let t0 = Instant::now();
@@ -177,8 +180,8 @@ fn a_fleet_scales_from_zero_out_idle_first_in_and_back_to_zero_losing_no_run() {
     );
     restart_operator(&mut f, false);
     assert_eq!(
-        status(&f)["desiredReplicas"],
-        3,
+        status(&f).desired_replicas,
+        Some(3),
         "the restarted operator keeps the size"
     );
     let pods = wait_fleet(&f, FLEET, 3);
@@ -192,18 +195,21 @@ fn a_fleet_scales_from_zero_out_idle_first_in_and_back_to_zero_losing_no_run() {
     // pods stay visible while they drain.
     let mut costs: BTreeMap<String, i64> = BTreeMap::new();
     wait_for("desiredReplicas 1", ROLLOUT, Duration::from_millis(200), || {
-        let pods = hatchet_e2e::kube::list(f.world, f.ns(), "pod", &format!("hatchet.run/fleet={FLEET}"))?;
+        let pods = f
+            .kube
+            .namespaced::<Pod>(f.ns())
+            .list(&format!("hatchet.run/fleet={FLEET}"))?;
         for p in &pods {
-            let cost = p["metadata"]["annotations"]["controller.kubernetes.io/pod-deletion-cost"].as_str();
-            if let (Some(name), Some(cost)) = (p["metadata"]["name"].as_str(), cost.and_then(|c| c.parse().ok())) {
-                costs.insert(name.to_owned(), cost);
+            let cost = p.annotations().get("controller.kubernetes.io/pod-deletion-cost");
+            if let Some(cost) = cost.and_then(|c| c.parse().ok()) {
+                costs.insert(p.name_any(), cost);
             }
         }
         let s = status(&f);
-        if s["desiredReplicas"] == 1 && costs.len() == 3 {
+        if s.desired_replicas == Some(1) && costs.len() == 3 {
             Ok(())
         } else {
-            Err(format!("status {s}, costs {costs:?}"))
+            Err(format!("status {s:?}, costs {costs:?}"))
         }
     })
     .unwrap_or_else(|e| panic!("{e}"));
@@ -228,18 +234,22 @@ fn a_fleet_scales_from_zero_out_idle_first_in_and_back_to_zero_losing_no_run() {
         let s = status(&f);
         let engine = engine_slots(&f, &first_pod);
         let pod = pod_slots(&survivors[0]);
-        let status_slots = (s["slots"]["used"].as_i64(), s["slots"]["total"].as_i64());
-        if status_slots == (Some(1), Some(2)) && engine == Some((1, 2)) && pod == Ok((1, 2)) && s["utilization"] == 0.5
+        let status_slots = s.slots.as_ref().map(|slots| (slots.used, slots.total));
+        if status_slots == Some((Some(1), 2))
+            && engine == Some((1, 2))
+            && pod == Ok((1, 2))
+            && s.utilization == Some(0.5)
         {
             Ok(())
         } else {
             Err(format!(
-                "status {status_slots:?} (utilization {}), engine {engine:?}, pod {pod:?}",
-                s["utilization"]
+                "status {status_slots:?} (utilization {:?}), engine {engine:?}, pod {pod:?}",
+                s.utilization
             ))
         }
     })
     .unwrap_or_else(|e| panic!("{e}"));
+    // The printer columns, as a user sees them: only kubectl prints them.
     let table = kubectl(f.world, &["get", "hw", FLEET, "-n", f.ns()]).unwrap();
     let (header, row) = table.split_once('\n').unwrap_or_default();
     for column in ["DESIRED", "SLOTS USED", "SLOTS TOTAL", "UTILIZATION", "QUEUED"] {
@@ -265,30 +275,29 @@ fn a_fleet_scales_from_zero_out_idle_first_in_and_back_to_zero_losing_no_run() {
         assert_eq!(
             deployment_replicas(&f),
             Some(1),
-            "held during the outage: {}",
-            hw["status"]
+            "held during the outage: {:?}",
+            hw.as_ref().map(status_of)
         );
-        let active = scaling_active_of(&hw);
-        if active["status"] == "False" {
+        let active = scaling_active_of(hw.as_ref());
+        if active.status == "False" {
             saw_inactive = Some(active);
         }
         std::thread::sleep(Duration::from_secs(1));
     }
     let inactive = saw_inactive.expect("ScalingActive=False during the outage");
-    assert_eq!(inactive["reason"], "EngineUnreachable", "{inactive}");
+    assert_eq!(inactive.reason, "EngineUnreachable", "{inactive:?}");
     assert!(
-        inactive["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("/api/v1/tenants/") && m.ends_with("the fleet keeps 1 workers")),
-        "{inactive}"
+        inactive.message.contains("/api/v1/tenants/") && inactive.message.ends_with("the fleet keeps 1 workers"),
+        "{inactive:?}"
     );
     engine_ctl("start");
     drop(back);
     wait_desired(&f, 0, ROLLOUT);
     wait_no_pods(&f);
-    assert_eq!(scaling_active_of(&fleet_object(&f))["status"], "True");
+    assert_eq!(scaling_active_of(fleet_object(&f).as_ref()).status, "True");
 
-    // 7. `kubectl scale` while the autoscaler owns the size: ignored, with an Event.
+    // 7. `kubectl scale` while the autoscaler owns the size: ignored, with an Event (the CLI
+    // as users run it, through /scale).
     kubectl(f.world, &["scale", "hw", FLEET, "-n", f.ns(), "--replicas=4"]).expect("kubectl scale");
     wait_for("a ScaleIgnored Event", SETTLE, POLL, || {
         let evs = events(&f);
@@ -318,49 +327,53 @@ fn a_fleet_scales_from_zero_out_idle_first_in_and_back_to_zero_losing_no_run() {
 }
 
 /// Server-side applies the Secret `name` holding `token` under `token`.
-fn put_token(world: &World, ns: &str, name: &str, token: &str) {
-    let secret = json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": name, "namespace": ns},
-        "stringData": {"token": token},
-    });
-    kubectl_stdin(world, &["apply", "-f", "-"], &secret.to_string()).expect("apply the Secret");
+fn put_token(kube: &Kube, ns: &str, name: &str, token: &str) {
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(ns.into()),
+            ..Default::default()
+        },
+        string_data: Some([("token".to_owned(), token.to_owned())].into()),
+        ..Default::default()
+    };
+    kube.namespaced::<Secret>(ns).apply(&secret).expect("apply the Secret");
 }
 
 /// The `ScalingActive` condition of `hw/name`, as (status, reason, message).
-fn scaling_active(world: &World, ns: &str, name: &str) -> (String, String, String) {
-    let hw = get_json(world, &["hw", name, "-n", ns]).unwrap_or(Value::Null);
-    let c = scaling_active_of(&hw);
-    let s = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
-    (s("status"), s("reason"), s("message"))
+fn scaling_active(kube: &Kube, ns: &str, name: &str) -> (String, String, String) {
+    let hw = kube.namespaced::<HatchetWorker>(ns).get(name).ok();
+    let c = scaling_active_of(hw.as_ref());
+    (c.status, c.reason, c.message)
 }
 
-fn wait_scaling_active(world: &World, ns: &str, name: &str, status: &str, reason: &str) -> String {
-    wait_for(
-        &format!("hw/{name} ScalingActive={status} ({reason})"),
-        SETTLE,
-        POLL,
-        || {
-            let (s, r, m) = scaling_active(world, ns, name);
-            if s == status && r == reason {
-                Ok(m)
-            } else {
-                Err(format!("{s} {r}: {m}"))
-            }
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
+fn wait_scaling_active(kube: &Kube, ns: &str, name: &str, status: &str, reason: &str) -> String {
+    let holds = |hw: Option<&HatchetWorker>| {
+        let c = scaling_active_of(hw);
+        c.status == status && c.reason == reason
+    };
+    let hw = kube
+        .namespaced::<HatchetWorker>(ns)
+        .wait(
+            &format!("hw/{name} ScalingActive={status} ({reason})"),
+            name,
+            SETTLE,
+            holds,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    scaling_active_of(Some(&hw)).message
 }
 
 #[test]
 fn a_missing_wrong_or_refused_token_or_a_silent_engine_holds_the_size_and_says_why_without_stalling_others() {
     use base64::Engine as _;
     let world = world();
-    install_crd(&world);
-    let ns = Namespace::create(&world, "op-scale-signals");
+    let kube = kube(&world);
+    install_crd(&kube);
+    let ns = Namespace::create(&kube, "op-scale-signals");
     let ns = ns.name.as_str();
     let scratch = tempdir(ns);
-    let kubeconfig = operator_kubeconfig(&world, &scratch.path);
+    let kubeconfig = operator_kubeconfig(&kube, &scratch.path);
     let mut op = Operator::start(&kubeconfig, ns, "signals-a", &[]);
     op.wait_ready();
 
@@ -379,29 +392,29 @@ fn a_missing_wrong_or_refused_token_or_a_silent_engine_holds_the_size_and_says_w
             "    tls: {strategy: none}",
             &format!("    serverUrl: {url}\n    tls: {{strategy: none}}"),
         );
-        kubectl_stdin(&world, &["apply", "-f", "-"], &manifest).expect("apply the HatchetWorker");
+        apply_worker(&kube, &manifest);
     };
-    put_token(&world, ns, "real", world.token().unwrap());
+    put_token(&kube, ns, "real", world.token().unwrap());
     let engine = world.server_url().unwrap().to_owned();
     fleet("hung", "real", &silent_url);
     fleet("ok", "real", &engine);
     fleet("tok", "tok", &engine);
 
     // The healthy fleet reads its signals while the hung one still waits for its first answer.
-    wait_scaling_active(&world, ns, "ok", "True", "SignalsRead");
-    let (hung_status, ..) = scaling_active(&world, ns, "hung");
+    wait_scaling_active(&kube, ns, "ok", "True", "SignalsRead");
+    let (hung_status, ..) = scaling_active(&kube, ns, "hung");
     assert_ne!(
         hung_status, "False",
         "the hung engine's 10 s timeout has not passed yet"
     );
-    let m = wait_scaling_active(&world, ns, "hung", "False", "EngineUnreachable");
+    let m = wait_scaling_active(&kube, ns, "hung", "False", "EngineUnreachable");
     assert!(m.contains(&silent_url) && m.contains("no answer within 10s"), "{m}");
 
     // A missing Secret, then one that holds no token, then a token the engine refuses.
-    let m = wait_scaling_active(&world, ns, "tok", "False", "TokenSecretNotFound");
+    let m = wait_scaling_active(&kube, ns, "tok", "False", "TokenSecretNotFound");
     assert!(m.contains(&format!("Secret {ns}/tok not found")), "{m}");
-    put_token(&world, ns, "tok", "not-a-jwt");
-    let m = wait_scaling_active(&world, ns, "tok", "False", "InvalidToken");
+    put_token(&kube, ns, "tok", "not-a-jwt");
+    let m = wait_scaling_active(&kube, ns, "tok", "False", "InvalidToken");
     assert!(m.contains("not a Hatchet API token"), "{m}");
     let claims =
         json!({"sub": world.tenant_id().unwrap(), "server_url": engine, "grpc_broadcast_address": "127.0.0.1:17077"});
@@ -412,8 +425,8 @@ fn a_missing_wrong_or_refused_token_or_a_silent_engine_holds_the_size_and_says_w
         b64(&claims.to_string()),
         b64("forged")
     );
-    put_token(&world, ns, "tok", &forged);
-    let m = wait_scaling_active(&world, ns, "tok", "False", "EngineRefusedToken");
+    put_token(&kube, ns, "tok", &forged);
+    let m = wait_scaling_active(&kube, ns, "tok", "False", "EngineRefusedToken");
     assert!(m.contains("the fleet's token"), "{m}");
     assert!(
         !m.contains(&forged) && !op.log_tail().contains(&forged),
@@ -422,10 +435,10 @@ fn a_missing_wrong_or_refused_token_or_a_silent_engine_holds_the_size_and_says_w
 
     // None of them was resized: they keep minReplicas (their start) while blind.
     for name in ["hung", "ok", "tok"] {
-        let d = get_json(&world, &["deployment", name, "-n", ns]).unwrap();
-        assert_eq!(d["spec"]["replicas"], 2, "{name}");
+        let d = kube.namespaced::<Deployment>(ns).get(name).unwrap();
+        assert_eq!(d.spec.replicas, Some(2), "{name}");
     }
     // And a good token brings scaling back.
-    put_token(&world, ns, "tok", world.token().unwrap());
-    wait_scaling_active(&world, ns, "tok", "True", "SignalsRead");
+    put_token(&kube, ns, "tok", world.token().unwrap());
+    wait_scaling_active(&kube, ns, "tok", "True", "SignalsRead");
 }

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use common::*;
 use hatchet_e2e::{CommandFailed, prometheus};
-use serde_json::Value;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::runtime::wait::conditions::is_crd_established;
 
 fn chart() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../charts/hatchet-operator")
@@ -51,23 +53,21 @@ fn the_chart_lints_strictly_and_its_schema_refuses_bad_values_by_name() {
 #[test]
 fn the_rendered_chart_is_accepted_by_the_apiserver_in_every_mode() {
     let world = world();
-    install_crd(&world);
+    let kube = kube(&world);
+    install_crd(&kube);
     let crd = world.var("SERVICEMONITOR_CRD").unwrap().to_owned();
-    kubectl(&world, &["apply", "--server-side", "--force-conflicts", "-f", &crd]).expect("the ServiceMonitor CRD");
-    wait_for("the ServiceMonitor CRD established", SETTLE, POLL, || {
-        kubectl(
-            &world,
-            &[
-                "wait",
-                "--for=condition=Established",
-                "crd/servicemonitors.monitoring.coreos.com",
-                "--timeout=1s",
-            ],
-        )
-    })
+    let crds = kube.cluster::<CustomResourceDefinition>();
+    let yaml = std::fs::read_to_string(&crd).unwrap_or_else(|e| panic!("{crd}: {e}"));
+    crds.apply_yaml(&yaml).expect("the ServiceMonitor CRD");
+    crds.wait(
+        "the ServiceMonitor CRD established",
+        "servicemonitors.monitoring.coreos.com",
+        SETTLE,
+        is_crd_established(),
+    )
     .unwrap_or_else(|e| panic!("{e}"));
-    let ns = Namespace::create(&world, "chart-dry");
-    let watched = Namespace::create(&world, "chart-dry-team");
+    let ns = Namespace::create(&kube, "chart-dry");
+    let watched = Namespace::create(&kube, "chart-dry-team");
     let chart = chart();
     let chart = chart.to_str().unwrap();
     let modes: [&[&str]; 3] = [
@@ -86,6 +86,8 @@ fn the_rendered_chart_is_accepted_by_the_apiserver_in_every_mode() {
         let mut args = vec!["template", "dry", chart, "--namespace", ns.name.as_str()];
         args.extend_from_slice(extra);
         let rendered = helm(&world, &args).unwrap_or_else(|e| panic!("helm template {extra:?}: {e}"));
+        // The rendered chart as a user checks it (kubectl, every kind of the chart at once):
+        // the apiserver's admission is what is tested.
         kubectl_stdin(
             &world,
             &[
@@ -123,31 +125,38 @@ fn the_rendered_chart_is_accepted_by_the_apiserver_in_every_mode() {
 }
 
 /// The Lease holder, if any.
-fn leader(world: &World, ns: &str, lease: &str) -> Option<String> {
-    get_json(world, &["lease", lease, "-n", ns])
-        .ok()?
-        .pointer("/spec/holderIdentity")?
-        .as_str()
-        .map(str::to_owned)
+fn leader(kube: &Kube, ns: &str, lease: &str) -> Option<String> {
+    kube.namespaced::<Lease>(ns).get(lease).ok()?.spec?.holder_identity
 }
 
-fn operator_pods(world: &World, ns: &str) -> Vec<String> {
-    ready_pods(world, ns, "app.kubernetes.io/name=hatchet-operator")
+fn operator_pods(kube: &Kube, ns: &str) -> Vec<String> {
+    ready_pods(kube, ns, "app.kubernetes.io/name=hatchet-operator")
         .unwrap_or_default()
         .iter()
-        .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_owned))
+        .map(|p| p.name_any())
         .collect()
 }
 
-fn fleet_deployment(world: &World, ns: &str) -> Value {
-    get_json(world, &["deployment", "payments", "-n", ns]).unwrap_or(Value::Null)
+fn fleet_deployment(kube: &Kube, ns: &str) -> Option<Deployment> {
+    kube.namespaced::<Deployment>(ns).get("payments").ok()
+}
+
+/// What an upgrade of the operator must leave alone on a fleet's Deployment.
+fn identity(d: &Option<Deployment>) -> (Option<String>, Option<i64>, Option<i32>) {
+    let d = d.as_ref();
+    (
+        d.and_then(|d| d.metadata.uid.clone()),
+        d.and_then(|d| d.metadata.generation),
+        d.and_then(|d| d.spec.replicas),
+    )
 }
 
 #[test]
 fn helm_install_runs_the_operator_on_the_real_node_and_upgrade_and_uninstall_spare_the_fleets() {
     let world = world();
-    let sys = Namespace::create(&world, "chart-sys");
-    let team = Namespace::create(&world, "chart-team");
+    let kube = kube(&world);
+    let sys = Namespace::create(&kube, "chart-sys");
+    let team = Namespace::create(&kube, "chart-team");
     let (sys, team) = (sys.name.as_str(), team.name.as_str());
     let var = |n: &'static str| world.var(n).unwrap().to_owned();
     let image = var("OPERATOR_IMAGE");
@@ -182,15 +191,19 @@ fn helm_install_runs_the_operator_on_the_real_node_and_upgrade_and_uninstall_spa
         install.extend(["--set", v.as_str()]);
     }
     helm(&world, &install).unwrap_or_else(|e| panic!("helm install: {e}"));
-    let pods = operator_pods(&world, sys);
+    let pods = operator_pods(&kube, sys);
     assert_eq!(pods.len(), 2, "two Ready operator pods: {pods:?}");
     for pod in &pods {
-        let p = get_json(&world, &["pod", pod, "-n", sys]).unwrap();
-        assert_eq!(p["spec"]["nodeName"], node.as_str(), "{pod} on the real node");
+        let p = kube.namespaced::<Pod>(sys).get(pod).unwrap();
+        assert_eq!(
+            p.spec.and_then(|s| s.node_name).as_deref(),
+            Some(node.as_str()),
+            "{pod} on the real node"
+        );
     }
     let lease = "op-hatchet-operator";
     let first = wait_for("a leader", SETTLE, POLL, || {
-        leader(&world, sys, lease).ok_or_else(|| "no holder".to_owned())
+        leader(&kube, sys, lease).ok_or_else(|| "no holder".to_owned())
     })
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(pods.contains(&first), "the leader {first} is one of {pods:?}");
@@ -214,33 +227,30 @@ fn helm_install_runs_the_operator_on_the_real_node_and_upgrade_and_uninstall_spa
     .unwrap_or_else(|e| panic!("{e}"));
 
     // The in-cluster operator runs a fleet (kwok pods) in the watched namespace.
-    token_secret(&world, team, "hatchet-token");
-    kubectl_stdin(
-        &world,
-        &["apply", "-f", "-"],
+    token_secret(&kube, team, "hatchet-token");
+    apply_worker(
+        &kube,
         &hatchet_worker(team, "payments", "hatchet-token", "  replicas: 2\n"),
-    )
-    .expect("apply the HatchetWorker");
-    wait_for("the fleet Ready", SETTLE, POLL, || {
-        let hw = get_json(&world, &["hw", "payments", "-n", team])?;
-        if condition(&hw, "Ready").is_some_and(|c| c["status"] == "True") {
-            Ok(())
-        } else {
-            Err(format!("{}", hw["status"]))
-        }
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    );
+    let workers = kube.namespaced::<HatchetWorker>(team);
+    workers
+        .wait("the fleet Ready", "payments", SETTLE, |hw: Option<&HatchetWorker>| {
+            hw.is_some_and(|hw| condition_true(hw, "Ready"))
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
 
     // Deleting the leader pod (SIGTERM: it releases the Lease on its way out; a SIGKILLed leader
     // is replaced once the Lease expires, as operator_leader.rs shows): the other replica takes
     // the Lease and reconciles.
     let t = std::time::Instant::now();
-    kubectl(&world, &["delete", "pod", &first, "-n", sys, "--wait=false"]).expect("delete the leader pod");
+    kube.namespaced::<Pod>(sys)
+        .delete(&first)
+        .expect("delete the leader pod");
     let second = wait_for("another leader", Duration::from_secs(90), POLL, || {
-        match leader(&world, sys, lease) {
+        match leader(&kube, sys, lease) {
             Some(h) if h != first && h.starts_with("op-hatchet-operator-") => Ok(h),
             other => {
-                let log = kubectl(&world, &["logs", &first, "-n", sys, "--tail=8"]).unwrap_or_else(|e| e);
+                let log = kube.pod_logs(sys, &first, 8);
                 Err(format!("holder {other:?}; the deleted leader's last lines:\n{log}"))
             }
         }
@@ -250,59 +260,68 @@ fn helm_install_runs_the_operator_on_the_real_node_and_upgrade_and_uninstall_spa
         "leader hand-over: {second} holds the Lease {:.1}s after the delete",
         t.elapsed().as_secs_f64()
     );
+    // Scaled as a user scales it: kubectl through /scale.
     kubectl(&world, &["scale", "hw", "payments", "-n", team, "--replicas=3"]).expect("kubectl scale");
-    wait_for("the new leader applies the scale", SETTLE, POLL, || {
-        let d = fleet_deployment(&world, team);
-        if d["spec"]["replicas"] == 3 {
-            Ok(())
-        } else {
-            Err(format!("{}", d["spec"]["replicas"]))
-        }
-    })
-    .unwrap_or_else(|e| panic!("{e} (leader {second})"));
+    kube.namespaced::<Deployment>(team)
+        .wait(
+            "the new leader applies the scale",
+            "payments",
+            SETTLE,
+            |d: Option<&Deployment>| d.and_then(|d| d.spec.replicas) == Some(3),
+        )
+        .unwrap_or_else(|e| panic!("{e} (leader {second})"));
 
     // An upgrade rolls the operator, not the fleet.
-    let before = fleet_deployment(&world, team);
+    let before = fleet_deployment(&kube, team);
     let mut upgrade = vec!["upgrade", "op", chart, "-n", sys, "--wait", "--timeout", "180s"];
     for v in &values {
         upgrade.extend(["--set", v.as_str()]);
     }
     upgrade.extend(["--set", "logLevel=debug"]);
     helm(&world, &upgrade).unwrap_or_else(|e| panic!("helm upgrade: {e}"));
-    let dep = get_json(&world, &["deployment", "op-hatchet-operator", "-n", sys]).unwrap();
+    let dep = kube.namespaced::<Deployment>(sys).get("op-hatchet-operator").unwrap();
+    let args = dep
+        .spec
+        .template
+        .spec
+        .and_then(|s| s.containers.into_iter().next())
+        .and_then(|c| c.args)
+        .unwrap_or_default();
     assert!(
-        dep["spec"]["template"]["spec"]["containers"][0]["args"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|x| x == "--log-level=debug")),
-        "the upgrade applied"
+        args.iter().any(|x| x == "--log-level=debug"),
+        "the upgrade applied: {args:?}"
     );
     std::thread::sleep(Duration::from_secs(5));
-    let after = fleet_deployment(&world, team);
-    for field in ["/metadata/uid", "/metadata/generation", "/spec/replicas"] {
-        assert_eq!(
-            before.pointer(field),
-            after.pointer(field),
-            "{field} of the fleet's Deployment"
-        );
-    }
+    let after = fleet_deployment(&kube, team);
+    assert_eq!(
+        identity(&before),
+        identity(&after),
+        "uid, generation and replicas of the fleet's Deployment"
+    );
 
     // Uninstall: the operator goes, the CRD and the user's objects stay.
     helm(&world, &["uninstall", "op", "-n", sys, "--wait"]).unwrap_or_else(|e| panic!("helm uninstall: {e}"));
     assert!(
-        kubectl(&world, &["get", "crd", "hatchetworkers.hatchet.run"]).is_ok(),
+        kube.cluster::<CustomResourceDefinition>()
+            .get_opt("hatchetworkers.hatchet.run")
+            .unwrap()
+            .is_some(),
         "the CRD stays"
     );
     assert!(
-        get_json(&world, &["hw", "payments", "-n", team]).is_ok(),
+        workers.get_opt("payments").unwrap().is_some(),
         "the HatchetWorker stays"
     );
     assert_eq!(
-        fleet_deployment(&world, team)["metadata"]["uid"],
-        after["metadata"]["uid"],
+        identity(&fleet_deployment(&kube, team)).0,
+        identity(&after).0,
         "its fleet stays"
     );
     assert!(
-        get_json(&world, &["deployment", "op-hatchet-operator", "-n", sys]).is_err(),
+        kube.namespaced::<Deployment>(sys)
+            .get_opt("op-hatchet-operator")
+            .unwrap()
+            .is_none(),
         "the operator is gone"
     );
 }

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use hatchet_e2e::Scratch;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 
 const LEASE_SECONDS: u64 = 15;
 
@@ -28,31 +30,33 @@ struct LeaseTimes {
     acquired_ms: i64,
 }
 
-fn lease_times(world: &World, name: &str) -> LeaseTimes {
-    let lease = get_json(world, &["lease", name, "-n", "hatchet-system"]).unwrap_or_else(|e| panic!("{e}"));
-    let ms = |field: &str| {
-        let t = lease["spec"][field]
-            .as_str()
-            .unwrap_or_else(|| panic!("{field} in {lease}"));
-        t.parse::<k8s_openapi::jiff::Timestamp>()
-            .unwrap_or_else(|e| panic!("{field} {t}: {e}"))
+fn lease_times(kube: &Kube, name: &str) -> LeaseTimes {
+    let lease = kube
+        .namespaced::<Lease>("hatchet-system")
+        .get(name)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let spec = lease.spec.unwrap_or_default();
+    let ms = |field: &str, t: Option<MicroTime>| {
+        t.unwrap_or_else(|| panic!("no {field} in the Lease {name}"))
+            .0
             .as_millisecond()
     };
     LeaseTimes {
-        holder: lease["spec"]["holderIdentity"].as_str().unwrap_or_default().to_owned(),
-        renewed_ms: ms("renewTime"),
-        acquired_ms: ms("acquireTime"),
+        holder: spec.holder_identity.unwrap_or_default(),
+        renewed_ms: ms("renewTime", spec.renew_time),
+        acquired_ms: ms("acquireTime", spec.acquire_time),
     }
 }
 
 #[test]
 fn only_the_leader_writes_and_a_dead_leader_is_replaced_within_the_lease() {
     let world = world();
-    install_crd(&world);
-    let ns = Namespace::create(&world, "op-leader");
+    let kube = kube(&world);
+    install_crd(&kube);
+    let ns = Namespace::create(&kube, "op-leader");
     let ns = ns.name.as_str();
     let scratch = Scratch::new(&format!("hatchet-operator-e2e-{ns}"));
-    let kubeconfig = operator_kubeconfig(&world, &scratch.path);
+    let kubeconfig = operator_kubeconfig(&kube, &scratch.path);
     let lease = ["--lease-duration-seconds", "15", "--lease-renew-grace-seconds", "5"];
     let mut a = Operator::start(&kubeconfig, ns, "replica-a", &lease);
     let mut b = Operator::start(&kubeconfig, ns, "replica-b", &lease);
@@ -63,16 +67,13 @@ fn only_the_leader_writes_and_a_dead_leader_is_replaced_within_the_lease() {
     })
     .unwrap_or_else(|e| panic!("{e}"));
 
-    token_secret(&world, ns, "tok");
-    kubectl_stdin(&world, &["apply", "-f", "-"], &hatchet_worker(ns, "one", "tok", "")).expect("apply one");
-    wait_for("hw/one Ready", SETTLE, POLL, || {
-        let hw = get_json(&world, &["hw", "one", "-n", ns])?;
-        match condition(&hw, "Ready") {
-            Some(c) if c["status"] == "True" => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    token_secret(&kube, ns, "tok");
+    apply_worker(&kube, &hatchet_worker(ns, "one", "tok", ""));
+    let workers = kube.namespaced::<HatchetWorker>(ns);
+    let ready = |hw: Option<&HatchetWorker>| hw.is_some_and(|hw| condition_true(hw, "Ready"));
+    workers
+        .wait("hw/one Ready", "one", SETTLE, ready)
+        .unwrap_or_else(|e| panic!("{e}"));
     let (leader, follower) = if first == 0 { (&mut a, &mut b) } else { (&mut b, &mut a) };
     let leader_writes = leader.metric_sum("hatchet_operator_write_calls_total").unwrap();
     let follower_writes = follower.metric_sum("hatchet_operator_write_calls_total").unwrap();
@@ -98,7 +99,7 @@ fn only_the_leader_writes_and_a_dead_leader_is_replaced_within_the_lease() {
     let killed = Instant::now();
     // Read after the kill: the dead leader can no longer renew, and the follower cannot take
     // the Lease before it runs out, so this is the dead leader's last renewal.
-    let held = lease_times(&world, &lease_name);
+    let held = lease_times(&kube, &lease_name);
     wait_for(
         "the follower to lead",
         Duration::from_secs(LEASE_SECONDS + 15),
@@ -113,7 +114,7 @@ fn only_the_leader_writes_and_a_dead_leader_is_replaced_within_the_lease() {
     eprintln!("leader handover after SIGKILL: {handover:?}");
     // Judged on the Lease's own clock: the follower takes it once the dead leader's last renewal
     // has run out, never before (that would be two writers), and promptly after.
-    let taken = lease_times(&world, &lease_name);
+    let taken = lease_times(&kube, &lease_name);
     assert_ne!(taken.holder, held.holder, "the Lease changed hands");
     let expired_ms = held.renewed_ms + 1000 * LEASE_SECONDS as i64;
     let late_ms = taken.acquired_ms - expired_ms;
@@ -127,15 +128,10 @@ fn only_the_leader_writes_and_a_dead_leader_is_replaced_within_the_lease() {
     );
 
     // The new leader reconciles: a new HatchetWorker becomes a Ready fleet.
-    kubectl_stdin(&world, &["apply", "-f", "-"], &hatchet_worker(ns, "two", "tok", "")).expect("apply two");
-    wait_for("hw/two Ready under the new leader", SETTLE, POLL, || {
-        let hw = get_json(&world, &["hw", "two", "-n", ns])?;
-        match condition(&hw, "Ready") {
-            Some(c) if c["status"] == "True" => Ok(()),
-            other => Err(format!("{other:?}; log:\n{}", follower.log_tail())),
-        }
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    apply_worker(&kube, &hatchet_worker(ns, "two", "tok", ""));
+    workers
+        .wait("hw/two Ready under the new leader", "two", SETTLE, ready)
+        .unwrap_or_else(|e| panic!("{e}; log:\n{}", follower.log_tail()));
     let writes = follower.metric_sum("hatchet_operator_write_calls_total").unwrap();
     assert!(writes >= 5.0, "the new leader writes: {writes}");
     follower.terminate();

@@ -10,6 +10,7 @@ use common::*;
 fn can_i(world: &World, who: &str, args: &[&str]) -> String {
     let mut all = vec!["auth", "can-i", "--as", who];
     all.extend_from_slice(args);
+    // The CLI on purpose: `auth can-i` is how a user checks what the shipped RBAC allows.
     // `kubectl auth can-i` exits 1 for "no"; both answers are on stdout.
     match kubectl(world, &all) {
         Ok(out) => out.trim().to_owned(),
@@ -21,13 +22,14 @@ fn can_i(world: &World, who: &str, args: &[&str]) -> String {
 #[test]
 fn a_namespaced_operator_runs_a_fleet_with_roles_only() {
     let world = world();
-    install_crd(&world);
-    let ns = Namespace::create(&world, "op-nsmode");
+    let kube = kube(&world);
+    install_crd(&kube);
+    let ns = Namespace::create(&kube, "op-nsmode");
     let ns = ns.name.as_str();
-    let sys = Namespace::create(&world, "op-nsmode-sys");
+    let sys = Namespace::create(&kube, "op-nsmode-sys");
     let sys = sys.name.as_str();
     let scratch = tempdir(ns);
-    let (rbac, kubeconfig) = namespaced_operator_kubeconfig(&world, &scratch.path, ns, sys);
+    let (rbac, kubeconfig) = namespaced_operator_kubeconfig(&kube, &scratch.path, ns, sys);
     assert!(!rbac.contains("kind: ClusterRole"), "{rbac}");
 
     let who = format!("system:serviceaccount:{sys}:hatchet-operator");
@@ -49,21 +51,16 @@ fn a_namespaced_operator_runs_a_fleet_with_roles_only() {
 
     let mut op = Operator::start(&kubeconfig, ns, "nsmode", &["--lease-namespace", sys]);
     op.wait_ready();
-    kubectl_stdin(
-        &world,
-        &["apply", "-f", "-"],
-        &hatchet_worker(ns, "fleet", "tok", "  replicas: 2\n"),
-    )
-    .expect("apply");
+    apply_worker(&kube, &hatchet_worker(ns, "fleet", "tok", "  replicas: 2\n"));
     wait_for("Degraded: the token Secret is missing", SETTLE, POLL, || {
-        let hw = get_json(&world, &["hw", "fleet", "-n", ns])?;
+        let hw = kube.namespaced::<HatchetWorker>(ns).get("fleet")?;
         match condition(&hw, "Degraded") {
-            Some(c) if c["status"] == "True" && c["reason"] == "SecretNotFound" => Ok(()),
+            Some(c) if c.status == "True" && c.reason == "SecretNotFound" => Ok(()),
             other => Err(format!("Degraded {other:?}; log:\n{}", op.log_tail())),
         }
     })
     .unwrap_or_else(|e| panic!("{e}"));
-    token_secret(&world, ns, "tok");
-    wait_ready(&world, ns, "fleet", 2, &op);
+    token_secret(&kube, ns, "tok");
+    wait_ready(&kube, ns, "fleet", 2, &op);
     op.terminate();
 }

@@ -76,7 +76,7 @@ fn prometheus_scrapes_the_fleet_and_the_operator_and_agrees_with_the_engine_and_
         SETTLE,
         POLL,
         || {
-            let pods: Vec<Value> = f.pods(FLEET).into_iter().filter(is_ready).collect();
+            let pods: Vec<Pod> = f.pods(FLEET).into_iter().filter(is_ready).collect();
             if pods.len() != 2 {
                 return Err(format!("{} ready pods", pods.len()));
             }
@@ -88,7 +88,8 @@ fn prometheus_scrapes_the_fleet_and_the_operator_and_agrees_with_the_engine_and_
             .map(|s| (s.label("pod").to_owned(), s.value))
             .collect();
             for pod in &pods {
-                let name = pod["metadata"]["name"].as_str().unwrap();
+                let name = pod.name_any();
+                let name = name.as_str();
                 let (used, total) = pod_slots(pod)?;
                 let engine = engine_slots(&f, name).ok_or_else(|| format!("the engine does not list {name}"))?;
                 let scraped = per_pod.get(name).copied();
@@ -101,8 +102,7 @@ fn prometheus_scrapes_the_fleet_and_the_operator_and_agrees_with_the_engine_and_
             if per_pod.len() != 2 {
                 return Err(format!("Prometheus has series for other pods too: {per_pod:?}"));
             }
-            let hw = get_json(f.world, &["hw", FLEET, "-n", f.ns()])?;
-            let s = &hw["status"];
+            let s = f.workers().get(FLEET)?.status.unwrap_or_default();
             let utilization = one(&f, &format!("hatchet:fleet_utilization:ratio{{{sel}}}"))?;
             let queued = one(&f, &format!("hatchet:fleet_queued_tasks:max{{{sel}}}"))?;
             let desired = one(&f, &format!("hatchet:fleet_desired_replicas:max{{{sel}}}"))?;
@@ -119,16 +119,16 @@ fn prometheus_scrapes_the_fleet_and_the_operator_and_agrees_with_the_engine_and_
             )?;
             if utilization != 1.0
                 || operator_utilization != 1.0
-                || s["utilization"].as_f64() != Some(1.0)
+                || s.utilization != Some(1.0)
                 || queued != 2.0
-                || s["queued"] != 2
+                || s.queued != Some(2)
                 || desired != 2.0
-                || s["desiredReplicas"] != 2
+                || s.desired_replicas != Some(2)
                 || scale_outs <= 0.0
             {
                 return Err(format!(
                     "PromQL utilization {utilization} (operator {operator_utilization}), queued {queued}, desired \
-                 {desired}, scale-outs {scale_outs}; status {s}"
+                 {desired}, scale-outs {scale_outs}; status {s:?}"
                 ));
             }
             Ok(pods)

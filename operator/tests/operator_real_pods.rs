@@ -25,24 +25,25 @@ fn real_pods_register_serve_runs_and_drain_through_rollouts_and_scale_in() {
 
     // The restricted profile's settings came from the operator, and no API token is mounted.
     for pod in &pods {
-        let spec = &pod["spec"];
-        assert_eq!(spec["automountServiceAccountToken"], false, "{spec}");
-        assert_eq!(spec["securityContext"]["runAsNonRoot"], true, "{spec}");
+        let spec = pod.spec.as_ref().unwrap();
+        assert_eq!(spec.automount_service_account_token, Some(false), "{spec:?}");
+        let psc = spec.security_context.as_ref().unwrap();
+        assert_eq!(psc.run_as_non_root, Some(true), "{psc:?}");
         assert_eq!(
-            spec["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
-            "{spec}"
+            psc.seccomp_profile.as_ref().map(|p| p.type_.as_str()),
+            Some("RuntimeDefault"),
+            "{psc:?}"
         );
-        let sc = &spec["containers"][0]["securityContext"];
-        assert_eq!(sc["allowPrivilegeEscalation"], false, "{sc}");
-        assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]), "{sc}");
-        let mounts = spec["containers"][0]["volumeMounts"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+        let sc = spec.containers[0].security_context.as_ref().unwrap();
+        assert_eq!(sc.allow_privilege_escalation, Some(false), "{sc:?}");
+        assert_eq!(
+            sc.capabilities.as_ref().and_then(|c| c.drop.clone()),
+            Some(vec!["ALL".to_owned()]),
+            "{sc:?}"
+        );
+        let mounts = spec.containers[0].volume_mounts.clone().unwrap_or_default();
         assert!(
-            !mounts
-                .iter()
-                .any(|m| m["mountPath"].as_str().is_some_and(|p| p.contains("serviceaccount"))),
+            !mounts.iter().any(|m| m.mount_path.contains("serviceaccount")),
             "{mounts:?}"
         );
     }
@@ -51,14 +52,16 @@ fn real_pods_register_serve_runs_and_drain_through_rollouts_and_scale_in() {
     // registered: the engine's worker is older than the pod's Ready transition.
     let workers = f.engine_workers();
     for pod in &pods {
-        let name = pod["metadata"]["name"].as_str().unwrap();
-        assert_eq!(pod["spec"]["nodeName"], world.var("REAL_NODE").unwrap(), "{name}");
-        let status = &pod["status"]["containerStatuses"][0];
-        assert_eq!(status["ready"], true, "{status}");
-        assert!(
-            status["imageID"].as_str().is_some_and(|i| i.contains("sha256:")),
-            "{status}"
+        let name = pod.name_any();
+        let name = name.as_str();
+        assert_eq!(
+            pod.spec.as_ref().and_then(|s| s.node_name.as_deref()),
+            Some(world.var("REAL_NODE").unwrap()),
+            "{name}"
         );
+        let status = &pod.status.as_ref().unwrap().container_statuses.as_ref().unwrap()[0];
+        assert!(status.ready, "{status:?}");
+        assert!(status.image_id.contains("sha256:"), "{status:?}");
         let w = workers
             .get(name)
             .unwrap_or_else(|| panic!("no engine worker for pod {name}; workers: {workers:?}"));
@@ -71,10 +74,14 @@ fn real_pods_register_serve_runs_and_drain_through_rollouts_and_scale_in() {
             "fleet label: {w}"
         );
         let registered = w["metadata"]["createdAt"].as_str().unwrap_or_default();
-        let ready_at = condition(pod, "Ready").unwrap()["lastTransitionTime"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let ready_at = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+            .and_then(|c| c.last_transition_time.as_ref())
+            .map(|t| t.0.to_string())
+            .expect("the pod's Ready transition");
         // Both RFC 3339 in UTC; the pod's has whole seconds, so compare to the second.
         assert!(
             ready_at.as_str() >= &registered[..19.min(registered.len())],
@@ -110,7 +117,7 @@ fn real_pods_register_serve_runs_and_drain_through_rollouts_and_scale_in() {
     );
 
     // No stranger stops a worker: /drain over the pod network is refused, the pod stays Ready.
-    let ip = pods[0]["status"]["podIP"].as_str().unwrap().to_owned();
+    let ip = pods[0].status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap();
     let code = hatchet_e2e::run(std::process::Command::new("curl").args([
         "-s",
         "-o",
@@ -124,15 +131,11 @@ fn real_pods_register_serve_runs_and_drain_through_rollouts_and_scale_in() {
     .expect("curl the pod's /drain");
     assert_eq!(code, "403", "/drain from outside the pod");
     std::thread::sleep(std::time::Duration::from_secs(1));
-    let again = get_json(
-        &world,
-        &["pod", "-n", f.ns(), pods[0]["metadata"]["name"].as_str().unwrap()],
-    )
-    .unwrap();
+    let again = f.kube.namespaced::<Pod>(f.ns()).get(&pods[0].name_any()).unwrap();
     assert!(
         is_ready(&again),
-        "still Ready after the refused drain: {}",
-        again["status"]
+        "still Ready after the refused drain: {:?}",
+        again.status
     );
 
     // kubectl logs and exec reach the real containers.
@@ -177,6 +180,7 @@ fn real_pods_register_serve_runs_and_drain_through_rollouts_and_scale_in() {
     );
 
     // A scale-in from 3 to 1 while every slot runs a 10-s task: the two leaving pods drain.
+    // Scaled as users scale it: kubectl through /scale.
     kubectl(&world, &["scale", "hw/echo", "-n", f.ns(), "--replicas=3"]).expect("scale to 3");
     let three = pod_names(&wait_fleet(&f, "echo", 3));
     let ids = f.trigger("fleet-sleep", 6, json!({"ms": 10_000}));
@@ -201,7 +205,10 @@ fn tasks_outlasting_the_drain_deadline_are_handed_back_and_run_on_another_pod() 
     let both = pod_names(&wait_fleet(&f, "slow", 2));
     let gone = first.iter().next().unwrap().clone();
     // The pod holding both runs goes; its drain deadline (3 s) passes long before the tasks end.
-    kubectl(&world, &["delete", "pod", "-n", f.ns(), &gone, "--wait=false"]).expect("delete the busy pod");
+    f.kube
+        .namespaced::<Pod>(f.ns())
+        .delete(&gone)
+        .expect("delete the busy pod");
     let outputs = f.outcomes(&ids, "sleep");
     let mut fleet = both.clone();
     fleet.extend(pod_names(&wait_fleet(&f, "slow", 2)));
@@ -224,34 +231,17 @@ fn without_secret_access_a_missing_secret_shows_in_the_ready_message_and_recover
     let world = world();
     let f = RealFleet::start(&world, "real-nosecret", world.token().unwrap());
     f.apply_with_secret("lost", "absent-token", "  replicas: 1\n  slots: 1", &[]);
-    wait_for("hw/lost to name the missing Secret", ROLLOUT, POLL, || {
-        let hw = get_json(&world, &["hw", "lost", "-n", f.ns()])?;
-        match condition(&hw, "Ready") {
-            Some(c)
-                if c["status"] == "False"
-                    && c["message"]
-                        .as_str()
-                        .is_some_and(|m| m.contains("CreateContainerConfigError") && m.contains("absent-token")) =>
-            {
-                Ok(())
-            }
-            other => Err(format!("Ready: {other:?}")),
-        }
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
-    kubectl(
-        &world,
-        &[
-            "create",
-            "secret",
-            "generic",
-            "absent-token",
-            "-n",
-            f.ns(),
-            &format!("--from-literal=token={}", world.token().unwrap()),
-        ],
-    )
-    .expect("create the Secret");
+    let names_secret = |hw: Option<&HatchetWorker>| {
+        hw.and_then(|hw| condition(hw, "Ready")).is_some_and(|c| {
+            c.status == "False"
+                && c.message.contains("CreateContainerConfigError")
+                && c.message.contains("absent-token")
+        })
+    };
+    f.workers()
+        .wait("hw/lost to name the missing Secret", "lost", ROLLOUT, names_secret)
+        .unwrap_or_else(|e| panic!("{e}"));
+    secret(&f.kube, f.ns(), "absent-token", world.token().unwrap());
     wait_fleet(&f, "lost", 1);
 }
 
@@ -269,24 +259,27 @@ fn a_wrong_token_keeps_pods_unready_with_the_reason_in_log_and_status() {
         let pods = f.pods("denied");
         match pods.first() {
             Some(p)
-                if p["status"]["containerStatuses"][0]["restartCount"]
-                    .as_i64()
+                if p.status
+                    .as_ref()
+                    .and_then(|s| s.container_statuses.as_ref()?.first().map(|c| c.restart_count))
                     .unwrap_or(0)
                     >= 1 =>
             {
                 Ok(p.clone())
             }
-            Some(p) => Err(format!("{}", p["status"])),
+            Some(p) => Err(format!("{:?}", p.status)),
             None => Err("no pod yet".into()),
         }
     })
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(
         !is_ready(&pod),
-        "a worker the engine refuses is never Ready: {}",
-        pod["status"]
+        "a worker the engine refuses is never Ready: {:?}",
+        pod.status
     );
-    let name = pod["metadata"]["name"].as_str().unwrap();
+    let name = pod.name_any();
+    let name = name.as_str();
+    // kubectl logs on purpose: the user's way to the real container's log, --previous included.
     // The kubelet may be replacing the dead container while we read (its log is then briefly
     // unavailable): read the previous and the current container until one of them is there.
     wait_for("the worker's log to say why", ROLLOUT, POLL, || {
@@ -300,24 +293,22 @@ fn a_wrong_token_keeps_pods_unready_with_the_reason_in_log_and_status() {
     })
     .unwrap_or_else(|e| panic!("{e}"));
 
-    let hw = wait_for("hw/denied to say why its pods are not ready", ROLLOUT, POLL, || {
-        let hw = get_json(&world, &["hw", "denied", "-n", f.ns()])?;
-        match condition(&hw, "Ready") {
-            Some(c)
-                if c["status"] == "False" && c["message"].as_str().is_some_and(|m| m.contains("Unauthenticated")) =>
-            {
-                Ok(hw)
-            }
-            other => Err(format!("Ready: {other:?}")),
-        }
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    let says_why = |hw: Option<&HatchetWorker>| {
+        hw.and_then(|hw| condition(hw, "Ready"))
+            .is_some_and(|c| c.status == "False" && c.message.contains("Unauthenticated"))
+    };
+    let hw = f
+        .workers()
+        .wait(
+            "hw/denied to say why its pods are not ready",
+            "denied",
+            ROLLOUT,
+            says_why,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
     let ready = condition(&hw, "Ready").unwrap();
-    assert_eq!(ready["reason"], "ReplicasNotReady", "{ready}");
-    assert!(
-        ready["message"].as_str().unwrap().contains(name),
-        "names the pod: {ready}"
-    );
+    assert_eq!(ready.reason, "ReplicasNotReady", "{ready:?}");
+    assert!(ready.message.contains(name), "names the pod: {ready:?}");
     assert!(f.engine_workers().is_empty(), "the engine never registered it");
 }
 
@@ -329,15 +320,17 @@ fn the_operator_image_in_a_pod_runs_a_real_fleet_through_the_in_cluster_apiserve
         unreachable!("started in a pod")
     };
     // On the pod network (not the host's): the apiserver is reached as in any cluster.
-    let op = get_json(&world, &["pod", "-n", OPERATOR_NS, op_pod]).unwrap();
-    assert!(op["spec"]["hostNetwork"].is_null(), "{}", op["spec"]);
+    let op = f.kube.namespaced::<Pod>(OPERATOR_NS).get(op_pod).unwrap();
+    let host_network = op.spec.as_ref().and_then(|s| s.host_network);
+    assert!(!host_network.unwrap_or(false), "{:?}", op.spec);
     let subnet_prefix = world.var("NODE_IP").unwrap().rsplit_once('.').unwrap().0.to_owned() + ".";
     assert!(
-        op["status"]["podIP"]
-            .as_str()
+        op.status
+            .as_ref()
+            .and_then(|s| s.pod_ip.as_deref())
             .is_some_and(|ip| ip.starts_with(&subnet_prefix)),
-        "{}",
-        op["status"]
+        "{:?}",
+        op.status
     );
 
     f.apply("inpod", "  replicas: 1\n  slots: 2", &[]);

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use hatchet_operator::crd::TlsStrategy;
 
 /// (what, spec YAML under `spec:`, text the error must contain). For CEL rules the text is the
 /// rule's own message, which names the field (the apiserver's path prefix alone would not
@@ -226,9 +227,11 @@ fn yaml_to_json(spec: &str) -> String {
 #[test]
 fn malformed_hatchet_workers_are_refused_naming_the_field() {
     let world = world();
-    install_crd(&world);
-    let ns = Namespace::create(&world, "op-validate");
+    let kube = kube(&world);
+    install_crd(&kube);
+    let ns = Namespace::create(&kube, "op-validate");
     let mut failures = Vec::new();
+    // Through kubectl, as a user meets it: the apiserver's refusal as the CLI prints it.
     for (i, (what, spec, field)) in CASES.iter().enumerate() {
         let name = format!("bad-{i}");
         match kubectl_stdin(&world, &["apply", "-f", "-"], &manifest(&ns.name, &name, spec)) {
@@ -255,11 +258,12 @@ fn malformed_hatchet_workers_are_refused_naming_the_field() {
 
     // A well-formed minimal one is accepted and defaulted by the apiserver.
     kubectl_stdin(&world, &["apply", "-f", "-"], &manifest(&ns.name, "good", "{}")).expect("a valid HatchetWorker");
-    let hw = get_json(&world, &["hw", "good", "-n", &ns.name]).unwrap();
-    assert_eq!(hw["spec"]["slots"], 100, "{hw}");
-    assert_eq!(hw["spec"]["replicas"], 1, "{hw}");
-    assert_eq!(hw["spec"]["drain"]["timeoutSeconds"], 3600, "{hw}");
-    assert_eq!(hw["spec"]["connection"]["tls"]["strategy"], "tls", "{hw}");
+    let workers = kube.namespaced::<HatchetWorker>(&ns.name);
+    let hw = workers.get("good").unwrap();
+    assert_eq!(hw.spec.slots, 100, "{hw:?}");
+    assert_eq!(hw.spec.replicas, 1, "{hw:?}");
+    assert_eq!(hw.spec.drain.timeout_seconds, 3600, "{hw:?}");
+    assert_eq!(hw.spec.connection.tls.strategy, TlsStrategy::Tls, "{hw:?}");
 
     // An autoscaling block is defaulted too (the README's defaults, as the apiserver stores them).
     kubectl_stdin(
@@ -268,9 +272,10 @@ fn malformed_hatchet_workers_are_refused_naming_the_field() {
         &manifest(&ns.name, "scaled", "autoscaling: {minReplicas: 0, maxReplicas: 8}"),
     )
     .expect("a valid autoscaled HatchetWorker");
-    let a = get_json(&world, &["hw", "scaled", "-n", &ns.name]).unwrap()["spec"]["autoscaling"].clone();
+    let a = workers.get("scaled").unwrap().spec.autoscaling;
+    // Compared as the apiserver stored it (JSON of the typed field, which names every field).
     assert_eq!(
-        a,
+        serde_json::to_value(&a).unwrap(),
         serde_json::json!({
             "minReplicas": 0, "maxReplicas": 8, "targetUtilization": 0.75, "tolerance": 0.1,
             "countQueued": true, "pollIntervalSeconds": 5, "idleSecondsBeforeZero": 120,

@@ -2,15 +2,25 @@
 //! from `crds/`, the operator's RBAC with a token-based kubeconfig (never the admin one), and
 //! the operator binary as a child process.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-pub use hatchet_e2e::kube::{Namespace, condition, get_json, kubectl, kubectl_stdin};
+pub use hatchet_e2e::kube::{Kube, Namespace, Objects, kubectl, kubectl_stdin, parse};
 pub use hatchet_e2e::{Scratch, World, wait_for};
-use serde_json::Value;
+pub use hatchet_operator::crd::HatchetWorker;
+pub use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Namespace as NamespaceObject;
+pub use k8s_openapi::api::core::v1::{Pod, Secret, Service, ServiceAccount};
+pub use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+pub use kube::ResourceExt;
+use kube::api::ObjectMeta;
+pub use kube::api::Patch;
+use kube::runtime::wait::conditions::is_crd_established;
 
 pub const POLL: Duration = Duration::from_millis(500);
 pub const SETTLE: Duration = Duration::from_secs(90);
@@ -19,107 +29,68 @@ pub fn world() -> World {
     World::load().expect("local world (start it with tests/env/up)")
 }
 
+/// The admin client of the world's control plane.
+pub fn kube(world: &World) -> Kube {
+    Kube::admin(world).unwrap_or_else(|e| panic!("admin client: {e}"))
+}
+
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// Installs (server-side apply, idempotent) the generated CRD and waits until it is Established.
-pub fn install_crd(world: &World) {
+pub fn install_crd(kube: &Kube) {
     let file = repo_root().join("crds/hatchet.run_hatchetworkers.yaml");
-    let file = file.to_str().unwrap();
-    kubectl(
-        world,
-        &[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager=e2e-crds",
-            "-f",
-            file,
-        ],
+    let yaml = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let crds = kube.cluster::<CustomResourceDefinition>();
+    let crd = crds.apply_yaml(&yaml).expect("apply the CRD");
+    crds.wait(
+        "CRD hatchetworkers.hatchet.run Established",
+        &crd.name_any(),
+        SETTLE,
+        is_crd_established(),
     )
-    .expect("apply the CRD");
-    // Polled rather than `kubectl wait`: a CRD created a moment ago has no `status.conditions`
-    // yet, and kubectl 1.37 fails at once on that instead of waiting.
-    wait_for("CRD hatchetworkers.hatchet.run Established", SETTLE, POLL, || {
-        let crd = get_json(world, &["crd", "hatchetworkers.hatchet.run"])?;
-        match condition(&crd, "Established") {
-            Some(c) if c["status"] == "True" => Ok(()),
-            other => Err(format!("Established condition: {other:?}")),
-        }
-    })
     .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Applies `operator/rbac/role.yaml` (admin) and writes a kubeconfig that authenticates as the
 /// operator's ServiceAccount with a freshly minted token: the operator runs with exactly the
 /// rules the project ships.
-pub fn operator_kubeconfig(world: &World, dir: &Path) -> PathBuf {
+pub fn operator_kubeconfig(kube: &Kube, dir: &Path) -> PathBuf {
     let rbac = std::fs::read_to_string(repo_root().join("operator/rbac/role.yaml")).expect("operator/rbac/role.yaml");
-    operator_kubeconfig_with(world, dir, &rbac, "hatchet-system")
+    operator_kubeconfig_with(kube, dir, &rbac, "hatchet-system")
 }
 
 /// The namespaced RBAC (`hatchet-operator rbac --namespaces ns`: a Role in `ns`, Secrets
 /// included, nothing cluster-wide) with the ServiceAccount in `sys`, and a kubeconfig for it;
 /// run the operator with `--lease-namespace sys`.
-pub fn namespaced_operator_kubeconfig(world: &World, dir: &Path, ns: &str, sys: &str) -> (String, PathBuf) {
+pub fn namespaced_operator_kubeconfig(kube: &Kube, dir: &Path, ns: &str, sys: &str) -> (String, PathBuf) {
     let Some(bin) = option_env!("CARGO_BIN_EXE_hatchet-operator") else {
         panic!("the operator binary is known to integration tests only");
     };
     let rbac = hatchet_e2e::run(Command::new(bin).args(["rbac", "--namespaces", ns, "--operator-namespace", sys]))
         .expect("hatchet-operator rbac");
-    let kubeconfig = operator_kubeconfig_with(world, dir, &rbac, sys);
+    let kubeconfig = operator_kubeconfig_with(kube, dir, &rbac, sys);
     (rbac, kubeconfig)
 }
 
 /// [`operator_kubeconfig`] with the RBAC manifests `rbac`, whose ServiceAccount
 /// `hatchet-operator` lives in `sa_namespace` (created if missing).
-pub fn operator_kubeconfig_with(world: &World, dir: &Path, rbac: &str, sa_namespace: &str) -> PathBuf {
-    let ns_yaml = format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {sa_namespace}\n");
-    kubectl_stdin(
-        world,
-        &["apply", "--server-side", "--field-manager=e2e-rbac", "-f", "-"],
-        &ns_yaml,
-    )
-    .expect("the ServiceAccount's namespace");
-    kubectl_stdin(
-        world,
-        &[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager=e2e-rbac",
-            "-f",
-            "-",
-        ],
-        rbac,
-    )
-    .expect("apply the operator's RBAC");
-    let token = kubectl(
-        world,
-        &[
-            "create",
-            "token",
-            "hatchet-operator",
-            "-n",
-            sa_namespace,
-            "--duration=2h",
-        ],
-    )
-    .expect("mint a token for the operator's ServiceAccount");
-    let admin: Value = serde_json::from_str(
-        &kubectl(world, &["config", "view", "--raw", "--minify", "-o", "json"]).expect("admin kubeconfig"),
-    )
-    .unwrap();
-    let cluster = &admin["clusters"][0]["cluster"];
-    let config = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "local", "cluster": cluster}],
-        "users": [{"name": "hatchet-operator", "user": {"token": token.trim()}}],
-        "contexts": [{"name": "operator", "context": {"cluster": "local", "user": "hatchet-operator"}}],
-        "current-context": "operator",
-    });
+pub fn operator_kubeconfig_with(kube: &Kube, dir: &Path, rbac: &str, sa_namespace: &str) -> PathBuf {
+    let namespace = NamespaceObject {
+        metadata: ObjectMeta {
+            name: Some(sa_namespace.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    kube.cluster::<NamespaceObject>()
+        .apply(&namespace)
+        .expect("the ServiceAccount's namespace");
+    kube.apply_manifests(rbac).expect("apply the operator's RBAC");
+    let config = kube
+        .service_account_kubeconfig(sa_namespace, "hatchet-operator", 2 * 3600)
+        .expect("a kubeconfig with a token of the operator's ServiceAccount");
     std::fs::create_dir_all(dir).unwrap();
     let path = dir.join("operator.kubeconfig");
     std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
@@ -332,20 +303,33 @@ spec:
 }
 
 /// Creates the token Secret `name` (key `token`) in `ns`.
-pub fn token_secret(world: &World, ns: &str, name: &str) {
-    kubectl(
-        world,
-        &[
-            "create",
-            "secret",
-            "generic",
-            name,
-            "-n",
-            ns,
-            "--from-literal=token=not-a-real-token",
-        ],
-    )
-    .expect("create the token Secret");
+pub fn token_secret(kube: &Kube, ns: &str, name: &str) {
+    secret(kube, ns, name, "not-a-real-token");
+}
+
+/// Creates the Secret `name` in `ns` holding `token` under the key `token`.
+pub fn secret(kube: &Kube, ns: &str, name: &str, token: &str) {
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(ns.into()),
+            ..Default::default()
+        },
+        string_data: Some([("token".to_owned(), token.to_owned())].into()),
+        ..Default::default()
+    };
+    kube.namespaced::<Secret>(ns)
+        .create(&secret)
+        .unwrap_or_else(|e| panic!("create the token Secret: {e}"));
+}
+
+/// Parses a HatchetWorker manifest and server-side applies it in its namespace.
+pub fn apply_worker(kube: &Kube, manifest: &str) -> HatchetWorker {
+    let hw: HatchetWorker = parse(manifest).unwrap_or_else(|e| panic!("{e}\n{manifest}"));
+    let ns = hw.namespace().expect("the manifest names its namespace");
+    kube.namespaced::<HatchetWorker>(&ns)
+        .apply(&hw)
+        .unwrap_or_else(|e| panic!("apply the HatchetWorker: {e}"))
 }
 
 /// The test's scratch directory (operator kubeconfig with its token, operator logs), removed
@@ -356,42 +340,53 @@ pub fn tempdir(tag: &str) -> Scratch {
     d
 }
 
-/// Waits for the HatchetWorker's status to say Ready with `n` ready replicas at its generation.
-pub fn wait_ready(world: &World, ns: &str, name: &str, n: i64, op: &Operator) -> Value {
-    wait_for(
-        &format!("hw/{name} Ready with {n} ready replicas"),
-        SETTLE,
-        POLL,
-        || {
-            let hw = get_json(world, &["hw", name, "-n", ns])?;
-            let ready = condition(&hw, "Ready").is_some_and(|c| c["status"] == "True");
-            let s = &hw["status"];
-            if ready
-                && s["readyReplicas"] == n
-                && s["replicas"] == n
-                && s["updatedReplicas"] == n
-                && s["observedGeneration"] == hw["metadata"]["generation"]
-            {
-                Ok(hw)
-            } else {
-                Err(format!("status {s}; operator log:\n{}", op.log_tail()))
-            }
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
+/// The condition `kind` of a HatchetWorker's status, if it reports one.
+pub fn condition<'a>(hw: &'a HatchetWorker, kind: &str) -> Option<&'a Condition> {
+    hw.status.as_ref()?.conditions.iter().find(|c| c.type_ == kind)
 }
 
-pub fn ready_pods(world: &World, ns: &str, selector: &str) -> Result<Vec<Value>, String> {
-    let list = get_json(world, &["pods", "-n", ns, "-l", selector])?;
-    let pods = list["items"].as_array().cloned().unwrap_or_default();
-    Ok(pods
-        .into_iter()
-        .filter(|p| {
-            p["metadata"]["deletionTimestamp"].is_null()
-                && p["status"]["conditions"]
-                    .as_array()
-                    .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
-        })
-        .collect())
+/// Whether the HatchetWorker reports condition `kind` as `True`.
+pub fn condition_true(hw: &HatchetWorker, kind: &str) -> bool {
+    condition(hw, kind).is_some_and(|c| c.status == "True")
 }
+
+/// The HatchetWorker's status, as a short line for failure messages.
+pub fn status_of(hw: &HatchetWorker) -> String {
+    serde_json::to_string(&hw.status).unwrap_or_default()
+}
+
+/// Waits for the HatchetWorker's status to say Ready with `n` ready replicas at its generation.
+pub fn wait_ready(kube: &Kube, ns: &str, name: &str, n: i32, op: &Operator) -> HatchetWorker {
+    let ready = move |hw: Option<&HatchetWorker>| {
+        hw.is_some_and(|hw| {
+            hw.status.as_ref().is_some_and(|s| {
+                condition_true(hw, "Ready")
+                    && s.ready_replicas == n
+                    && s.replicas == n
+                    && s.updated_replicas == n
+                    && s.observed_generation == hw.metadata.generation
+            })
+        })
+    };
+    kube.namespaced::<HatchetWorker>(ns)
+        .wait(&format!("hw/{name} Ready with {n} ready replicas"), name, SETTLE, ready)
+        .unwrap_or_else(|e| panic!("{e}; operator log:\n{}", op.log_tail()))
+}
+
+/// Whether the pod reports Ready and is not being deleted.
+pub fn is_ready(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// The pods matching `selector` that are Ready and not being deleted.
+pub fn ready_pods(kube: &Kube, ns: &str, selector: &str) -> Result<Vec<Pod>, String> {
+    let pods = kube.namespaced::<Pod>(ns).list(selector)?;
+    Ok(pods.into_iter().filter(is_ready).collect())
+}
+
 pub mod real_fleet;

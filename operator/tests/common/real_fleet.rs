@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use hatchet_e2e::hatchet::{client_in, unique};
-use hatchet_e2e::kube::list;
 use hatchet_worker::{Client, RunStatus, TriggerOptions};
 use serde_json::Value;
 
@@ -19,7 +18,8 @@ pub const ROLLOUT: Duration = Duration::from_secs(180);
 /// workers are its own), the operator watching it, and a client for the engine.
 pub struct RealFleet<'w> {
     pub world: &'w World,
-    pub ns: Namespace<'w>,
+    pub kube: Kube,
+    pub ns: Namespace,
     pub hatchet_ns: String,
     pub op: OperatorAt,
     pub client: Client,
@@ -35,16 +35,13 @@ pub enum OperatorAt {
     Host(Operator),
     /// The operator image in a pod on the real node (this pod in `hatchet-system`), with the
     /// shipped ServiceAccount and in-cluster configuration; deleted when dropped.
-    Pod(String, World),
+    Pod(String, Kube),
 }
 
 impl Drop for OperatorAt {
     fn drop(&mut self) {
-        if let OperatorAt::Pod(pod, world) = self {
-            let _ = kubectl(
-                world,
-                &["delete", "pod", "-n", OPERATOR_NS, pod.as_str(), "--wait=false"],
-            );
+        if let OperatorAt::Pod(pod, kube) = self {
+            let _ = kube.namespaced::<Pod>(OPERATOR_NS).delete(pod);
         }
     }
 }
@@ -55,7 +52,7 @@ pub const OPERATOR_NS: &str = "hatchet-system";
 /// Starts the operator image in a pod on the real node watching `watch_ns` (pod network, no
 /// host network: it reaches the apiserver through the `kubernetes` Service), and waits until
 /// its `/readyz` (watch caches synced) makes it Ready.
-pub fn operator_pod(world: &World, watch_ns: &str) -> String {
+pub fn operator_pod(world: &World, kube: &Kube, watch_ns: &str) -> String {
     let var = |n: &'static str| world.var(n).unwrap_or_else(|e| panic!("{e}")).to_owned();
     let pod = format!("operator-{watch_ns}");
     let manifest = format!(
@@ -87,17 +84,12 @@ spec:
         taint = var("REAL_NODE_TAINT"),
         image = var("OPERATOR_IMAGE"),
     );
-    kubectl_stdin(world, &["apply", "-f", "-"], &manifest).expect("start the operator pod");
-    wait_for("the operator pod Ready", ROLLOUT, POLL, || {
-        let p = get_json(world, &["pod", "-n", OPERATOR_NS, &pod])?;
-        if is_ready(&p) {
-            Ok(())
-        } else {
-            let log = kubectl(world, &["logs", "-n", OPERATOR_NS, &pod, "--tail=20"]).unwrap_or_else(|e| e);
-            Err(format!("{}; log: {log}", p["status"]))
-        }
+    let pods = kube.namespaced::<Pod>(OPERATOR_NS);
+    pods.apply_yaml(&manifest).expect("start the operator pod");
+    pods.wait("the operator pod Ready", &pod, ROLLOUT, |p: Option<&Pod>| {
+        p.is_some_and(is_ready)
     })
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap_or_else(|e| panic!("{e}; log: {}", kube.pod_logs(OPERATOR_NS, &pod, 20)));
     pod
 }
 
@@ -107,42 +99,27 @@ impl<'w> RealFleet<'w> {
     }
 
     pub fn start_with(world: &'w World, tag: &str, token: &str, operator_in_pod: bool) -> Self {
-        install_crd(world);
-        let ns = Namespace::create(world, tag);
+        let kube = kube(world);
+        install_crd(&kube);
         // The apiserver refuses any fleet pod that does not meet the restricted profile.
-        kubectl(
-            world,
+        let ns = Namespace::create_labelled(
+            &kube,
+            tag,
             &[
-                "label",
-                "namespace",
-                &ns.name,
-                "pod-security.kubernetes.io/enforce=restricted",
-                "pod-security.kubernetes.io/enforce-version=latest",
+                ("pod-security.kubernetes.io/enforce", "restricted"),
+                ("pod-security.kubernetes.io/enforce-version", "latest"),
             ],
-        )
-        .expect("label the namespace restricted");
+        );
         let scratch = tempdir(&ns.name);
-        let kubeconfig = operator_kubeconfig(world, &scratch.path);
+        let kubeconfig = operator_kubeconfig(&kube, &scratch.path);
         let op = if operator_in_pod {
-            OperatorAt::Pod(operator_pod(world, &ns.name), world.clone())
+            OperatorAt::Pod(operator_pod(world, &kube, &ns.name), kube.clone())
         } else {
             let mut op = Operator::start(&kubeconfig, &ns.name, &format!("{tag}-op"), &[]);
             op.wait_ready();
             OperatorAt::Host(op)
         };
-        kubectl(
-            world,
-            &[
-                "create",
-                "secret",
-                "generic",
-                "hatchet-token",
-                "-n",
-                &ns.name,
-                &format!("--from-literal=token={token}"),
-            ],
-        )
-        .expect("create the token Secret");
+        secret(&kube, &ns.name, "hatchet-token", token);
         let hatchet_ns = unique(tag).replace('-', "_");
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -155,6 +132,7 @@ impl<'w> RealFleet<'w> {
         };
         Self {
             world,
+            kube,
             ns,
             hatchet_ns,
             op,
@@ -169,9 +147,7 @@ impl<'w> RealFleet<'w> {
     pub fn operator_log(&self) -> String {
         match &self.op {
             OperatorAt::Host(op) => op.log_tail(),
-            OperatorAt::Pod(pod, _) => {
-                kubectl(self.world, &["logs", "-n", OPERATOR_NS, pod, "--tail=30"]).unwrap_or_else(|e| e)
-            }
+            OperatorAt::Pod(pod, kube) => kube.pod_logs(OPERATOR_NS, pod, 30),
         }
     }
 
@@ -228,16 +204,23 @@ spec:
             taint = var("REAL_NODE_TAINT"),
             image = var("WORKER_IMAGE"),
         );
-        kubectl_stdin(w, &["apply", "-f", "-"], &manifest).expect("apply the HatchetWorker");
+        apply_worker(&self.kube, &manifest);
     }
 
     /// The fleet's pods (not being deleted), by name.
-    pub fn pods(&self, name: &str) -> Vec<Value> {
-        list(self.world, self.ns(), "pod", &format!("hatchet.run/fleet={name}"))
+    pub fn pods(&self, name: &str) -> Vec<Pod> {
+        self.kube
+            .namespaced::<Pod>(self.ns())
+            .list(&format!("hatchet.run/fleet={name}"))
             .unwrap_or_default()
             .into_iter()
-            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
             .collect()
+    }
+
+    /// The HatchetWorkers of the fleet's namespace.
+    pub fn workers(&self) -> Objects<HatchetWorker> {
+        self.kube.namespaced(self.ns())
     }
 
     /// The engine's workers of this test (its Hatchet namespace), by name.
@@ -329,8 +312,12 @@ pub fn engine_slots(f: &RealFleet<'_>, pod: &str) -> Option<(i64, i64)> {
 }
 
 /// Slots used and total as the pod's own `/metrics` says.
-pub fn pod_slots(pod: &Value) -> Result<(i64, i64), String> {
-    let ip = pod["status"]["podIP"].as_str().ok_or("no pod IP")?;
+pub fn pod_slots(pod: &Pod) -> Result<(i64, i64), String> {
+    let ip = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.as_deref())
+        .ok_or("no pod IP")?;
     let (code, body) = http_get_from(ip, 8001, "/metrics")?;
     if code != 200 {
         return Err(format!("/metrics answered {code}"));
@@ -341,43 +328,42 @@ pub fn pod_slots(pod: &Value) -> Result<(i64, i64), String> {
     ))
 }
 
-pub fn pod_names(pods: &[Value]) -> BTreeSet<String> {
-    pods.iter()
-        .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_owned))
-        .collect()
-}
-
-pub fn is_ready(pod: &Value) -> bool {
-    condition(pod, "Ready").is_some_and(|c| c["status"] == "True")
+pub fn pod_names(pods: &[Pod]) -> BTreeSet<String> {
+    pods.iter().map(|p| p.name_any()).collect()
 }
 
 /// Waits until the fleet has exactly `n` pods, all Ready, all of the current template (the
 /// HatchetWorker says Ready at its generation); returns them.
-pub fn wait_fleet(f: &RealFleet<'_>, name: &str, n: i64) -> Vec<Value> {
-    wait_for(&format!("hw/{name} Ready with {n} replicas"), ROLLOUT, POLL, || {
-        let hw = get_json(f.world, &["hw", name, "-n", f.ns()])?;
-        let s = &hw["status"];
-        if condition(&hw, "Ready").is_some_and(|c| c["status"] == "True")
-            && s["readyReplicas"] == n
-            && s["updatedReplicas"] == n
-            && s["observedGeneration"] == hw["metadata"]["generation"]
-        {
-            Ok(())
-        } else {
-            Err(format!("status {s}; operator log:\n{}", f.operator_log()))
-        }
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
-    wait_for(&format!("{n} Ready pods and no others"), ROLLOUT, POLL, || {
-        let all = list(f.world, f.ns(), "pod", &format!("hatchet.run/fleet={name}"))?;
-        let ready: Vec<Value> = all.iter().filter(|p| is_ready(p)).cloned().collect();
-        if all.len() as i64 == n && ready.len() as i64 == n {
-            Ok(ready)
-        } else {
-            Err(format!("{} pods, {} ready", all.len(), ready.len()))
-        }
-    })
-    .unwrap_or_else(|e| panic!("{e}"))
+pub fn wait_fleet(f: &RealFleet<'_>, name: &str, n: i32) -> Vec<Pod> {
+    let ready = move |hw: Option<&HatchetWorker>| {
+        hw.is_some_and(|hw| {
+            hw.status.as_ref().is_some_and(|s| {
+                condition_true(hw, "Ready")
+                    && s.ready_replicas == n
+                    && s.updated_replicas == n
+                    && s.observed_generation == hw.metadata.generation
+            })
+        })
+    };
+    f.workers()
+        .wait(&format!("hw/{name} Ready with {n} replicas"), name, ROLLOUT, ready)
+        .unwrap_or_else(|e| panic!("{e}; operator log:\n{}", f.operator_log()));
+    f.kube
+        .namespaced::<Pod>(f.ns())
+        .wait_all(
+            &format!("{n} Ready pods and no others"),
+            &format!("hatchet.run/fleet={name}"),
+            ROLLOUT,
+            |all| {
+                let ready: Vec<Pod> = all.iter().filter(|p| is_ready(p)).cloned().collect();
+                if all.len() == n as usize && ready.len() == n as usize {
+                    Ok(ready)
+                } else {
+                    Err(format!("{} pods, {} ready", all.len(), ready.len()))
+                }
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The `worker` field of every output, checked to be a first attempt on one of `pods`.

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use hatchet_e2e::World;
 use hatchet_e2e::hatchet::client_in;
-use hatchet_e2e::kube::get_json;
+use hatchet_e2e::kube::Kube;
 use measure::Marks;
 use observe::Fleet;
 use runs::Runs;
@@ -36,6 +36,7 @@ struct Burst {
 
 struct Demo {
     world: World,
+    kube: Kube,
     ns: String,
     fleet: String,
     min: i64,
@@ -50,7 +51,7 @@ impl Demo {
     /// Looks at the fleet and the runs once and redraws the view.
     async fn tick(&mut self, client: &hatchet_worker::Client, phase: &str) -> Fleet {
         let at = self.start.elapsed();
-        let fleet = observe::fleet(&self.world, &self.ns, &self.fleet, at);
+        let fleet = observe::fleet(&self.world, &self.kube, &self.ns, &self.fleet, at);
         self.runs.poll(client).await;
         self.samples.push(fleet.clone());
         let counts = self.runs.counts(None);
@@ -89,13 +90,23 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let min = get_json(&world, &["hw", fleet, "-n", ns])
+    let kube = match Kube::admin(&world) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let min = kube
+        .namespaced::<observe::HatchetWorker>(ns)
+        .get(fleet)
         .ok()
-        .and_then(|hw| hw["spec"]["autoscaling"]["minReplicas"].as_i64())
-        .unwrap_or(1);
+        .and_then(|hw| hw.spec.autoscaling)
+        .map_or(1, |a| a.min_replicas);
     let client = client_in(&world, hatchet_ns);
     let mut demo = Demo {
         world,
+        kube,
         ns: ns.clone(),
         fleet: fleet.clone(),
         min,
