@@ -18,9 +18,17 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 const WAIT: Duration = Duration::from_secs(60);
-/// A trace and a parent span of "the caller", in W3C form.
-const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
-const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+/// A trace of "the caller" no earlier run used, and its W3C `traceparent`.
+fn caller_trace() -> (String, String) {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let trace_id = format!("{:032x}", nanos ^ (u128::from(std::process::id()) << 64));
+    let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+    (trace_id, traceparent)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn task_logs_and_spans_reach_the_engine_and_runs_carry_the_trace() {
@@ -45,11 +53,12 @@ async fn task_logs_and_spans_reach_the_engine_and_runs_carry_the_trace() {
     }));
     let w = serve(&client, flow).await;
 
+    let (trace_id, traceparent) = caller_trace();
     let run = client
         .trigger(
             &wf,
             &json!({"amount": 12}),
-            TriggerOptions::default().metadata("traceparent", TRACEPARENT),
+            TriggerOptions::default().metadata("traceparent", traceparent),
         )
         .await
         .unwrap();
@@ -94,22 +103,22 @@ async fn task_logs_and_spans_reach_the_engine_and_runs_carry_the_trace() {
             .await
             .ok()?;
         let rows = v["rows"].as_array().cloned().unwrap_or_default();
-        rows.into_iter()
-            .find(|s| s["spanName"] == "hatchet.start_step_run" || s["name"] == "hatchet.start_step_run")
-            .map(|s| (s, v.clone()))
+        rows.into_iter().find(|s| {
+            s["spanName"] == "hatchet.start_step_run" && s["spanAttributes"]["hatchet.step_run_id"] == task_run.as_str()
+        })
     })
     .await;
-    let (span, all) = spans;
-    let text = span.to_string();
-    assert!(text.contains(&task_run), "filed under the task run: {span}");
-    assert!(
-        text.contains(TRACE_ID),
-        "continues the caller's trace: {span}\nall: {all}"
+    assert_eq!(
+        spans["traceId"],
+        trace_id.as_str(),
+        "continues the caller's trace: {spans}"
     );
+    assert_eq!(spans["spanKind"], "CONSUMER");
+    assert_eq!(spans["serviceName"], "e2e-telemetry");
 
     // A run triggered inside a traced span carries that span's trace to its task.
     let parent = tracing::info_span!("checkout");
-    let trace_id = parent.context().span().span_context().trace_id().to_string();
+    let checkout_trace = parent.context().span().span_context().trace_id().to_string();
     let traced = client
         .trigger(&wf, &json!({"amount": 1}), TriggerOptions::default())
         .instrument(parent)
@@ -118,8 +127,8 @@ async fn task_logs_and_spans_reach_the_engine_and_runs_carry_the_trace() {
     let out = client.wait_for_run(&traced.id).await.unwrap();
     let carried = out["traced"]["traceparent"].as_str().unwrap_or_default();
     assert!(
-        carried.contains(&trace_id),
-        "traceparent {carried:?} carries trace {trace_id}"
+        carried.contains(&checkout_trace),
+        "traceparent {carried:?} carries trace {checkout_trace}"
     );
     w.stop().await;
 }

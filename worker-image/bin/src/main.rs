@@ -10,7 +10,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use hatchet_contract::{DEFAULT_DRAIN_TIMEOUT_SECONDS, DEFAULT_SLOTS, env};
+use hatchet_worker::telemetry::{engine_logs, otel};
 use hatchet_worker::{Client, ClientConfig, Exit, TriggerOptions, Worker};
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 #[derive(Parser)]
 #[command(name = "hatchet-worker", version, about)]
@@ -36,6 +41,20 @@ struct Cli {
     /// Log format.
     #[arg(long, env = "HATCHET_CLIENT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Forward the tasks' own log lines (INFO and above) to the engine, shown beside the run.
+    #[arg(long, env = "HATCHET_WORKER_FORWARD_LOGS", default_value_t = true, action = clap::ArgAction::Set)]
+    forward_logs: bool,
+    /// Export a span per task attempt over OTLP: to the engine (which shows them beside the
+    /// run) or to the collector the standard `OTEL_EXPORTER_OTLP_*` variables name.
+    #[arg(long, env = "HATCHET_WORKER_OTEL_EXPORT", value_enum, default_value_t = OtelExport::None)]
+    otel_export: OtelExport,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OtelExport {
+    None,
+    Engine,
+    Collector,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -68,10 +87,12 @@ impl Cli {
             auth_outage_grace_seconds,
             log_level,
             log_format,
+            forward_logs,
+            otel_export,
         } = self;
-        init_logs(&log_level, log_format)?;
         let config = ClientConfig::from_env().context("reading the HATCHET_CLIENT_* environment")?;
         let client = Client::new(config)?;
+        let _flush_spans = init_logs(&log_level, log_format, &client, forward_logs, otel_export)?;
         match command {
             Some(Command::Burst { workflow, count, input }) => burst(client, &workflow, count, &input).await,
             None => {
@@ -150,18 +171,42 @@ async fn burst(client: Client, workflow: &str, count: usize, input: &str) -> any
     })
 }
 
-fn init_logs(level: &str, format: LogFormat) -> anyhow::Result<()> {
+/// Installs the process's subscriber: logs on stderr, task lines forwarded to the engine, and
+/// spans exported; the guard that flushes the spans at exit.
+fn init_logs(
+    level: &str,
+    format: LogFormat,
+    client: &Client,
+    forward_logs: bool,
+    otel_export: OtelExport,
+) -> anyhow::Result<Option<otel::FlushOnDrop>> {
     let filter = tracing_subscriber::EnvFilter::try_new(level).context("HATCHET_CLIENT_LOG_LEVEL")?;
     // Colours only on a terminal: container logs and files get plain text.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-    Ok(())
+    let stderr = match format {
+        LogFormat::Text => stderr.boxed(),
+        LogFormat::Json => stderr.json().boxed(),
+    };
+    let destination = match otel_export {
+        OtelExport::None => None,
+        OtelExport::Engine => Some(otel::Destination::Engine),
+        OtelExport::Collector => Some(otel::Destination::Collector),
+    };
+    let (spans, flush) = match destination {
+        Some(d) => {
+            let (layer, flush) = otel::layer(client, "hatchet-worker", d).context("the OTLP span exporter")?;
+            (Some(layer), Some(flush))
+        }
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(stderr.with_filter(filter))
+        .with(forward_logs.then(|| engine_logs::layer(client).with_filter(LevelFilter::INFO)))
+        .with(spans.map(|s| s.with_filter(LevelFilter::INFO)))
+        .init();
+    Ok(flush)
 }
 
 #[tokio::main]

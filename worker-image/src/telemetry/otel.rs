@@ -113,22 +113,29 @@ where
     ))
 }
 
-/// Names the attempt span as the engine expects, gives it the attributes the engine files it
+/// When spans are exported: names the attempt span as the engine expects, gives it the attributes the engine files it
 /// under, and parents it on the trace context the run carries in its metadata.
 pub(crate) fn adopt(span: &Span, run: AttemptIds<'_>, metadata: &serde_json::Map<String, Value>) {
+    // The run's trace when it carries one; otherwise the attempt starts a trace of its own
+    // rather than hang under whatever span the worker's loop is in.
+    let parent = match metadata.get(TRACEPARENT) {
+        Some(Value::String(traceparent)) => {
+            let carrier = HashMap::from([(TRACEPARENT.to_owned(), traceparent.clone())]);
+            TraceContextPropagator::new().extract(&carrier)
+        }
+        _ => opentelemetry::Context::new(),
+    };
+    // Refused when the subscriber has no OpenTelemetry layer: then leave the span (and the
+    // log lines that show its fields) as it is.
+    if span.set_parent(parent).is_err() {
+        return;
+    }
     span.record("otel.name", ATTEMPT_SPAN_NAME);
     span.record("otel.kind", "consumer");
     span.set_attribute("hatchet.step_run_id", run.task_run_id.to_owned());
     span.set_attribute("hatchet.workflow_run_id", run.workflow_run_id.to_owned());
     span.set_attribute("hatchet.retry_count", i64::from(run.retry_count));
     span.set_attribute("hatchet.action_id", run.action_id.to_owned());
-    if let Some(Value::String(traceparent)) = metadata.get(TRACEPARENT) {
-        let carrier = HashMap::from([(TRACEPARENT.to_owned(), traceparent.clone())]);
-        let parent = TraceContextPropagator::new().extract(&carrier);
-        if parent.span().span_context().is_valid() {
-            let _ = span.set_parent(parent);
-        }
-    }
 }
 
 /// Which run an attempt span belongs to.
