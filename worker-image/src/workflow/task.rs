@@ -236,7 +236,7 @@ impl Task {
         self
     }
 
-    /// Slots one run occupies on its worker (default 1; the official SDKs' `slot_requests`
+    /// Slots one run occupies on its worker (default 1; the official SDKs' `slot_cost`, sent as `slot_requests`
     /// for the default slot type): a heavy task costs more of the worker's capacity, and the
     /// engine assigns it only to a worker with that many slots free.
     pub fn slot_cost(mut self, slots: u32) -> Self {
