@@ -149,19 +149,12 @@ impl Workflow {
 
     /// `t`'s execution timeout: its own, the workflow's default, or 60 s.
     pub(crate) fn timeout_of(&self, t: &Task) -> Duration {
-        t.timeout.or(self.defaults.timeout).unwrap_or(DEFAULT_TIMEOUT)
+        self.options_of(t).timeout.unwrap_or(DEFAULT_TIMEOUT)
     }
 
-    fn retries_of(&self, t: &Task) -> u32 {
-        t.retries.or(self.defaults.retries).unwrap_or(0)
-    }
-
-    fn backoff_of(&self, t: &Task) -> Option<(f32, Duration)> {
-        t.backoff.or(self.defaults.backoff)
-    }
-
-    fn schedule_timeout_of(&self, t: &Task) -> Option<Duration> {
-        t.schedule_timeout.or(self.defaults.schedule_timeout)
+    /// `t`'s retries, backoff and timeouts: its own, else the workflow's defaults.
+    fn options_of(&self, t: &Task) -> TaskDefaults {
+        t.own.or(self.defaults)
     }
 
     /// All tasks including the on-failure task.
@@ -192,11 +185,12 @@ impl Workflow {
             if !seen.insert(t.name.to_lowercase()) {
                 return Err(tk("is declared twice".into()));
             }
+            let options = self.options_of(t);
             go_duration("timeout", self.timeout_of(t)).map_err(tk)?;
-            if let Some(d) = self.schedule_timeout_of(t) {
+            if let Some(d) = options.schedule_timeout {
                 go_duration("schedule timeout", d).map_err(tk)?;
             }
-            if let Some((factor, max)) = self.backoff_of(t) {
+            if let Some((factor, max)) = options.backoff {
                 if !(1.0..=1000.0).contains(&factor) {
                     return Err(tk(format!("backoff factor must be between 1 and 1000, got {factor}")));
                 }
@@ -330,27 +324,25 @@ impl Workflow {
 
     fn task_proto(&self, namespace: &str, t: &Task) -> Result<v1::CreateTaskOpts, Error> {
         let d = |what: &str, v: Duration| go_duration(what, v).map_err(Error::Definition);
+        let options = self.options_of(t);
         Ok(v1::CreateTaskOpts {
             readable_id: t.name.clone(),
             action: self.action_id(namespace, &t.name),
             timeout: d("timeout", self.timeout_of(t))?,
             inputs: "{}".into(),
             parents: t.parents.clone(),
-            retries: saturating_i32(self.retries_of(t).into()),
+            retries: saturating_i32(options.retries.unwrap_or(0).into()),
             rate_limits: t.rate_limits.iter().map(RateLimit::to_proto).collect(),
             worker_labels: t
                 .desired_labels
                 .iter()
                 .map(|(k, v)| (k.clone(), v.to_proto()))
                 .collect(),
-            backoff_factor: self.backoff_of(t).map(|(factor, _)| factor),
-            backoff_max_seconds: self.backoff_of(t).map(|(_, max)| saturating_i32(max.as_secs())),
+            backoff_factor: options.backoff.map(|(factor, _)| factor),
+            backoff_max_seconds: options.backoff.map(|(_, max)| saturating_i32(max.as_secs())),
             concurrency: t.concurrency.iter().map(Concurrency::to_proto).collect(),
             conditions: t.conditions.to_proto(namespace),
-            schedule_timeout: self
-                .schedule_timeout_of(t)
-                .map(|s| d("schedule timeout", s))
-                .transpose()?,
+            schedule_timeout: options.schedule_timeout.map(|s| d("schedule timeout", s)).transpose()?,
             is_durable: false,
             slot_requests: [("default".to_owned(), saturating_i32(t.slot_cost.into()))].into(),
             batch: None,

@@ -315,6 +315,16 @@ impl TaskDefaults {
         self.schedule_timeout = Some(d);
         self
     }
+
+    /// These options, with what they leave unset taken from `fallback`.
+    pub(crate) fn or(self, fallback: Self) -> Self {
+        Self {
+            retries: self.retries.or(fallback.retries),
+            backoff: self.backoff.or(fallback.backoff),
+            timeout: self.timeout.or(fallback.timeout),
+            schedule_timeout: self.schedule_timeout.or(fallback.schedule_timeout),
+        }
+    }
 }
 
 /// Deduplication of runs (the official SDKs' `idempotency`): a run whose CEL key (a string,

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::conditions::{AnyOf, TaskConditions};
-use super::options::{Concurrency, DesiredLabel, RateLimit};
+use super::options::{Concurrency, DesiredLabel, RateLimit, TaskDefaults};
 use crate::context::Context;
 
 /// How a task failed. Any `std::error::Error` converts into a retryable `TaskError`, so
@@ -95,12 +95,9 @@ pub struct Task {
     pub(crate) name: String,
     pub(crate) handler: Handler,
     pub(crate) parents: Vec<String>,
-    /// Unset options fall back to the workflow's [`TaskDefaults`](super::TaskDefaults), then
-    /// to the official SDKs' defaults.
-    pub(crate) retries: Option<u32>,
-    pub(crate) backoff: Option<(f32, Duration)>,
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) schedule_timeout: Option<Duration>,
+    /// Retries, backoff and timeouts the task sets itself; what it leaves unset comes from the
+    /// workflow's [`TaskDefaults`], then from the official SDKs' defaults.
+    pub(crate) own: TaskDefaults,
     pub(crate) rate_limits: Vec<RateLimit>,
     pub(crate) desired_labels: BTreeMap<String, DesiredLabel>,
     pub(crate) concurrency: Vec<Concurrency>,
@@ -113,8 +110,7 @@ impl fmt::Debug for Task {
         f.debug_struct("Task")
             .field("name", &self.name)
             .field("parents", &self.parents)
-            .field("retries", &self.retries)
-            .field("timeout", &self.timeout)
+            .field("own", &self.own)
             .finish_non_exhaustive()
     }
 }
@@ -151,10 +147,7 @@ impl Task {
             name,
             handler: erased,
             parents: Vec::new(),
-            retries: None,
-            backoff: None,
-            timeout: None,
-            schedule_timeout: None,
+            own: TaskDefaults::default(),
             rate_limits: Vec::new(),
             desired_labels: BTreeMap::new(),
             concurrency: Vec::new(),
@@ -176,25 +169,25 @@ impl Task {
 
     /// How many times the engine retries a failed run (default 0).
     pub fn retries(mut self, n: u32) -> Self {
-        self.retries = Some(n);
+        self.own = self.own.retries(n);
         self
     }
 
     /// Exponential backoff between retries: wait grows by `factor`, capped at `max`.
     pub fn backoff(mut self, factor: f32, max: Duration) -> Self {
-        self.backoff = Some((factor, max));
+        self.own = self.own.backoff(factor, max);
         self
     }
 
     /// Execution timeout (default 60 s); the engine times the run out after it.
     pub fn timeout(mut self, d: Duration) -> Self {
-        self.timeout = Some(d);
+        self.own = self.own.timeout(d);
         self
     }
 
     /// How long a run may wait in the queue for a worker.
     pub fn schedule_timeout(mut self, d: Duration) -> Self {
-        self.schedule_timeout = Some(d);
+        self.own = self.own.schedule_timeout(d);
         self
     }
 
