@@ -159,8 +159,8 @@ fn real_pods_register_serve_runs_and_drain_through_rollouts_and_scale_in() {
 
     // Runs triggered through the engine complete on those pods.
     let ids = f.trigger("fleet-echo", 8, json!({"hello": "pods"}));
-    let outputs = f.outcomes(&ids, "echo");
-    assert_first_attempts_on(&outputs, &names);
+    let outputs = f.outcomes_once(&ids, "echo");
+    assert_ran_on(&outputs, &names);
 
     // A rolling update while every slot runs a 10-s task: old pods drain, nothing is lost.
     let ids = f.trigger("fleet-sleep", 4, json!({"ms": 10_000}));
@@ -170,8 +170,8 @@ fn real_pods_register_serve_runs_and_drain_through_rollouts_and_scale_in() {
         "  replicas: 2\n  slots: 2\n  drain: {timeoutSeconds: 60}",
         &[("ROLLOUT", "two")],
     );
-    let outputs = f.outcomes(&ids, "sleep");
-    assert_first_attempts_on(&outputs, &names);
+    let outputs = f.outcomes_once(&ids, "sleep");
+    assert_ran_on(&outputs, &names);
     let rolled = wait_fleet(&f, "echo", 2);
     let rolled_names = pod_names(&rolled);
     assert!(
@@ -186,8 +186,8 @@ fn real_pods_register_serve_runs_and_drain_through_rollouts_and_scale_in() {
     let ids = f.trigger("fleet-sleep", 6, json!({"ms": 10_000}));
     f.wait_running(&ids);
     kubectl(&world, &["scale", "hw/echo", "-n", f.ns(), "--replicas=1"]).expect("scale to 1");
-    let outputs = f.outcomes(&ids, "sleep");
-    assert_first_attempts_on(&outputs, &three);
+    let outputs = f.outcomes_once(&ids, "sleep");
+    assert_ran_on(&outputs, &three);
     let used: BTreeSet<&str> = outputs.iter().filter_map(|o| o["worker"].as_str()).collect();
     assert_eq!(used.len(), 3, "all three pods had work: {outputs:?}");
     wait_fleet(&f, "echo", 1);
@@ -336,7 +336,7 @@ fn the_operator_image_in_a_pod_runs_a_real_fleet_through_the_in_cluster_apiserve
     f.apply("inpod", "  replicas: 1\n  slots: 2", &[]);
     let pods = wait_fleet(&f, "inpod", 1);
     let ids = f.trigger("fleet-echo", 4, json!({"from": "an operator in a pod"}));
-    assert_first_attempts_on(&f.outcomes(&ids, "echo"), &pod_names(&pods));
+    assert_ran_on(&f.outcomes_once(&ids, "echo"), &pod_names(&pods));
     let log = f.operator_log();
     assert!(!log.contains("ERROR"), "{log}");
 }
