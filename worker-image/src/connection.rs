@@ -6,6 +6,7 @@ use std::time::Duration;
 use hatchet_proto::dispatcher_client::DispatcherClient;
 use hatchet_proto::events_service_client::EventsServiceClient;
 use hatchet_proto::v1::admin_service_client::AdminServiceClient;
+use hatchet_proto::v1::v1_dispatcher_client::V1DispatcherClient;
 use hatchet_proto::workflow_service_client::WorkflowServiceClient;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::AsciiMetadataValue;
@@ -44,6 +45,8 @@ pub(crate) struct Engine {
     pub(crate) events: EventsServiceClient<AuthChannel>,
     pub(crate) admin: AdminServiceClient<AuthChannel>,
     pub(crate) workflows: WorkflowServiceClient<AuthChannel>,
+    /// The durable-task stream's service.
+    pub(crate) durable: V1DispatcherClient<AuthChannel>,
     /// The connection and the token header itself, for the OTLP exporter that sends spans
     /// to the engine.
     #[cfg(feature = "otel")]
@@ -77,6 +80,10 @@ impl Engine {
                 .max_decoding_message_size(recv)
                 .max_encoding_message_size(send),
             workflows: WorkflowServiceClient::new(svc())
+                .accept_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(recv)
+                .max_encoding_message_size(send),
+            durable: V1DispatcherClient::new(svc())
                 .accept_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(recv)
                 .max_encoding_message_size(send),

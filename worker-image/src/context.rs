@@ -15,12 +15,13 @@ use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::client::{Client, Parent, RunRef, TriggerOptions, call};
+use crate::durable::{DurableRun, WaitResult};
 use crate::names::go_duration;
 use crate::payload::ActionPayload;
 use crate::runtime::WorkerEngine;
 use crate::runtime::slots::SharedSlot;
 use crate::testing::{Recorded, stubbed};
-use crate::workflow::LabelValue;
+use crate::workflow::{AnyOf, LabelValue};
 use crate::{Error, TaskError};
 
 /// Identity of one task run, from its assignment.
@@ -36,12 +37,13 @@ pub(crate) struct RunIds {
     pub(crate) priority: i32,
 }
 
-/// What the runtime shares with a running attempt: its cancel, its slot, and its deadline
-/// (which `refresh_timeout` moves).
+/// What the runtime shares with a running attempt: its cancel, its slot, its deadline
+/// (which `refresh_timeout` moves), and for a durable task its event log's stream.
 pub(crate) struct AttemptControls {
     pub(crate) cancel: CancellationToken,
     pub(crate) slot: SharedSlot,
     pub(crate) deadline: Arc<Mutex<Instant>>,
+    pub(crate) durable: Option<Arc<DurableRun>>,
 }
 
 /// The task's handle on its run. Cheap to clone; every clone refers to the same run.
@@ -63,6 +65,8 @@ struct Inner {
     /// The next stream chunk's index: from 0 in each attempt, so the engine can put chunks
     /// that arrive out of order back in order.
     stream_index: AtomicI64,
+    /// The next `DurableContext::now` call's index (its memo key), from 0 in each attempt.
+    now_index: AtomicI32,
 }
 
 /// Where the run's calls go.
@@ -72,6 +76,7 @@ enum Link {
         engine: Arc<dyn WorkerEngine>,
         slot: SharedSlot,
         deadline: Arc<Mutex<Instant>>,
+        durable: Option<Arc<DurableRun>>,
     },
     /// A [`TestContext`](crate::testing::TestContext)'s run: calls are recorded.
     Test(Box<TestLink>),
@@ -81,6 +86,8 @@ enum Link {
 pub(crate) struct TestLink {
     pub(crate) recorded: Recorded,
     pub(crate) children: BTreeMap<String, BTreeMap<String, Value>>,
+    /// Payloads of the events a durable wait sees, by event key.
+    pub(crate) events: BTreeMap<String, Value>,
     pub(crate) client: Client,
 }
 
@@ -106,6 +113,7 @@ impl Context {
             engine,
             slot: controls.slot,
             deadline: controls.deadline,
+            durable: controls.durable,
         };
         Self::with_link(ids, payload, metadata, client, controls.cancel, link, lifespan)
     }
@@ -151,6 +159,7 @@ impl Context {
                 lifespan,
                 child_index: AtomicI32::new(0),
                 stream_index: AtomicI64::new(0),
+                now_index: AtomicI32::new(0),
             }),
         }
     }
@@ -441,6 +450,86 @@ impl Context {
             r = waits => r,
             _ = self.cancelled() => Err(Error::Shutdown),
         }
+    }
+
+    /// The trigger requests of child runs of `workflow`, numbered after the run's children so far.
+    pub(crate) fn child_requests<I: Serialize>(
+        &self,
+        workflow: &str,
+        items: Vec<(I, TriggerOptions)>,
+    ) -> Result<Vec<hatchet_proto::v1::TriggerWorkflowRequest>, Error> {
+        let count = i32::try_from(items.len())
+            .map_err(|_| Error::Definition(format!("{} children are more than one task can start", items.len())))?;
+        let first = self.inner.child_index.fetch_add(count, Ordering::SeqCst);
+        items
+            .into_iter()
+            .zip(first..)
+            .map(|((input, options), index)| {
+                self.inner
+                    .client
+                    .trigger_request(workflow, &input, &options, Some(self.parent(index)))
+            })
+            .collect()
+    }
+
+    /// The durable run this attempt is, if its task is durable.
+    pub(crate) fn durable_run(&self) -> Option<&Arc<DurableRun>> {
+        match &self.inner.link {
+            Link::Engine { durable, .. } => durable.as_ref(),
+            Link::Test(_) => None,
+        }
+    }
+
+    /// Whether this is a [`TestContext`](crate::testing::TestContext)'s run.
+    pub(crate) fn is_test(&self) -> bool {
+        self.recorded().is_some()
+    }
+
+    pub(crate) fn next_now_index(&self) -> i32 {
+        self.inner.now_index.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A durable wait in a test: each group fires with its first sleep or stubbed event.
+    pub(crate) fn test_wait(&self, groups: &[AnyOf]) -> Result<WaitResult, Error> {
+        let t = self.recorded().ok_or(Error::Shutdown)?;
+        let mut fired = BTreeMap::new();
+        for g in groups {
+            let (key, data) = g
+                .conditions()
+                .iter()
+                .find_map(|c| c.stubbed(&t.events))
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "test context: nothing fires the wait {g:?}; stub its event with TestContext::event"
+                    ))
+                })?;
+            fired.insert(key, data);
+        }
+        t.recorded.wait(fired.keys().cloned().collect());
+        Ok(WaitResult::new(fired))
+    }
+
+    pub(crate) fn test_memo(&self, key: &str) {
+        if let Some(t) = self.recorded() {
+            t.recorded.memo(key.to_owned());
+        }
+    }
+
+    /// Durable children in a test: recorded, answered with their stubs.
+    pub(crate) fn test_children(
+        &self,
+        workflow: &str,
+        requests: Vec<hatchet_proto::v1::TriggerWorkflowRequest>,
+    ) -> Result<Vec<Value>, Error> {
+        let t = self.recorded().ok_or(Error::Shutdown)?;
+        requests
+            .into_iter()
+            .map(|r| {
+                let input = serde_json::from_str(&r.input).unwrap_or(Value::Null);
+                t.recorded.child(workflow, input);
+                stubbed(&t.children, workflow).map(|outputs| Value::Object(outputs.into_iter().collect()))
+            })
+            .collect()
     }
 
     fn parent(&self, index: i32) -> Parent<'_> {

@@ -62,6 +62,21 @@ pub enum Error {
         /// For a bulk trigger, the runs the engine did start (those whose keys were free).
         started_run_ids: Vec<String>,
     },
+    /// A durable task's call differs from what its event log holds at that position: the
+    /// code changed between runs (a different sleep, condition, memo key or child input).
+    #[error("non-determinism at event log entry {node}: {message}")]
+    NonDeterminism {
+        /// The log entry (1 for the run's first durable call).
+        node: i64,
+        /// What the engine expected and got.
+        message: String,
+    },
+    /// The durable-task stream failed a call (broke, or the engine refused or did not answer).
+    #[error("durable task: {0}")]
+    Durable(String),
+    /// The durable run was evicted while it waited; it starts again when its wait is over.
+    #[error("the durable run was evicted")]
+    Evicted,
     /// The operation was abandoned because the worker or client is shutting down.
     #[error("shutting down")]
     Shutdown,

@@ -32,6 +32,7 @@ use serde_json::Value;
 
 use crate::client::RunRef;
 use crate::context::{Context, RunIds, TestLink};
+use crate::durable::DurableContext;
 use crate::payload::ActionPayload;
 use crate::workflow::LabelValue;
 use crate::{Client, ClientConfig, Error, Task, TaskError, TlsStrategy};
@@ -44,6 +45,7 @@ pub struct TestContext {
     metadata: serde_json::Map<String, Value>,
     lifespan: Option<Arc<dyn Any + Send + Sync>>,
     children: BTreeMap<String, BTreeMap<String, Value>>,
+    events: BTreeMap<String, Value>,
     client: Option<Client>,
     recorded: Recorded,
 }
@@ -97,6 +99,7 @@ impl TestContext {
             metadata: serde_json::Map::new(),
             lifespan: None,
             children: BTreeMap::new(),
+            events: BTreeMap::new(),
             client: None,
             recorded: Recorded::default(),
         }
@@ -170,6 +173,13 @@ impl TestContext {
         self
     }
 
+    /// The payload a durable task's wait for event `key` receives (a wait fires with its first
+    /// sleep or stubbed event; one with neither fails, naming it).
+    pub fn event(mut self, key: impl Into<String>, payload: impl Serialize) -> Self {
+        self.events.insert(key.into(), json_of(payload));
+        self
+    }
+
     /// The client [`Context::client`] returns (e.g. one for a real engine); by default a
     /// client connected to no engine.
     pub fn client(mut self, client: Client) -> Self {
@@ -184,6 +194,7 @@ impl TestContext {
         let link = TestLink {
             recorded: self.recorded.clone(),
             children: self.children.clone(),
+            events: self.events.clone(),
             client: self.client.clone().unwrap_or_else(unconnected_client),
         };
         Context::for_test(
@@ -198,6 +209,12 @@ impl TestContext {
     /// What the handlers given this test's contexts asked of the engine.
     pub fn recorded(&self) -> &Recorded {
         &self.recorded
+    }
+
+    /// The durable context a durable task's handler receives: waits fire at once (see
+    /// [`TestContext::event`]), memoized steps run, children answer with their stubs.
+    pub fn durable_context(&self) -> DurableContext {
+        DurableContext::of(self.context()).expect("a test context serves durable calls")
     }
 
     /// Runs `task`'s handler as the worker would (input decoded to its type, output encoded to
@@ -220,6 +237,8 @@ struct Calls {
     labels: BTreeMap<String, LabelValue>,
     children: Vec<(String, Value)>,
     cancelled: bool,
+    waits: Vec<Vec<String>>,
+    memos: Vec<String>,
 }
 
 impl Recorded {
@@ -260,6 +279,24 @@ impl Recorded {
     /// Whether the task cancelled its own run.
     pub fn cancelled(&self) -> bool {
         self.with(|c| c.cancelled)
+    }
+
+    /// A durable task's waits, in order: the data keys of the conditions that fired.
+    pub fn waits(&self) -> Vec<Vec<String>> {
+        self.with(|c| c.waits.clone())
+    }
+
+    /// A durable task's memoized steps, by key, in order.
+    pub fn memos(&self) -> Vec<String> {
+        self.with(|c| c.memos.clone())
+    }
+
+    pub(crate) fn wait(&self, keys: Vec<String>) {
+        self.with(|c| c.waits.push(keys));
+    }
+
+    pub(crate) fn memo(&self, key: String) {
+        self.with(|c| c.memos.push(key));
     }
 
     pub(crate) fn log(&self, line: String) {

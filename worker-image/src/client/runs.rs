@@ -285,7 +285,7 @@ impl Client {
 
     /// The wire form of one run of `workflow` (a child of `parent`, if any), refused before
     /// sending if it could not be delivered.
-    fn trigger_request<I: Serialize>(
+    pub(crate) fn trigger_request<I: Serialize>(
         &self,
         workflow: &str,
         input: &I,

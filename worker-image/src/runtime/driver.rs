@@ -21,6 +21,7 @@ use super::state::Lifecycle;
 use super::worker::Exit;
 use crate::client::{now_timestamp, worker_labels};
 use crate::retry::is_message_too_large;
+use crate::workflow::slot_type;
 use crate::{Error, Result};
 
 /// Longest the loop sleeps between ticks, so a stalled loop is visible to `/livez`.
@@ -203,7 +204,7 @@ impl Driver {
                 os: Some(std::env::consts::OS.to_owned()),
                 extra: Some(format!("hatchet-worker (Rust) {}", env!("CARGO_PKG_VERSION"))),
             }),
-            slot_config: [("default".to_owned(), s.slots.total() as i32)].into(),
+            slot_config: slot_config(s),
         };
         match tokio::time::timeout(OPEN_TIMEOUT, s.engine.register(req)).await {
             Ok(Ok(r)) => Ok(r.into_inner().worker_id),
@@ -217,11 +218,16 @@ impl Driver {
         match ActionType::try_from(a.action_type) {
             Ok(ActionType::StartStepRun) => {
                 let shared = Arc::clone(&self.shared);
+                let def = shared.actions.get(&a.action_id);
+                let invocation = def
+                    .is_some_and(|d| d.durable.is_some())
+                    .then(|| executor::invocation_of(&a));
                 // Listed before anything else runs, so a cancel right behind it finds it.
-                let tracked = shared.in_flight.track(&a.task_run_external_id, &a.action_id);
+                let tracked = shared.in_flight.track(&a.task_run_external_id, &a.action_id, invocation);
                 // An action this worker does not know costs one slot until the executor fails it.
-                let units = shared.actions.get(&a.action_id).map_or(1, |d| d.slots);
-                match shared.slots.try_acquire_units(units) {
+                let units = def.map_or(1, |d| d.slots);
+                let pool = shared.pool_of(def).clone();
+                match pool.try_acquire_units(units) {
                     Some(permit) => {
                         self.shared
                             .tasks
@@ -238,7 +244,7 @@ impl Driver {
                     None => {
                         self.shared.tasks.spawn(async move {
                             let permit = tokio::select! {
-                                p = shared.slots.acquire_units(units) => p,
+                                p = pool.acquire_units(units) => p,
                                 _ = tracked.switch.token().cancelled() => None,
                             };
                             match permit {
@@ -270,8 +276,10 @@ impl Driver {
         self.drain_started = true;
         let s = &self.shared;
         s.slots.close();
+        s.durable_slots.close();
         s.tasks.close();
         tracing::info!(in_flight = s.tasks.len(), timeout = ?s.drain_timeout, "draining: no new tasks, waiting for running ones");
+        self.evict_waiting();
         // Paused in the engine so nothing new is assigned; off the loop, which must keep
         // heartbeating while the REST call takes its time. The drain waits for it too.
         if let Some(id) = s.worker_id() {
@@ -281,6 +289,23 @@ impl Driver {
                     tracing::warn!("could not pause the worker in the engine: {e}");
                 }
             });
+        }
+    }
+
+    /// Evicts every waiting durable run, whatever its policy: the engine runs it again (on
+    /// another worker) once its wait is over, instead of the drain waiting for it.
+    fn evict_waiting(&self) {
+        let Some(d) = &self.shared.durable else { return };
+        let waiting = d.waiting.all();
+        if waiting.is_empty() {
+            return;
+        }
+        tracing::info!(count = waiting.len(), "draining: evicting the durable runs that wait");
+        for invocation in waiting {
+            let shared = Arc::clone(&self.shared);
+            self.shared
+                .tasks
+                .spawn(async move { shared.evict(invocation, "worker shutting down").await });
         }
     }
 
@@ -325,6 +350,17 @@ impl Driver {
             self.shared.metrics.reconnected(reconnected);
         }
     }
+}
+
+/// The slots the worker offers per slot type: its default slots, and its durable slots when
+/// it has durable tasks.
+fn slot_config(s: &Shared) -> std::collections::HashMap<String, i32> {
+    let total = |p: &super::slots::SlotPool| i32::try_from(p.total()).unwrap_or(i32::MAX);
+    let mut config = std::collections::HashMap::from([(slot_type(false).to_owned(), total(&s.slots))]);
+    if s.durable.is_some() {
+        config.insert(slot_type(true).to_owned(), total(&s.durable_slots));
+    }
+    config
 }
 
 /// The assignment stream, read by its own task.

@@ -6,13 +6,17 @@
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use hatchet_proto::v1::{CreateWorkflowVersionRequest, CreateWorkflowVersionResponse};
+use hatchet_proto::v1::{
+    CreateWorkflowVersionRequest, CreateWorkflowVersionResponse, DurableTaskRequest, DurableTaskResponse,
+};
 use hatchet_proto::{
     ActionEventResponse, AssignedAction, GetVersionRequest, GetVersionResponse, HeartbeatRequest, HeartbeatResponse,
-    RefreshTimeoutRequest, RefreshTimeoutResponse, ReleaseSlotRequest, ReleaseSlotResponse, StepActionEvent,
+    RefreshTimeoutRequest, RefreshTimeoutResponse, ReleaseSlotRequest, ReleaseSlotResponse, RestoreEvictedTaskRequest,
+    RestoreEvictedTaskResponse, StepActionEvent,
     WorkerListenRequest, WorkerRegisterRequest, WorkerRegisterResponse, WorkerUnsubscribeRequest,
     WorkerUnsubscribeResponse,
 };
+use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Response, Status};
 
 use crate::client::Client;
@@ -22,6 +26,9 @@ pub(crate) type Reply<'a, T> = BoxFuture<'a, Result<Response<T>, Status>>;
 
 /// The assignment stream of one `ListenV2` call; it ends when the engine closes it.
 pub(crate) type Assignments = BoxStream<'static, Result<AssignedAction, Status>>;
+
+/// The engine's side of one `v1.V1Dispatcher/DurableTask` stream.
+pub(crate) type DurableResponses = BoxStream<'static, Result<DurableTaskResponse, Status>>;
 
 /// What a worker asks of the engine.
 pub(crate) trait WorkerEngine: Send + Sync {
@@ -44,6 +51,11 @@ pub(crate) trait WorkerEngine: Send + Sync {
     fn release_slot(&self, req: ReleaseSlotRequest) -> Reply<'_, ReleaseSlotResponse>;
     /// `Dispatcher/RefreshTimeout`.
     fn refresh_timeout(&self, req: RefreshTimeoutRequest) -> Reply<'_, RefreshTimeoutResponse>;
+    /// `v1.V1Dispatcher/DurableTask`: the worker's one stream for its durable tasks' event
+    /// logs, fed by `requests`; resolves once the engine answers the call.
+    fn durable_task(&self, requests: UnboundedReceiverStream<DurableTaskRequest>) -> Reply<'_, DurableResponses>;
+    /// `Dispatcher/RestoreEvictedTask`: queues an evicted durable task again.
+    fn restore_evicted_task(&self, req: RestoreEvictedTaskRequest) -> Reply<'_, RestoreEvictedTaskResponse>;
     /// Pauses (or resumes) the worker: REST `PATCH /api/v1/workers/{id}`, the only way the
     /// engine offers to stop assigning to a worker that keeps its stream.
     fn set_paused(&self, worker_id: String, paused: bool) -> BoxFuture<'_, crate::Result<()>>;
@@ -96,6 +108,20 @@ impl WorkerEngine for Client {
     fn refresh_timeout(&self, req: RefreshTimeoutRequest) -> Reply<'_, RefreshTimeoutResponse> {
         let mut d = self.engine().dispatcher.clone();
         Box::pin(async move { d.refresh_timeout(req).await })
+    }
+
+    fn durable_task(&self, requests: UnboundedReceiverStream<DurableTaskRequest>) -> Reply<'_, DurableResponses> {
+        let mut d = self.engine().durable.clone();
+        let request = tonic::Request::new(requests);
+        Box::pin(async move {
+            let r = d.durable_task(request).await?;
+            Ok(r.map(|s| s.boxed()))
+        })
+    }
+
+    fn restore_evicted_task(&self, req: RestoreEvictedTaskRequest) -> Reply<'_, RestoreEvictedTaskResponse> {
+        let mut d = self.engine().dispatcher.clone();
+        Box::pin(async move { d.restore_evicted_task(req).await })
     }
 
     fn set_paused(&self, worker_id: String, paused: bool) -> BoxFuture<'_, crate::Result<()>> {

@@ -15,6 +15,7 @@ use super::shared::{ActionDef, Shared};
 use super::slots::{SharedSlot, SlotPermit};
 use crate::client::{Persistence, call_with_codes, now_timestamp};
 use crate::context::{AttemptControls, Context, RunIds};
+use crate::durable::{DurableRun, Invocation};
 use crate::middleware::Next;
 use crate::payload::{parse_action_payload, parse_metadata};
 use crate::retry::is_retryable_for_results;
@@ -144,6 +145,19 @@ async fn attempt(
         Default::default()
     });
     let deadline = Arc::new(Mutex::new(Instant::now() + def.timeout + TIMEOUT_GRACE));
+    let durable = match (&def.durable, &shared.durable) {
+        (Some(policy), Some(d)) => Some(Arc::new(DurableRun {
+            stream: d.stream.clone(),
+            waiting: Arc::clone(&d.waiting),
+            invocation: Invocation {
+                task: id.to_owned(),
+                count: invocation_of(action),
+            },
+            policy: policy.clone(),
+            turn: tokio::sync::Mutex::new(()),
+        })),
+        _ => None,
+    };
     let ctx = Context::new(
         RunIds {
             workflow_run_id: action.workflow_run_id.clone(),
@@ -163,6 +177,7 @@ async fn attempt(
             cancel: cancel.clone(),
             slot,
             deadline: Arc::clone(&deadline),
+            durable,
         },
         shared.lifespan.clone(),
     );
@@ -197,6 +212,7 @@ async fn attempt(
         }
         return match tracked.switch.reason() {
             Some(CancelReason::DrainDeadline) => Ending::Abandoned,
+            Some(CancelReason::Evicted) => Ending::Evicted,
             _ => Ending::Cancelled,
         };
     };
@@ -211,6 +227,12 @@ async fn attempt(
         }
         Err(_) => Ending::Cancelled,
     }
+}
+
+/// Which invocation of a durable task an assignment starts (the engine counts them; the
+/// official SDKs take a missing count for the first).
+pub(crate) fn invocation_of(action: &AssignedAction) -> i32 {
+    action.durable_task_invocation_count.unwrap_or(1)
 }
 
 /// Where the attempt runs, for the trace of a failure.

@@ -6,10 +6,11 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
-use hatchet_proto::v1::{CreateWorkflowVersionRequest, CreateWorkflowVersionResponse};
+use hatchet_proto::v1::{CreateWorkflowVersionRequest, CreateWorkflowVersionResponse, DurableTaskRequest};
 use hatchet_proto::{
     ActionEventResponse, ActionType, AssignedAction, GetVersionResponse, HeartbeatRequest, HeartbeatResponse,
-    RefreshTimeoutRequest, RefreshTimeoutResponse, ReleaseSlotRequest, ReleaseSlotResponse, StepActionEvent,
+    RefreshTimeoutRequest, RefreshTimeoutResponse, ReleaseSlotRequest, ReleaseSlotResponse, RestoreEvictedTaskRequest,
+    RestoreEvictedTaskResponse, StepActionEvent,
     StepActionEventType, WorkerListenRequest, WorkerRegisterRequest, WorkerRegisterResponse, WorkerUnsubscribeRequest,
     WorkerUnsubscribeResponse,
 };
@@ -17,7 +18,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Response, Status};
 
-use super::engine::{Assignments, Reply, WorkerEngine};
+use super::engine::{Assignments, DurableResponses, Reply, WorkerEngine};
 
 /// What the fake engine has seen and what it will answer.
 #[derive(Default)]
@@ -214,6 +215,14 @@ impl WorkerEngine for FakeEngine {
 
     fn refresh_timeout(&self, _req: RefreshTimeoutRequest) -> Reply<'_, RefreshTimeoutResponse> {
         ready(Ok(Response::new(RefreshTimeoutResponse::default())))
+    }
+
+    fn durable_task(&self, _requests: UnboundedReceiverStream<DurableTaskRequest>) -> Reply<'_, DurableResponses> {
+        ready(Err(Status::unimplemented("the fake engine keeps no durable event log")))
+    }
+
+    fn restore_evicted_task(&self, _req: RestoreEvictedTaskRequest) -> Reply<'_, RestoreEvictedTaskResponse> {
+        ready(Err(Status::unimplemented("the fake engine keeps no durable event log")))
     }
 
     fn set_paused(&self, worker_id: String, _paused: bool) -> BoxFuture<'_, crate::Result<()>> {

@@ -16,6 +16,9 @@ pub(crate) enum CancelReason {
     Engine,
     /// The drain deadline passed: report FAILED so the engine retries elsewhere.
     DrainDeadline,
+    /// A waiting durable run was evicted (by this worker or the engine): report nothing, the
+    /// engine runs it again.
+    Evicted,
 }
 
 /// One attempt's cancel switch and the first reason it was pulled for.
@@ -51,6 +54,8 @@ pub(crate) struct InFlightTask {
 
 struct Entry {
     action_id: String,
+    /// A durable run's invocation (evictions name the invocation they stop).
+    invocation: Option<i32>,
     since: Instant,
     switch: CancelSwitch,
     /// Which attempt this is: a retry of the same run on this worker replaces the entry, and
@@ -66,14 +71,16 @@ pub(crate) struct InFlight {
 }
 
 impl InFlight {
-    /// Lists `task_run` of `action_id` as in flight until the returned guard drops.
-    pub(crate) fn track(self: &Arc<Self>, task_run: &str, action_id: &str) -> Tracked {
+    /// Lists `task_run` of `action_id` (a durable run: its `invocation`) as in flight until
+    /// the returned guard drops.
+    pub(crate) fn track(self: &Arc<Self>, task_run: &str, action_id: &str, invocation: Option<i32>) -> Tracked {
         let attempt = self.attempts.fetch_add(1, Ordering::Relaxed);
         let switch = CancelSwitch::default();
         self.entries.lock().expect("in-flight lock").insert(
             task_run.to_owned(),
             Entry {
                 action_id: action_id.to_owned(),
+                invocation,
                 since: Instant::now(),
                 switch: switch.clone(),
                 attempt,
@@ -91,6 +98,16 @@ impl InFlight {
     pub(crate) fn cancel(&self, task_run: &str, why: CancelReason) -> bool {
         let entries = self.entries.lock().expect("in-flight lock");
         entries.get(task_run).map(|e| e.switch.cancel(why)).is_some()
+    }
+
+    /// Cancels `task_run` if it runs `invocation` (a later invocation is another run); whether it did.
+    pub(crate) fn cancel_invocation(&self, task_run: &str, invocation: i32, why: CancelReason) -> bool {
+        let entries = self.entries.lock().expect("in-flight lock");
+        entries
+            .get(task_run)
+            .filter(|e| e.invocation == Some(invocation))
+            .map(|e| e.switch.cancel(why))
+            .is_some()
     }
 
     /// Cancels every run in flight for `why`; how many there were.
@@ -138,8 +155,8 @@ mod tests {
     #[test]
     fn an_older_attempt_leaving_does_not_untrack_the_newer() {
         let f = Arc::new(InFlight::default());
-        let first = f.track("run", "wf:t");
-        let retry = f.track("run", "wf:t");
+        let first = f.track("run", "wf:t", None);
+        let retry = f.track("run", "wf:t", None);
         drop(first);
         assert_eq!(f.list().len(), 1, "the retry is still listed");
         assert!(f.cancel("run", CancelReason::Engine));
@@ -152,10 +169,20 @@ mod tests {
     #[test]
     fn the_first_cancel_reason_sticks() {
         let f = Arc::new(InFlight::default());
-        let t = f.track("run", "wf:t");
+        let t = f.track("run", "wf:t", None);
         assert_eq!(f.cancel_all(CancelReason::DrainDeadline), 1);
         f.cancel("run", CancelReason::Engine);
         assert_eq!(t.switch.reason(), Some(CancelReason::DrainDeadline));
         assert!(t.switch.token().is_cancelled());
+    }
+
+    #[test]
+    fn an_eviction_stops_only_the_invocation_it_names() {
+        let f = Arc::new(InFlight::default());
+        let t = f.track("run", "wf:t", Some(2));
+        assert!(!f.cancel_invocation("run", 1, CancelReason::Evicted), "an older invocation");
+        assert!(t.switch.reason().is_none());
+        assert!(f.cancel_invocation("run", 2, CancelReason::Evicted));
+        assert_eq!(t.switch.reason(), Some(CancelReason::Evicted));
     }
 }

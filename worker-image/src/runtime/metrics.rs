@@ -2,6 +2,7 @@
 //! Counters move at the event they count; the state gauges are read from the published
 //! state at scrape time by [`StateCollector`], so a scrape never writes anything.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
@@ -17,6 +18,7 @@ use tokio::time::Instant;
 
 use super::listener::Phase;
 use super::slots::SlotPool;
+use crate::durable::Waiting;
 use super::state::{Connection, Lifecycle};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -60,6 +62,8 @@ pub(crate) struct WorkerMetrics {
 #[derive(Debug)]
 pub(crate) struct StateCollector {
     pub(crate) slots: SlotPool,
+    /// The durable slots and waiting durable runs, when the worker has durable tasks.
+    pub(crate) durable: Option<(SlotPool, Arc<Waiting>)>,
     pub(crate) connection: watch::Receiver<Connection>,
     pub(crate) lifecycle: watch::Receiver<Lifecycle>,
 }
@@ -93,7 +97,7 @@ impl WorkerMetrics {
         );
         r.register(
             "hatchet_worker_tasks_finished",
-            "Tasks this worker finished, by outcome (succeeded, failed, cancelled, timed_out)",
+            "Tasks this worker finished, by outcome (succeeded, failed, cancelled, timed_out, evicted)",
             m.finished.clone(),
         );
         r.register(
@@ -168,19 +172,34 @@ impl WorkerMetrics {
 impl Collector for StateCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let now = Instant::now();
-        let default = SlotLabels {
-            slot_type: "default".into(),
-        };
-        for (name, help, value) in [
-            ("hatchet_worker_slots", "Task slots of this worker", self.slots.total()),
+        let pools: Vec<(&str, &SlotPool)> = std::iter::once(("default", &self.slots))
+            .chain(self.durable.as_ref().map(|(p, _)| ("durable", p)))
+            .collect();
+        type Read = fn(&SlotPool) -> usize;
+        let gauges: [(&str, &str, Read); 2] = [
+            ("hatchet_worker_slots", "Task slots of this worker, by slot type", SlotPool::total),
             (
                 "hatchet_worker_slots_used",
-                "Task slots held by running tasks",
-                self.slots.used(),
+                "Task slots held by running tasks, by slot type",
+                SlotPool::used,
             ),
-        ] {
+        ];
+        for (name, help, read) in gauges {
             let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-            ConstGauge::new(value as i64).encode(family.encode_family(&default)?)?;
+            for (slot_type, pool) in &pools {
+                let labels = SlotLabels {
+                    slot_type: (*slot_type).into(),
+                };
+                ConstGauge::new(read(pool) as i64).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        if let Some((_, waiting)) = &self.durable {
+            ConstGauge::new(waiting.len() as i64).encode(encoder.encode_descriptor(
+                "hatchet_worker_durable_waiting",
+                "Durable task runs waiting (a sleep, an event, a child run) on this worker: the ones eviction can free",
+                None,
+                MetricType::Gauge,
+            )?)?;
         }
         let (phase, heartbeat_age) = {
             let c = self.connection.borrow();
@@ -227,6 +246,7 @@ mod tests {
         let mut r = Registry::default();
         let state = StateCollector {
             slots,
+            durable: None,
             connection: conn_rx,
             lifecycle: life_rx,
         };

@@ -19,5 +19,6 @@ pub mod slots;
 mod state;
 mod worker;
 
-pub(crate) use engine::WorkerEngine;
-pub use worker::{DEFAULT_DRAIN_TIMEOUT, DEFAULT_SLOTS, Exit, RunningWorker, Worker, WorkerBuilder, WorkerHandle};
+pub(crate) use engine::{DurableResponses, WorkerEngine};
+pub(crate) use state::Connection;
+pub use worker::{DEFAULT_DRAIN_TIMEOUT, DEFAULT_DURABLE_SLOTS, DEFAULT_SLOTS, Exit, RunningWorker, Worker, WorkerBuilder, WorkerHandle};

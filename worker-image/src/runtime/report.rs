@@ -27,6 +27,8 @@ pub(crate) enum Ending {
     TimedOut(Duration),
     /// The engine cancelled the run: it expects no event.
     Cancelled,
+    /// A durable run was evicted while it waited: the engine runs it again, and expects no event.
+    Evicted,
     /// The drain deadline passed while it ran: the worker abandoned it.
     Abandoned,
     /// It arrived while the worker drained and was never started.
@@ -91,6 +93,7 @@ pub(crate) enum Outcome {
     Failed,
     Cancelled,
     TimedOut,
+    Evicted,
 }
 
 impl Outcome {
@@ -100,6 +103,7 @@ impl Outcome {
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
             Self::TimedOut => "timed_out",
+            Self::Evicted => "evicted",
         }
     }
 }
@@ -163,6 +167,7 @@ pub(crate) fn conclude(ending: Ending, site: &Site<'_>) -> (Outcome, Option<Repo
             )),
         ),
         Ending::Cancelled => (Outcome::Cancelled, None),
+        Ending::Evicted => (Outcome::Evicted, None),
         Ending::Abandoned => failed(
             "WorkerShutdown",
             "the worker stopped before the task finished (drain deadline passed); the engine may retry it",
@@ -237,6 +242,7 @@ mod tests {
                 Some((Failed, Some(false), "timeout of 30s")),
             ),
             (Ending::Cancelled, Outcome::Cancelled, None),
+            (Ending::Evicted, Outcome::Evicted, None),
             (
                 Ending::Abandoned,
                 Outcome::Failed,

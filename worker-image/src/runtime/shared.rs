@@ -10,12 +10,13 @@ use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
 use super::engine::WorkerEngine;
-use super::in_flight::InFlight;
+use super::in_flight::{CancelReason, InFlight};
 use super::metrics::WorkerMetrics;
 use super::slots::SlotPool;
 use super::state::{Connection, Lifecycle, readiness};
 use super::worker::Exit;
 use crate::client::Client;
+use crate::durable::{Durable, EvictionPolicy, Invocation};
 use crate::health::Readiness;
 use crate::middleware::Chain;
 use crate::workflow::{Handler, LabelValue};
@@ -25,8 +26,10 @@ use crate::workflow::{Handler, LabelValue};
 pub(crate) struct ActionDef {
     pub(crate) handler: Handler,
     pub(crate) timeout: Duration,
-    /// Slots one run occupies (the task's `slot_requests` for the default slot type).
+    /// Slots one run occupies (the task's `slot_requests` for its slot type).
     pub(crate) slots: usize,
+    /// A durable task's eviction policy (it runs in the durable slots).
+    pub(crate) durable: Option<EvictionPolicy>,
 }
 
 pub(crate) struct Shared {
@@ -39,6 +42,10 @@ pub(crate) struct Shared {
     pub(crate) engine: Arc<dyn WorkerEngine>,
     pub(crate) name: String,
     pub(crate) slots: SlotPool,
+    /// The slots durable tasks run in.
+    pub(crate) durable_slots: SlotPool,
+    /// The durable-task stream and waiting runs, when the worker has durable tasks.
+    pub(crate) durable: Option<Durable>,
     pub(crate) labels: BTreeMap<String, LabelValue>,
     pub(crate) actions: HashMap<String, ActionDef>,
     pub(crate) in_flight: Arc<InFlight>,
@@ -78,6 +85,23 @@ impl Shared {
                 }
                 None => false,
             });
+    }
+
+    /// The pool a run of `def` takes its slots from.
+    pub(crate) fn pool_of(&self, def: Option<&ActionDef>) -> &SlotPool {
+        match def {
+            Some(d) if d.durable.is_some() => &self.durable_slots,
+            _ => &self.slots,
+        }
+    }
+
+    /// Evicts waiting durable run `invocation` and stops it here without a report.
+    pub(crate) async fn evict(&self, invocation: Invocation, reason: &str) -> bool {
+        let Some(d) = &self.durable else { return false };
+        crate::durable::evict(&d.stream, &d.waiting, &*self.engine, invocation, reason, |i| {
+            self.in_flight.cancel_invocation(&i.task, i.count, CancelReason::Evicted);
+        })
+        .await
     }
 
     /// Publishes that the worker stopped, and how (`None`: on an error).

@@ -12,12 +12,13 @@ use tokio_util::task::TaskTracker;
 
 use super::driver::Driver;
 use super::engine::WorkerEngine;
-use super::in_flight::InFlight;
+use super::in_flight::{CancelReason, InFlight};
 use super::metrics::{StateCollector, WorkerMetrics};
 use super::shared::{ActionDef, Shared};
 use super::slots::SlotPool;
 use super::state::{Connection, Lifecycle};
 use crate::client::{Client, call};
+use crate::durable::{Durable, DurableStream, StreamTask};
 use crate::health::Readiness;
 use crate::middleware::Middleware;
 use crate::names::validate_name;
@@ -31,6 +32,11 @@ const START_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// Default slots per worker (the official SDKs' default).
 pub const DEFAULT_SLOTS: usize = hatchet_contract::DEFAULT_SLOTS as usize;
+/// Default durable slots of a worker with durable tasks (the official SDKs' default): durable
+/// runs mostly wait, so a worker holds many.
+pub const DEFAULT_DURABLE_SLOTS: usize = 1000;
+/// How often the waiting durable runs are checked against their eviction policies.
+const EVICTION_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// Default drain deadline: long, so tasks normally finish.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(hatchet_contract::DEFAULT_DRAIN_TIMEOUT_SECONDS as u64);
 
@@ -39,6 +45,7 @@ pub struct WorkerBuilder {
     client: Client,
     name: String,
     slots: usize,
+    durable_slots: usize,
     labels: BTreeMap<String, LabelValue>,
     workflows: Vec<Workflow>,
     drain_timeout: Duration,
@@ -69,6 +76,13 @@ impl WorkerBuilder {
     /// Slots: how many tasks run at once (default 100).
     pub fn slots(mut self, n: usize) -> Self {
         self.slots = n;
+        self
+    }
+
+    /// Durable slots: how many durable task runs it holds at once, waiting ones included
+    /// (default 1000; offered to the engine only when the worker has durable tasks).
+    pub fn durable_slots(mut self, n: usize) -> Self {
+        self.durable_slots = n;
         self
     }
 
@@ -123,11 +137,10 @@ impl WorkerBuilder {
         let namespace = self.client.config().namespace.clone();
         let name = self.client.config().namespaced(&self.name);
         validate_name("worker", &name).map_err(Error::Definition)?;
-        if self.slots == 0 || self.slots > i32::MAX as usize {
-            return Err(Error::Definition(format!(
-                "worker slots must be at least 1, got {}",
-                self.slots
-            )));
+        for (what, n) in [("slots", self.slots), ("durable slots", self.durable_slots)] {
+            if n == 0 || n > i32::MAX as usize {
+                return Err(Error::Definition(format!("worker {what} must be at least 1, got {n}")));
+            }
         }
         if self.workflows.is_empty() {
             return Err(Error::Definition("a worker needs at least one workflow".into()));
@@ -138,16 +151,21 @@ impl WorkerBuilder {
             for t in wf.all_tasks() {
                 let id = wf.action_id(&namespace, &t.name);
                 let slots = t.slot_cost as usize;
-                if slots > self.slots {
+                let (pool, offered) = if t.durable {
+                    ("durable slots", self.durable_slots)
+                } else {
+                    ("slots", self.slots)
+                };
+                if slots > offered {
                     return Err(Error::Definition(format!(
-                        "task {id:?} costs {slots} slots, more than this worker's {}",
-                        self.slots
+                        "task {id:?} costs {slots} slots, more than this worker's {offered} {pool}"
                     )));
                 }
                 let def = ActionDef {
                     handler: t.handler.clone(),
                     timeout: wf.timeout_of(t),
                     slots,
+                    durable: t.durable.then(|| t.eviction.clone().unwrap_or_default()),
                 };
                 if actions.insert(id.clone(), def).is_some() {
                     return Err(Error::Definition(format!("action {id:?} is registered twice")));
@@ -162,17 +180,31 @@ impl WorkerBuilder {
             .map(|(k, v)| (k.clone(), LabelValue::Str(v.clone())))
             .collect();
         labels.extend(self.labels);
+        let (durable, durable_task) = if actions.values().any(|d| d.durable.is_some()) {
+            let (stream, task) = DurableStream::new();
+            let durable = Durable {
+                stream,
+                waiting: Arc::default(),
+            };
+            (Some(durable), Some(task))
+        } else {
+            (None, None)
+        };
+        let engine = self.engine.unwrap_or_else(|| Arc::new(self.client.clone()));
         let slots = SlotPool::new(self.slots);
         let connection = tokio::sync::watch::Sender::new(Connection::new(Instant::now()));
         let lifecycle = tokio::sync::watch::Sender::new(Lifecycle::Running);
         let mut registry = self.registry.unwrap_or_default();
+        let durable_slots = SlotPool::new(self.durable_slots);
         let state = StateCollector {
             slots: slots.clone(),
+            durable: durable
+                .as_ref()
+                .map(|d: &Durable| (durable_slots.clone(), Arc::clone(&d.waiting))),
             connection: connection.subscribe(),
             lifecycle: lifecycle.subscribe(),
         };
         let metrics = WorkerMetrics::register(&mut registry, state);
-        let engine = self.engine.unwrap_or_else(|| Arc::new(self.client.clone()));
         let shared = Arc::new(Shared {
             engine,
             client: self.client,
@@ -180,6 +212,8 @@ impl WorkerBuilder {
             lifespan: self.lifespan,
             name,
             slots,
+            durable_slots,
+            durable,
             labels,
             actions,
             in_flight: Arc::new(InFlight::default()),
@@ -193,6 +227,7 @@ impl WorkerBuilder {
         });
         Ok(Worker {
             shared,
+            durable_task,
             workflows: self.workflows,
             registry: Arc::new(registry),
             handle_signals: self.handle_signals,
@@ -215,6 +250,8 @@ pub enum Exit {
 /// A Hatchet worker.
 pub struct Worker {
     shared: Arc<Shared>,
+    /// The durable-task stream's task, started with the worker (when it has durable tasks).
+    durable_task: Option<StreamTask>,
     workflows: Vec<Workflow>,
     registry: Arc<Registry>,
     handle_signals: bool,
@@ -275,6 +312,7 @@ impl Worker {
             client,
             name: name.into(),
             slots: DEFAULT_SLOTS,
+            durable_slots: DEFAULT_DURABLE_SLOTS,
             labels: BTreeMap::new(),
             workflows: Vec::new(),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
@@ -320,7 +358,7 @@ impl Worker {
 
     /// Starts the health server, registers the workflows, then serves assignments until shut
     /// down and drained.
-    pub async fn run(self) -> Result<Exit> {
+    pub async fn run(mut self) -> Result<Exit> {
         let shared = Arc::clone(&self.shared);
         let hc = &shared.client.config().healthcheck;
         let server = if hc.enabled {
@@ -334,6 +372,7 @@ impl Worker {
         if self.handle_signals {
             tokio::spawn(drain_on_signals(self.handle()));
         }
+        let _durable = self.durable_task.take().map(|task| start_durable(&shared, task));
         let result = match self.start_up().await {
             Ok(true) => Driver::new(Arc::clone(&shared)).run().await,
             // Told to stop before the engine was ever reached: nothing ran, nothing to drain.
@@ -420,6 +459,51 @@ impl Worker {
         }
         puts.into_iter().collect()
     }
+}
+
+/// Tasks that live as long as the worker's run, stopped when it ends.
+struct Background(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.0.iter().for_each(tokio::task::JoinHandle::abort);
+    }
+}
+
+/// Starts the durable-task stream and the eviction check: every second, the waiting runs
+/// their policy evicts (every waiting run once the worker drains) give their slots back.
+fn start_durable(shared: &Arc<Shared>, task: StreamTask) -> Background {
+    let stream = {
+        let shared = Arc::clone(shared);
+        let engine = Arc::clone(&shared.engine);
+        let connection = shared.connection.subscribe();
+        tokio::spawn(async move {
+            task.run(engine, connection, move |i| {
+                shared.in_flight.cancel_invocation(&i.task, i.count, CancelReason::Evicted);
+            })
+            .await;
+        })
+    };
+    let check = {
+        let shared = Arc::clone(shared);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(EVICTION_CHECK_INTERVAL);
+            loop {
+                tick.tick().await;
+                let Some(d) = &shared.durable else { return };
+                let (due, reason) = if shared.is_draining() {
+                    (d.waiting.all(), "worker shutting down")
+                } else {
+                    (d.waiting.due(Instant::now(), shared.durable_slots.total()), "eviction policy")
+                };
+                for invocation in due {
+                    let s = Arc::clone(&shared);
+                    shared.tasks.spawn(async move { s.evict(invocation, reason).await });
+                }
+            }
+        })
+    };
+    Background(vec![stream, check])
 }
 
 /// A worker started with [`Worker::start`]: its handle, and the task serving it.

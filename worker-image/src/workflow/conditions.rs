@@ -93,6 +93,19 @@ impl Condition {
     }
 }
 
+impl Condition {
+    /// In a test context, the data this condition fires with: a sleep fires by itself, an
+    /// event when the test stubbed its key.
+    pub(crate) fn stubbed(&self, events: &std::collections::BTreeMap<String, serde_json::Value>) -> Option<(String, serde_json::Value)> {
+        let data = match &self.kind {
+            Kind::Sleep(d) => serde_json::json!({ "sleep_duration": go_duration("sleep", *d).unwrap_or_default() }),
+            Kind::Event { key, .. } => events.get(key)?.clone(),
+            Kind::Parent { .. } => return None,
+        };
+        Some((self.readable_data_key(), data))
+    }
+}
+
 /// Conditions of which any one suffices: a single [`Condition`] converts into a group of one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnyOf(Vec<Condition>);
@@ -101,6 +114,12 @@ impl AnyOf {
     /// A group that holds as soon as one of `conditions` holds.
     pub fn new(conditions: impl IntoIterator<Item = Condition>) -> Self {
         Self(conditions.into_iter().collect())
+    }
+}
+
+impl AnyOf {
+    pub(crate) fn conditions(&self) -> &[Condition] {
+        &self.0
     }
 }
 
@@ -245,6 +264,50 @@ impl TaskConditions {
     }
 }
 
+/// A durable task's wait (`DurableContext::wait_for`): every group must hold, any condition
+/// of a group suffices; the engine creates the wait (action CREATE) in the task's event log.
+/// Only sleeps and events apply (a running task has no parent output left to wait for). The
+/// or-group ids are derived from position: the engine leaves them out of the log entry's
+/// identity, but a replay then sends the very same request.
+pub(crate) fn durable_conditions(
+    groups: &[AnyOf],
+    namespace: &str,
+) -> Result<v1::DurableEventListenerConditions, String> {
+    let mut declared = TaskConditions::default();
+    for g in groups {
+        declared.wait_for(g.clone());
+    }
+    if declared.is_empty() {
+        return Err("wait_for needs at least one condition".into());
+    }
+    declared.validate(&[])?;
+    let task = declared.to_proto(namespace).unwrap_or_default();
+    let create = |base: Option<v1::BaseMatchCondition>| {
+        base.map(|b| v1::BaseMatchCondition {
+            action: v1::Action::Create as i32,
+            ..b
+        })
+    };
+    Ok(v1::DurableEventListenerConditions {
+        sleep_conditions: task
+            .sleep_conditions
+            .into_iter()
+            .map(|c| v1::SleepMatchCondition {
+                base: create(c.base),
+                ..c
+            })
+            .collect(),
+        user_event_conditions: task
+            .user_event_conditions
+            .into_iter()
+            .map(|c| v1::UserEventMatchCondition {
+                base: create(c.base),
+                ..c
+            })
+            .collect(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,6 +360,33 @@ mod tests {
         for id in ids {
             assert_eq!(id.len(), 36, "a UUID: {id}");
         }
+    }
+
+    #[test]
+    fn a_durable_wait_creates_its_conditions_and_refuses_parent_ones() {
+        let groups = [
+            AnyOf::new([Condition::sleep(Duration::from_secs(30)), Condition::event("go")]),
+            Condition::event_matching("paid", "input.ok").into(),
+        ];
+        let c = durable_conditions(&groups, "team_").unwrap();
+        assert_eq!(c.sleep_conditions.len(), 1);
+        assert_eq!(c.sleep_conditions[0].sleep_for, "30s");
+        let bases: Vec<_> = c
+            .sleep_conditions
+            .iter()
+            .filter_map(|s| s.base.as_ref())
+            .chain(c.user_event_conditions.iter().filter_map(|e| e.base.as_ref()))
+            .collect();
+        assert!(bases.iter().all(|b| b.action == v1::Action::Create as i32));
+        assert_eq!(bases[0].readable_data_key, "sleep:30s");
+        assert_eq!(bases[0].or_group_id, bases[1].or_group_id, "sleep or go");
+        assert_ne!(bases[1].or_group_id, bases[2].or_group_id, "and paid");
+        assert_eq!(c.user_event_conditions[0].user_event_key, "team_go");
+        assert_eq!(durable_conditions(&groups, "team_"), Ok(c), "a replay sends the same");
+
+        let e = durable_conditions(&[Condition::parent("start", "true").into()], "").unwrap_err();
+        assert!(e.contains("not a parent"), "{e}");
+        assert!(durable_conditions(&[], "").is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::time::Duration;
 use hatchet_proto::v1;
 
 pub use conditions::{AnyOf, Condition};
+pub(crate) use conditions::durable_conditions;
 pub use options::{
     Comparator, Concurrency, ConcurrencyStrategy, DEFAULT_TIMEOUT, DesiredLabel, EventFilter, Idempotency, LabelValue,
     RateLimit, RateLimitWindow, Sticky, TaskDefaults,
@@ -211,6 +212,9 @@ impl Workflow {
             if t.slot_cost == 0 {
                 return Err(tk("slot cost must be at least 1".into()));
             }
+            if t.eviction.is_some() && !t.durable {
+                return Err(tk("an eviction policy applies to durable tasks only".into()));
+            }
         }
         for t in &self.tasks {
             for p in &t.parents {
@@ -343,11 +347,17 @@ impl Workflow {
             concurrency: t.concurrency.iter().map(Concurrency::to_proto).collect(),
             conditions: t.conditions.to_proto(namespace),
             schedule_timeout: options.schedule_timeout.map(|s| d("schedule timeout", s)).transpose()?,
-            is_durable: false,
-            slot_requests: [("default".to_owned(), saturating_i32(t.slot_cost.into()))].into(),
+            is_durable: t.durable,
+            slot_requests: [(slot_type(t.durable).to_owned(), saturating_i32(t.slot_cost.into()))].into(),
             batch: None,
         })
     }
+}
+
+/// The engine's slot type a task runs in: durable tasks have their own slots, so runs that
+/// only wait do not take the slots of those that work.
+pub(crate) fn slot_type(durable: bool) -> &'static str {
+    if durable { "durable" } else { "default" }
 }
 
 /// The engine's counters are int32: a larger count means "as many as the engine allows", never

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use super::conditions::{AnyOf, TaskConditions};
 use super::options::{Concurrency, DesiredLabel, RateLimit, TaskDefaults};
 use crate::context::Context;
+use crate::durable::{DurableContext, EvictionPolicy};
 
 /// How a task failed. Any `std::error::Error` converts into a retryable `TaskError`, so
 /// handlers can use `?`; [`TaskError::non_retryable`] stops the engine's retries.
@@ -89,11 +90,51 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for TaskError {
 pub(crate) type Handler =
     Arc<dyn Fn(Context) -> BoxFuture<'static, Result<serde_json::Value, TaskError>> + Send + Sync>;
 
+/// Erases a handler's types: `context` turns the run's context into what the handler takes,
+/// the input is decoded to `I` and the output encoded to JSON, each failing the run (without
+/// retries) with a message naming the task.
+fn typed<C, I, O, F, Fut>(
+    name: &str,
+    context: impl Fn(Context) -> Result<C, TaskError> + Send + Sync + 'static,
+    handler: F,
+) -> Handler
+where
+    C: Send + 'static,
+    I: DeserializeOwned + Send + 'static,
+    O: Serialize + Send + 'static,
+    F: Fn(I, C) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<O, TaskError>> + Send + 'static,
+{
+    let task_name = name.to_owned();
+    let handler = Arc::new(handler);
+    let context = Arc::new(context);
+    Arc::new(move |ctx: Context| {
+        let handler = Arc::clone(&handler);
+        let context = Arc::clone(&context);
+        let task_name = task_name.clone();
+        Box::pin(async move {
+            let input: I = serde_json::from_value(ctx.raw_input().clone()).map_err(|e| {
+                TaskError::non_retryable(format!("input of task {task_name:?} does not match its type: {e}"))
+                    .with_type("InvalidInput")
+            })?;
+            let output = handler(input, context(ctx)?).await?;
+            serde_json::to_value(output).map_err(|e| {
+                TaskError::non_retryable(format!("output of task {task_name:?} is not JSON: {e}"))
+                    .with_type("InvalidOutput")
+            })
+        })
+    })
+}
+
 /// A task: a named async handler `Fn(Input, Context) -> Result<Output, TaskError>` plus options.
 #[derive(Clone)]
 pub struct Task {
     pub(crate) name: String,
     pub(crate) handler: Handler,
+    /// Runs with a [`DurableContext`] in the worker's durable slots.
+    pub(crate) durable: bool,
+    /// Set by [`Task::eviction`]; only a durable task may have one.
+    pub(crate) eviction: Option<EvictionPolicy>,
     pub(crate) parents: Vec<String>,
     /// Retries, backoff and timeouts the task sets itself; what it leaves unset comes from the
     /// workflow's [`TaskDefaults`], then from the official SDKs' defaults.
@@ -126,26 +167,40 @@ impl Task {
         Fut: Future<Output = Result<O, TaskError>> + Send + 'static,
     {
         let name = name.into();
-        let task_name = name.clone();
-        let handler = Arc::new(handler);
-        let erased: Handler = Arc::new(move |ctx: Context| {
-            let handler = Arc::clone(&handler);
-            let task_name = task_name.clone();
-            Box::pin(async move {
-                let input: I = serde_json::from_value(ctx.raw_input().clone()).map_err(|e| {
-                    TaskError::non_retryable(format!("input of task {task_name:?} does not match its type: {e}"))
-                        .with_type("InvalidInput")
-                })?;
-                let output = handler(input, ctx).await?;
-                serde_json::to_value(output).map_err(|e| {
-                    TaskError::non_retryable(format!("output of task {task_name:?} is not JSON: {e}"))
-                        .with_type("InvalidOutput")
-                })
+        let handler = typed(&name, Ok, handler);
+        Self::with_handler(name, handler, false)
+    }
+
+    /// Declares a durable task (the official SDKs' `durable_task`): its handler gets a
+    /// [`DurableContext`] whose sleeps, waits, memoized steps and child runs the engine keeps
+    /// in the run's event log. It runs in the worker's durable slots, survives its worker (it
+    /// starts again elsewhere and replays the log) and, while it only waits, may be evicted
+    /// to free its slot (see [`Task::eviction`]). Give it a timeout longer than its waits.
+    pub fn durable<I, O, F, Fut>(name: impl Into<String>, handler: F) -> Self
+    where
+        I: DeserializeOwned + Send + 'static,
+        O: Serialize + Send + 'static,
+        F: Fn(I, DurableContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, TaskError>> + Send + 'static,
+    {
+        let name = name.into();
+        let task = name.clone();
+        let durable = move |ctx: Context| {
+            DurableContext::of(ctx).ok_or_else(|| {
+                TaskError::non_retryable(format!("task {task:?} is durable but ran without its event log"))
+                    .with_type("NotDurable")
             })
-        });
+        };
+        let handler = typed(&name, durable, handler);
+        Self::with_handler(name, handler, true)
+    }
+
+    fn with_handler(name: String, handler: Handler, durable: bool) -> Self {
         Self {
             name,
-            handler: erased,
+            handler,
+            durable,
+            eviction: None,
             parents: Vec::new(),
             own: TaskDefaults::default(),
             rate_limits: Vec::new(),
@@ -154,6 +209,18 @@ impl Task {
             conditions: TaskConditions::default(),
             slot_cost: 1,
         }
+    }
+
+    /// When a waiting run of this durable task is evicted (default:
+    /// [`EvictionPolicy::default`], after 15 minutes or when the durable slots are full).
+    pub fn eviction(mut self, policy: EvictionPolicy) -> Self {
+        self.eviction = Some(policy);
+        self
+    }
+
+    /// Whether the task is durable ([`Task::durable`]).
+    pub fn is_durable(&self) -> bool {
+        self.durable
     }
 
     /// The task's name (its readable id; outputs are keyed by it).
