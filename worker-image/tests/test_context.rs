@@ -126,3 +126,42 @@ async fn a_task_runs_as_the_worker_runs_it_decoding_its_input() {
     assert_eq!(zero.run(&task).await.unwrap(), json!(0));
     assert!(zero.recorded().cancelled(), "self-cancel is recorded");
 }
+
+async fn onboard(user: String, ctx: hatchet_worker::DurableContext) -> Result<Value, TaskError> {
+    let charge: String = ctx.memo("charge", || async { Ok(format!("charge-{user}")) }).await?;
+    ctx.sleep_for(Duration::from_secs(3600))
+        .await
+        .map_err(TaskError::retryable)?;
+    let confirmed = ctx
+        .wait_for_event("confirmed", None)
+        .await
+        .map_err(TaskError::retryable)?;
+    let welcome = ctx
+        .run_child("welcome", &json!({"user": user}), TriggerOptions::default())
+        .await
+        .map_err(TaskError::retryable)?;
+    Ok(json!({"charge": charge, "confirmed": confirmed, "welcome": welcome, "invocation": ctx.invocation_count()}))
+}
+
+#[tokio::test]
+async fn a_durable_handler_runs_at_once_with_its_waits_fired_and_its_steps_recorded() {
+    let test = TestContext::new("alice")
+        .event("confirmed", json!({"by": "alice"}))
+        .child_output("welcome", BTreeMap::from([("send".to_owned(), json!({"sent": true}))]));
+    let task = Task::durable("onboard", onboard);
+    let out = tokio::time::timeout(Duration::from_secs(5), test.run(&task))
+        .await
+        .expect("the hour-long sleep does not block a test")
+        .unwrap();
+    assert_eq!(out["charge"], "charge-alice");
+    assert_eq!(out["confirmed"], json!({"by": "alice"}));
+    assert_eq!(out["welcome"], json!({"send": {"sent": true}}));
+    assert_eq!(out["invocation"], 1);
+    let r = test.recorded();
+    assert_eq!(r.memos(), ["charge"]);
+    assert_eq!(r.waits(), [vec!["sleep:1h".to_owned()], vec!["confirmed".to_owned()]]);
+    assert_eq!(r.children(), [("welcome".to_owned(), json!({"user": "alice"}))]);
+
+    let unstubbed = TestContext::new("bob").run(&task).await.unwrap_err();
+    assert!(unstubbed.message().contains("TestContext::event"), "{unstubbed}");
+}

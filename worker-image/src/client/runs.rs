@@ -133,6 +133,8 @@ pub struct TaskRunDetail {
     pub error: Option<String>,
     /// The task's output, if it produced one (a JSON string when the bytes are not JSON).
     pub output: Option<Value>,
+    /// A durable task evicted while it waits (it runs again once its wait is over).
+    pub evicted: bool,
 }
 
 /// A run's state.
@@ -142,6 +144,8 @@ pub struct RunDetails {
     pub status: RunStatus,
     /// Whether the engine considers the run finished.
     pub done: bool,
+    /// Whether a durable task of the run is evicted now.
+    pub evicted: bool,
     /// The run's tasks, sorted by name.
     pub tasks: Vec<TaskRunDetail>,
     /// The run's input (`Null` when empty, a JSON string when not JSON).
@@ -348,12 +352,14 @@ impl Client {
                     .filter(|e| !e.is_empty())
                     .map(|e| crate::payload::parse_failure(&e).headline()),
                 output: t.output.as_deref().map(parse),
+                evicted: t.is_evicted,
             })
             .collect();
         tasks.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(RunDetails {
             status: RunStatus::from_wire(r.status),
             done: r.done,
+            evicted: r.is_evicted,
             tasks,
             input: parse(&r.input),
             metadata: parse(&r.additional_metadata),

@@ -212,7 +212,10 @@ impl DurableContext {
             });
         }
         if existed {
-            tracing::warn!(memo = key, "memo entry exists without a result (an earlier run stopped inside it); running it again");
+            tracing::warn!(
+                memo = key,
+                "memo entry exists without a result (an earlier run stopped inside it); running it again"
+            );
         }
         let value = step().await?;
         let payload = serde_json::to_vec(&value)
@@ -293,8 +296,7 @@ impl DurableContext {
             if c.payload.is_empty() {
                 return Ok(Value::Null);
             }
-            serde_json::from_slice(&c.payload)
-                .map_err(|e| Error::Payload(format!("result of child run {run_id}: {e}")))
+            serde_json::from_slice(&c.payload).map_err(|e| Error::Payload(format!("result of child run {run_id}: {e}")))
         });
         futures::future::try_join_all(waits).await
     }
@@ -340,9 +342,7 @@ impl From<Refusal> for Error {
         match r {
             Refusal::NonDeterminism { node, message } => Error::NonDeterminism { node, message },
             Refusal::Engine(message) => Error::Durable(message),
-            Refusal::Disconnected => {
-                Error::Durable("the durable-task stream broke before the engine answered".into())
-            }
+            Refusal::Disconnected => Error::Durable("the durable-task stream broke before the engine answered".into()),
             Refusal::Evicted => Error::Evicted,
         }
     }

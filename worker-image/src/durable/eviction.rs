@@ -184,9 +184,10 @@ impl Waiting {
     /// Marks `invocation` as being evicted; `false` if it no longer waits (or already is).
     pub(crate) fn begin_eviction(&self, invocation: &Invocation) -> bool {
         let runs = self.runs.lock().expect("waiting lock");
-        runs.0
-            .get(invocation)
-            .is_some_and(|e| e.stage.send_if_modified(|s| std::mem::replace(s, Stage::Evicting) == Stage::Waiting))
+        runs.0.get(invocation).is_some_and(|e| {
+            e.stage
+                .send_if_modified(|s| std::mem::replace(s, Stage::Evicting) == Stage::Waiting)
+        })
     }
 
     /// Settles an eviction; whether the run's wait completed meanwhile (the engine, which
@@ -255,7 +256,11 @@ mod tests {
     #[test]
     fn a_run_past_its_ttl_is_evicted() {
         let short = EvictionPolicy::default().ttl(Duration::from_secs(30));
-        let runs = [waited(29, short.clone()), waited(30, short), waited(3600, EvictionPolicy::never())];
+        let runs = [
+            waited(29, short.clone()),
+            waited(30, short),
+            waited(3600, EvictionPolicy::never()),
+        ];
         assert_eq!(choose(&runs, 100), vec![1]);
     }
 

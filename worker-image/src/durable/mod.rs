@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use hatchet_proto::RestoreEvictedTaskRequest;
 
-pub use context::{DurableContext, WaitResult};
 pub(crate) use context::DurableRun;
+pub use context::{DurableContext, WaitResult};
 pub use eviction::EvictionPolicy;
 pub(crate) use eviction::Waiting;
 pub(crate) use pending::Invocation;
@@ -50,8 +50,12 @@ pub(crate) async fn evict(
                     task_run_external_id: invocation.task.clone(),
                 };
                 match call("RestoreEvictedTask", || engine.restore_evicted_task(req.clone())).await {
-                    Ok(_) => tracing::info!(task_run = %invocation.task, "its wait completed during the eviction; restored"),
-                    Err(e) => tracing::warn!(task_run = %invocation.task, "could not restore a run whose wait completed during its eviction: {e}"),
+                    Ok(_) => {
+                        tracing::info!(task_run = %invocation.task, "its wait completed during the eviction; restored")
+                    }
+                    Err(e) => {
+                        tracing::warn!(task_run = %invocation.task, "could not restore a run whose wait completed during its eviction: {e}")
+                    }
                 }
             }
             true

@@ -362,7 +362,12 @@ mod tests {
         p.expect_ack(inv("b", 1), b_tx);
         let ack = Message::WaitForAck(DurableTaskEventWaitForAckResponse { r#ref: r("b", 1, 3) });
         assert_eq!(p.route(ack, Instant::now()), Routed::Done);
-        assert_eq!(b_rx.try_recv().unwrap(), Ok(Ack::Wait { entry: entry("b", 1, 3) }));
+        assert_eq!(
+            b_rx.try_recv().unwrap(),
+            Ok(Ack::Wait {
+                entry: entry("b", 1, 3)
+            })
+        );
         assert!(a_rx.try_recv().is_err(), "a's request is still unanswered");
     }
 

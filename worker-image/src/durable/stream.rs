@@ -287,11 +287,17 @@ async fn connect(engine: &dyn WorkerEngine, worker_id: String) -> Result<Link, t
     let register = Request::RegisterWorker(DurableTaskRequestRegisterWorker {
         worker_id: worker_id.clone(),
     });
-    let _ = out.send(DurableTaskRequest { message: Some(register) });
+    let _ = out.send(DurableTaskRequest {
+        message: Some(register),
+    });
     let call = engine.durable_task(UnboundedReceiverStream::new(rx));
     let responses = match tokio::time::timeout(CONNECT_TIMEOUT, call).await {
         Ok(r) => r?.into_inner(),
-        Err(_) => return Err(tonic::Status::deadline_exceeded("opening the durable-task stream timed out")),
+        Err(_) => {
+            return Err(tonic::Status::deadline_exceeded(
+                "opening the durable-task stream timed out",
+            ));
+        }
     };
     Ok(Link {
         out,
@@ -300,9 +306,7 @@ async fn connect(engine: &dyn WorkerEngine, worker_id: String) -> Result<Link, t
     })
 }
 
-async fn next(
-    link: &mut Option<Link>,
-) -> Option<Result<hatchet_proto::v1::DurableTaskResponse, tonic::Status>> {
+async fn next(link: &mut Option<Link>) -> Option<Result<hatchet_proto::v1::DurableTaskResponse, tonic::Status>> {
     match link {
         Some(l) => l.responses.next().await,
         None => futures::future::pending().await,

@@ -223,7 +223,9 @@ impl Driver {
                     .is_some_and(|d| d.durable.is_some())
                     .then(|| executor::invocation_of(&a));
                 // Listed before anything else runs, so a cancel right behind it finds it.
-                let tracked = shared.in_flight.track(&a.task_run_external_id, &a.action_id, invocation);
+                let tracked = shared
+                    .in_flight
+                    .track(&a.task_run_external_id, &a.action_id, invocation);
                 // An action this worker does not know costs one slot until the executor fails it.
                 let units = def.map_or(1, |d| d.slots);
                 let pool = shared.pool_of(def).clone();

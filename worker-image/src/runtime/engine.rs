@@ -12,9 +12,8 @@ use hatchet_proto::v1::{
 use hatchet_proto::{
     ActionEventResponse, AssignedAction, GetVersionRequest, GetVersionResponse, HeartbeatRequest, HeartbeatResponse,
     RefreshTimeoutRequest, RefreshTimeoutResponse, ReleaseSlotRequest, ReleaseSlotResponse, RestoreEvictedTaskRequest,
-    RestoreEvictedTaskResponse, StepActionEvent,
-    WorkerListenRequest, WorkerRegisterRequest, WorkerRegisterResponse, WorkerUnsubscribeRequest,
-    WorkerUnsubscribeResponse,
+    RestoreEvictedTaskResponse, StepActionEvent, WorkerListenRequest, WorkerRegisterRequest, WorkerRegisterResponse,
+    WorkerUnsubscribeRequest, WorkerUnsubscribeResponse,
 };
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Response, Status};

@@ -361,3 +361,114 @@ async fn a_task_costing_more_slots_than_the_worker_has_is_refused_at_build() {
     };
     assert!(why.contains("costs 3 slots"), "{why}");
 }
+
+/// A durable task: a memoized step counted in `steps`, then a sleep of `sleep`.
+fn durable_sleeper(steps: &Arc<std::sync::atomic::AtomicUsize>, sleep: Duration) -> Task {
+    let steps = Arc::clone(steps);
+    Task::durable("sleeper", move |_: Value, ctx: crate::DurableContext| {
+        let steps = Arc::clone(&steps);
+        async move {
+            let step: usize = ctx
+                .memo("step", || async {
+                    Ok(steps.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1)
+                })
+                .await?;
+            ctx.sleep_for(sleep).await.map_err(TaskError::retryable)?;
+            Ok(json!({"step": step, "invocation": ctx.invocation_count()}))
+        }
+    })
+    .timeout(Duration::from_secs(7200))
+}
+
+/// An assignment of durable `task_run`'s `invocation`.
+fn start_durable(task_run: &str, invocation: i32) -> hatchet_proto::AssignedAction {
+    hatchet_proto::AssignedAction {
+        durable_task_invocation_count: Some(invocation),
+        ..start(task_run, "wf:sleeper", 0)
+    }
+}
+
+/// Starts invocation 1 of `run-1` on a worker, lets it reach its sleep, and drains that
+/// worker: the waiting run is evicted, not waited for, and not reported.
+async fn first_invocation_evicted(engine: &Arc<FakeEngine>, steps: &Arc<std::sync::atomic::AtomicUsize>) {
+    let first = started(worker(engine, vec![durable_sleeper(steps, Duration::from_secs(3600))])).await;
+    let slots = engine.read(|s| s.registrations[0].slot_config.clone());
+    assert_eq!(slots.get("default"), Some(&100));
+    assert_eq!(slots.get("durable"), Some(&1000), "durable slots are offered");
+    engine.assign(start_durable("run-1", 1)).await;
+    within(
+        "the run waits",
+        engine.until(|s| (s.durable.waits() == 1).then_some(())),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(first.handle().durable_slots_used(), 1);
+    let exit = within("the drain", first.stop()).await.expect("drained");
+    assert_eq!(exit, Exit::Drained, "the hour-long sleep did not hold the drain");
+    assert_eq!(engine.read(|s| s.durable.evictions()), [("run-1".to_owned(), 1)]);
+    assert_eq!(
+        engine.read(|s| s.events_of("run-1")),
+        [(Started, false, 0)],
+        "an evicted run is not reported: the engine runs it again"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drained_durable_run_is_evicted_and_its_next_invocation_replays_the_log() {
+    let engine = FakeEngine::new();
+    let steps = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    first_invocation_evicted(&engine, &steps).await;
+
+    // The sleep is over: the engine assigns invocation 2, which finds both entries in the log.
+    engine.satisfy("run-1", 2, 2, r#"{"CREATE":{"sleep:1h":[{"sleep_duration":"1h"}]}}"#);
+    let second = started(worker(
+        &engine,
+        vec![durable_sleeper(&steps, Duration::from_secs(3600))],
+    ))
+    .await;
+    engine.assign(start_durable("run-1", 2)).await;
+    let output = within(
+        "the replay completes",
+        engine.until(|s| {
+            s.events
+                .iter()
+                .find(|e| e.task_run_external_id == "run-1" && e.event_type == Completed as i32)
+                .map(|e| e.event_payload.clone())
+        }),
+    )
+    .await;
+    let output: Value = serde_json::from_str(&output).expect("JSON output");
+    assert_eq!(
+        output,
+        json!({"step": 1, "invocation": 2}),
+        "the step's result came from the log"
+    );
+    assert_eq!(steps.load(std::sync::atomic::Ordering::SeqCst), 1, "the step ran once");
+    second.stop().await.expect("stopped");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replay_that_asks_for_something_else_fails_with_non_determinism() {
+    let engine = FakeEngine::new();
+    let steps = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    first_invocation_evicted(&engine, &steps).await;
+
+    let changed = started(worker(
+        &engine,
+        vec![durable_sleeper(&steps, Duration::from_secs(7200))],
+    ))
+    .await;
+    engine.assign(start_durable("run-1", 2)).await;
+    let failure = within(
+        "the replay fails",
+        engine.until(|s| {
+            s.events
+                .iter()
+                .find(|e| e.task_run_external_id == "run-1" && e.event_type == Failed as i32)
+                .map(|e| e.event_payload.clone())
+        }),
+    )
+    .await;
+    assert!(failure.contains("non-determinism at event log entry"), "{failure}");
+    changed.stop().await.expect("stopped");
+}

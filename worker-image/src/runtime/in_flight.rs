@@ -180,7 +180,10 @@ mod tests {
     fn an_eviction_stops_only_the_invocation_it_names() {
         let f = Arc::new(InFlight::default());
         let t = f.track("run", "wf:t", Some(2));
-        assert!(!f.cancel_invocation("run", 1, CancelReason::Evicted), "an older invocation");
+        assert!(
+            !f.cancel_invocation("run", 1, CancelReason::Evicted),
+            "an older invocation"
+        );
         assert!(t.switch.reason().is_none());
         assert!(f.cancel_invocation("run", 2, CancelReason::Evicted));
         assert_eq!(t.switch.reason(), Some(CancelReason::Evicted));

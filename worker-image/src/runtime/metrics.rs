@@ -18,8 +18,8 @@ use tokio::time::Instant;
 
 use super::listener::Phase;
 use super::slots::SlotPool;
-use crate::durable::Waiting;
 use super::state::{Connection, Lifecycle};
+use crate::durable::Waiting;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ActionLabels {
@@ -177,7 +177,11 @@ impl Collector for StateCollector {
             .collect();
         type Read = fn(&SlotPool) -> usize;
         let gauges: [(&str, &str, Read); 2] = [
-            ("hatchet_worker_slots", "Task slots of this worker, by slot type", SlotPool::total),
+            (
+                "hatchet_worker_slots",
+                "Task slots of this worker, by slot type",
+                SlotPool::total,
+            ),
             (
                 "hatchet_worker_slots_used",
                 "Task slots held by running tasks, by slot type",

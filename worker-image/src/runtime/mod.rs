@@ -21,4 +21,7 @@ mod worker;
 
 pub(crate) use engine::{DurableResponses, WorkerEngine};
 pub(crate) use state::Connection;
-pub use worker::{DEFAULT_DRAIN_TIMEOUT, DEFAULT_DURABLE_SLOTS, DEFAULT_SLOTS, Exit, RunningWorker, Worker, WorkerBuilder, WorkerHandle};
+pub use worker::{
+    DEFAULT_DRAIN_TIMEOUT, DEFAULT_DURABLE_SLOTS, DEFAULT_SLOTS, Exit, RunningWorker, Worker, WorkerBuilder,
+    WorkerHandle,
+};

@@ -99,7 +99,8 @@ impl Shared {
     pub(crate) async fn evict(&self, invocation: Invocation, reason: &str) -> bool {
         let Some(d) = &self.durable else { return false };
         crate::durable::evict(&d.stream, &d.waiting, &*self.engine, invocation, reason, |i| {
-            self.in_flight.cancel_invocation(&i.task, i.count, CancelReason::Evicted);
+            self.in_flight
+                .cancel_invocation(&i.task, i.count, CancelReason::Evicted);
         })
         .await
     }

@@ -303,6 +303,11 @@ impl WorkerHandle {
     pub fn slots_used(&self) -> usize {
         self.shared.slots.used()
     }
+
+    /// Durable slots held by running durable tasks now (an evicted run holds none).
+    pub fn durable_slots_used(&self) -> usize {
+        self.shared.durable_slots.used()
+    }
 }
 
 impl Worker {
@@ -479,7 +484,9 @@ fn start_durable(shared: &Arc<Shared>, task: StreamTask) -> Background {
         let connection = shared.connection.subscribe();
         tokio::spawn(async move {
             task.run(engine, connection, move |i| {
-                shared.in_flight.cancel_invocation(&i.task, i.count, CancelReason::Evicted);
+                shared
+                    .in_flight
+                    .cancel_invocation(&i.task, i.count, CancelReason::Evicted);
             })
             .await;
         })
@@ -494,7 +501,10 @@ fn start_durable(shared: &Arc<Shared>, task: StreamTask) -> Background {
                 let (due, reason) = if shared.is_draining() {
                     (d.waiting.all(), "worker shutting down")
                 } else {
-                    (d.waiting.due(Instant::now(), shared.durable_slots.total()), "eviction policy")
+                    (
+                        d.waiting.due(Instant::now(), shared.durable_slots.total()),
+                        "eviction policy",
+                    )
                 };
                 for invocation in due {
                     let s = Arc::clone(&shared);

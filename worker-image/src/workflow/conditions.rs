@@ -96,7 +96,10 @@ impl Condition {
 impl Condition {
     /// In a test context, the data this condition fires with: a sleep fires by itself, an
     /// event when the test stubbed its key.
-    pub(crate) fn stubbed(&self, events: &std::collections::BTreeMap<String, serde_json::Value>) -> Option<(String, serde_json::Value)> {
+    pub(crate) fn stubbed(
+        &self,
+        events: &std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> Option<(String, serde_json::Value)> {
         let data = match &self.kind {
             Kind::Sleep(d) => serde_json::json!({ "sleep_duration": go_duration("sleep", *d).unwrap_or_default() }),
             Kind::Event { key, .. } => events.get(key)?.clone(),
