@@ -1,4 +1,5 @@
-//! Tasks useful for exercising a fleet: sleep, burn CPU, echo, fail N times then succeed.
+//! Tasks useful for exercising a fleet: sleep, burn CPU, echo, fail N times then succeed, and
+//! a durable sleep that outlives the worker it started on.
 //! Every output names the worker that ran it and the attempt (1 for a first run), so tests can
 //! see where runs went and that none ran twice.
 
@@ -6,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use hatchet_worker::{Context, Task, TaskError, Workflow};
+use hatchet_worker::{Context, DurableContext, Task, TaskError, Workflow};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -15,6 +16,7 @@ pub(crate) const SLEEP: &str = "fleet-sleep";
 pub(crate) const CPU: &str = "fleet-cpu";
 pub(crate) const ECHO: &str = "fleet-echo";
 pub(crate) const FLAKY: &str = "fleet-flaky";
+pub(crate) const DURABLE_SLEEP: &str = "fleet-durable-sleep";
 
 /// Long enough for any demo or drain test; the engine enforces it.
 const LONG_TASK_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -34,7 +36,7 @@ struct Flaky {
 /// The fleet's workflows, with `worker` (this worker's name) echoed in every output.
 pub(crate) fn workflows(worker: &str) -> Vec<Workflow> {
     let name = worker.to_owned();
-    let (n1, n2, n3, n4) = (name.clone(), name.clone(), name.clone(), name);
+    let (n1, n2, n3, n4, n5) = (name.clone(), name.clone(), name.clone(), name.clone(), name);
     vec![
         Workflow::new(SLEEP).description("sleeps for `ms` milliseconds").task(
             Task::new("sleep", move |i: Millis, ctx: Context| {
@@ -99,6 +101,28 @@ pub(crate) fn workflows(worker: &str) -> Vec<Workflow> {
                     }
                 })
                 .retries(5),
+            ),
+        Workflow::new(DURABLE_SLEEP)
+            .description("sleeps `ms` milliseconds durably: the run survives the worker it started on")
+            .task(
+                Task::durable("sleep", move |i: Millis, ctx: DurableContext| {
+                    let worker = n5.clone();
+                    async move {
+                        let first: String = ctx.memo("first-worker", || async { Ok(worker.clone()) }).await?;
+                        ctx.sleep_for(Duration::from_millis(i.ms.max(1)))
+                            .await
+                            .map_err(TaskError::retryable)?;
+                        Ok(json!({
+                            "worker": worker,
+                            "first_worker": first,
+                            "slept_ms": i.ms,
+                            "invocation": ctx.invocation_count(),
+                            "attempt": ctx.retry_count() + 1,
+                        }))
+                    }
+                })
+                .timeout(LONG_TASK_TIMEOUT)
+                .retries(3),
             ),
     ]
 }
