@@ -111,53 +111,46 @@ struct Entry {
     since: Instant,
     policy: EvictionPolicy,
     stage: watch::Sender<Stage>,
-    /// Its wait completed while the eviction was under way.
+    /// A wait completed while the eviction was under way.
     completed: bool,
-    /// Distinguishes successive waits of one invocation.
-    serial: u64,
+    /// The run's waits now (children awaited together are several).
+    waits: usize,
 }
 
 /// The durable runs waiting now on this worker.
 #[derive(Default)]
 pub(crate) struct Waiting {
-    runs: Mutex<(HashMap<Invocation, Entry>, u64)>,
+    runs: Mutex<HashMap<Invocation, Entry>>,
 }
 
 impl Waiting {
     /// Records that `invocation` waits, until the guard drops.
     pub(crate) fn enter(self: &Arc<Self>, invocation: Invocation, policy: EvictionPolicy) -> WaitGuard {
         let mut runs = self.runs.lock().expect("waiting lock");
-        runs.1 += 1;
-        let serial = runs.1;
-        let (stage, rx) = watch::channel(Stage::Waiting);
-        runs.0.insert(
-            invocation.clone(),
-            Entry {
-                since: Instant::now(),
-                policy,
-                stage,
-                completed: false,
-                serial,
-            },
-        );
+        let entry = runs.entry(invocation.clone()).or_insert_with(|| Entry {
+            since: Instant::now(),
+            policy,
+            stage: watch::Sender::new(Stage::Waiting),
+            completed: false,
+            waits: 0,
+        });
+        entry.waits += 1;
         WaitGuard {
             waiting: Arc::clone(self),
             invocation,
-            serial,
-            stage: rx,
+            stage: entry.stage.subscribe(),
         }
     }
 
     /// How many runs wait now.
     pub(crate) fn len(&self) -> usize {
-        self.runs.lock().expect("waiting lock").0.len()
+        self.runs.lock().expect("waiting lock").len()
     }
 
     /// The runs the policy evicts now, given the worker's durable slots.
     pub(crate) fn due(&self, now: Instant, durable_slots: usize) -> Vec<Invocation> {
         let runs = self.runs.lock().expect("waiting lock");
         let (ids, candidates): (Vec<&Invocation>, Vec<Candidate>) = runs
-            .0
             .iter()
             .filter(|(_, e)| *e.stage.borrow() == Stage::Waiting)
             .map(|(id, e)| {
@@ -178,13 +171,13 @@ impl Waiting {
 
     /// Every run waiting now (a shutdown evicts them all).
     pub(crate) fn all(&self) -> Vec<Invocation> {
-        self.runs.lock().expect("waiting lock").0.keys().cloned().collect()
+        self.runs.lock().expect("waiting lock").keys().cloned().collect()
     }
 
     /// Marks `invocation` as being evicted; `false` if it no longer waits (or already is).
     pub(crate) fn begin_eviction(&self, invocation: &Invocation) -> bool {
         let runs = self.runs.lock().expect("waiting lock");
-        runs.0.get(invocation).is_some_and(|e| {
+        runs.get(invocation).is_some_and(|e| {
             e.stage
                 .send_if_modified(|s| std::mem::replace(s, Stage::Evicting) == Stage::Waiting)
         })
@@ -194,7 +187,7 @@ impl Waiting {
     /// restores an evicted run when its wait completes, missed that, so it must be asked to).
     pub(crate) fn end_eviction(&self, invocation: &Invocation, evicted: bool) -> bool {
         let runs = self.runs.lock().expect("waiting lock");
-        let Some(e) = runs.0.get(invocation) else {
+        let Some(e) = runs.get(invocation) else {
             return false;
         };
         e.stage.send_replace(if evicted { Stage::Evicted } else { Stage::Kept });
@@ -212,7 +205,6 @@ impl std::fmt::Debug for Waiting {
 pub(crate) struct WaitGuard {
     waiting: Arc<Waiting>,
     invocation: Invocation,
-    serial: u64,
     stage: watch::Receiver<Stage>,
 }
 
@@ -222,7 +214,7 @@ impl WaitGuard {
     pub(crate) async fn settle(mut self) -> bool {
         {
             let mut runs = self.waiting.runs.lock().expect("waiting lock");
-            if let Some(e) = runs.0.get_mut(&self.invocation) {
+            if let Some(e) = runs.get_mut(&self.invocation) {
                 e.completed = true;
             }
         }
@@ -236,8 +228,11 @@ impl WaitGuard {
 impl Drop for WaitGuard {
     fn drop(&mut self) {
         let mut runs = self.waiting.runs.lock().expect("waiting lock");
-        if runs.0.get(&self.invocation).is_some_and(|e| e.serial == self.serial) {
-            runs.0.remove(&self.invocation);
+        if let Some(e) = runs.get_mut(&self.invocation) {
+            e.waits -= 1;
+            if e.waits == 0 {
+                runs.remove(&self.invocation);
+            }
         }
     }
 }
@@ -322,6 +317,17 @@ mod tests {
         assert!(w.begin_eviction(&inv(1)));
         assert!(!w.end_eviction(&inv(1), false));
         assert!(guard.settle().await);
+        assert!(w.all().is_empty());
+    }
+
+    #[test]
+    fn a_run_awaiting_several_entries_waits_until_the_last_one_ends() {
+        let w = Arc::new(Waiting::default());
+        let a = w.enter(inv(1), EvictionPolicy::default());
+        let b = w.enter(inv(1), EvictionPolicy::default());
+        drop(a);
+        assert_eq!(w.all(), [inv(1)], "still awaiting b");
+        drop(b);
         assert!(w.all().is_empty());
     }
 
