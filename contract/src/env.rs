@@ -38,5 +38,7 @@ pub const GRPC_MAX_SEND_MESSAGE_LENGTH: &str = "HATCHET_CLIENT_GRPC_MAX_SEND_MES
 pub const WORKER_NAME: &str = "HATCHET_WORKER_NAME";
 /// The worker's task slots.
 pub const WORKER_SLOTS: &str = "HATCHET_WORKER_SLOTS";
+/// The worker's durable task slots.
+pub const WORKER_DURABLE_SLOTS: &str = "HATCHET_WORKER_DURABLE_SLOTS";
 /// Seconds a worker drains after SIGTERM before it abandons what still runs.
 pub const WORKER_DRAIN_TIMEOUT_SECONDS: &str = "HATCHET_WORKER_DRAIN_TIMEOUT_SECONDS";

@@ -12,5 +12,9 @@ pub mod token;
 /// Task slots of a worker when nothing sets them (the official SDKs' default).
 pub const DEFAULT_SLOTS: u32 = 100;
 
+/// Durable task slots of a worker with durable tasks when nothing sets them (the official
+/// SDKs' default: durable runs mostly wait, so a worker holds many).
+pub const DEFAULT_DURABLE_SLOTS: u32 = 1000;
+
 /// How long a worker drains its running tasks after SIGTERM when nothing sets it.
 pub const DEFAULT_DRAIN_TIMEOUT_SECONDS: u32 = 3600;

@@ -66,6 +66,11 @@ pub struct HatchetWorkerSpec {
     #[serde(default = "default_slots")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 10000").message("spec.slots must be between 1 and 10000"))]
     pub slots: i32,
+    /// Durable task slots per worker (durable runs held at once, waiting ones included), for
+    /// workers with durable tasks; the worker's default (1000) when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 100000").message("spec.durableSlots must be between 1 and 100000"))]
+    pub durable_slots: Option<i32>,
     /// Hatchet worker labels (for task affinity), sent by every worker of the fleet. The
     /// operator adds `hatchet.run/fleet=<namespace>.<name>`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

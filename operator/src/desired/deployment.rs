@@ -8,7 +8,7 @@
 //!
 //! - environment variables (`HATCHET_CLIENT_TOKEN` from the Secret via `secretKeyRef`,
 //!   `HATCHET_CLIENT_HOST_PORT`, `_SERVER_URL`, `_TLS_*`, `_NAMESPACE`, `HATCHET_WORKER_NAME`
-//!   from the pod name, `HATCHET_WORKER_SLOTS`, `HATCHET_CLIENT_WORKER_PRESET_LABELS`,
+//!   from the pod name, `HATCHET_WORKER_SLOTS` (and `HATCHET_WORKER_DURABLE_SLOTS` when set), `HATCHET_CLIENT_WORKER_PRESET_LABELS`,
 //!   `HATCHET_CLIENT_WORKER_HEALTHCHECK_PORT`, `HATCHET_WORKER_DRAIN_TIMEOUT_SECONDS`): a user
 //!   variable of the same name replaces the injected one; injected variables come first so the
 //!   user's can refer to them with `$(NAME)`;
@@ -236,6 +236,9 @@ fn injected_env(hw: &HatchetWorker, ns: &str, name: &str) -> Vec<EnvVar> {
         plain(env::NAMESPACE, hns.clone());
     }
     plain(env::WORKER_SLOTS, hw.spec.slots.to_string());
+    if let Some(d) = hw.spec.durable_slots {
+        plain(env::WORKER_DURABLE_SLOTS, d.to_string());
+    }
     let mut labels: BTreeMap<&str, String> = hw.spec.labels.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     labels.insert(FLEET_LABEL, format!("{ns}.{name}"));
     plain(
@@ -382,6 +385,7 @@ mod tests {
     fn injected_environment_table() {
         let hw = mk_hw(json!({
             "slots": 7,
+            "durableSlots": 250,
             "labels": {"gpu": "a100"},
             "drain": {"timeoutSeconds": 60},
             "connection": {
@@ -404,6 +408,7 @@ mod tests {
             ("HATCHET_CLIENT_TLS_SERVER_NAME", Some("engine.internal")),
             ("HATCHET_CLIENT_NAMESPACE", Some("staging")),
             ("HATCHET_WORKER_SLOTS", Some("7")),
+            ("HATCHET_WORKER_DURABLE_SLOTS", Some("250")),
             (
                 "HATCHET_CLIENT_WORKER_PRESET_LABELS",
                 Some(r#"{"gpu":"a100","hatchet.run/fleet":"team.fleet"}"#),
@@ -448,6 +453,7 @@ mod tests {
             "HATCHET_CLIENT_NAMESPACE",
             "HATCHET_CLIENT_TLS_ROOT_CA_FILE",
             "HATCHET_CLIENT_TLS_CERT_FILE",
+            "HATCHET_WORKER_DURABLE_SLOTS",
         ] {
             assert!(env(c, absent).is_none(), "{absent}");
         }

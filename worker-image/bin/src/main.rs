@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use hatchet_contract::{DEFAULT_DRAIN_TIMEOUT_SECONDS, DEFAULT_SLOTS, env};
+use hatchet_contract::{DEFAULT_DRAIN_TIMEOUT_SECONDS, DEFAULT_DURABLE_SLOTS, DEFAULT_SLOTS, env};
 use hatchet_worker::telemetry::{engine_logs, otel};
 use hatchet_worker::{Client, ClientConfig, Exit, TriggerOptions, Worker};
 use tracing_subscriber::Layer as _;
@@ -28,6 +28,9 @@ struct Cli {
     /// Tasks run at once.
     #[arg(long, env = env::WORKER_SLOTS, default_value_t = DEFAULT_SLOTS as usize)]
     slots: usize,
+    /// Durable tasks held at once, waiting ones included.
+    #[arg(long, env = env::WORKER_DURABLE_SLOTS, default_value_t = DEFAULT_DURABLE_SLOTS as usize)]
+    durable_slots: usize,
     /// Longest a drain waits for running tasks before reporting them failed.
     #[arg(long, env = env::WORKER_DRAIN_TIMEOUT_SECONDS, default_value_t = u64::from(DEFAULT_DRAIN_TIMEOUT_SECONDS))]
     drain_timeout_seconds: u64,
@@ -83,6 +86,7 @@ impl Cli {
             command,
             name,
             slots,
+            durable_slots,
             drain_timeout_seconds,
             auth_outage_grace_seconds,
             log_level,
@@ -100,7 +104,7 @@ impl Cli {
                     Duration::from_secs(drain_timeout_seconds),
                     Duration::from_secs(auth_outage_grace_seconds),
                 );
-                serve(client, &name, slots, drain, grace).await
+                serve(client, &name, (slots, durable_slots), drain, grace).await
             }
         }
     }
@@ -109,12 +113,13 @@ impl Cli {
 async fn serve(
     client: Client,
     name: &str,
-    slots: usize,
+    (slots, durable_slots): (usize, usize),
     drain: Duration,
     auth_grace: Duration,
 ) -> anyhow::Result<std::process::ExitCode> {
     let mut builder = Worker::builder(client, name)
         .slots(slots)
+        .durable_slots(durable_slots)
         .drain_timeout(drain)
         .auth_outage_grace(auth_grace);
     for wf in fleet::workflows(name) {

@@ -34,7 +34,7 @@ const START_BACKOFF_MAX: Duration = Duration::from_secs(30);
 pub const DEFAULT_SLOTS: usize = hatchet_contract::DEFAULT_SLOTS as usize;
 /// Default durable slots of a worker with durable tasks (the official SDKs' default): durable
 /// runs mostly wait, so a worker holds many.
-pub const DEFAULT_DURABLE_SLOTS: usize = 1000;
+pub const DEFAULT_DURABLE_SLOTS: usize = hatchet_contract::DEFAULT_DURABLE_SLOTS as usize;
 /// How often the waiting durable runs are checked against their eviction policies.
 const EVICTION_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// Default drain deadline: long, so tasks normally finish.
