@@ -231,10 +231,11 @@ async fn durable_children_return_their_results() {
     let child = unique("durable-child");
     let child_runs = Arc::new(AtomicUsize::new(0));
     let c = Arc::clone(&child_runs);
-    let child_flow = Workflow::new(&child).task(Task::new("double", move |n: i64, _: Context| {
+    let child_flow = Workflow::new(&child).task(Task::new("double", move |input: Value, _: Context| {
         let c = Arc::clone(&c);
         async move {
             c.fetch_add(1, Ordering::SeqCst);
+            let n = input["n"].as_i64().unwrap_or(0);
             if n < 0 {
                 return Err(TaskError::non_retryable("negative"));
             }
@@ -246,11 +247,16 @@ async fn durable_children_return_their_results() {
         Task::durable("fan-out", move |_: Value, ctx: DurableContext| {
             let name = name.clone();
             async move {
-                let one = ctx.run_child(&name, &1, TriggerOptions::default()).await?;
-                let many = ctx
-                    .run_children(&name, (2..5).map(|n| (n, TriggerOptions::default())).collect())
+                let one = ctx
+                    .run_child(&name, &json!({"n": 1}), TriggerOptions::default())
                     .await?;
-                let failed = ctx.run_child(&name, &-1, TriggerOptions::default()).await;
+                let many = ctx
+                    .run_children(
+                        &name,
+                        (2..5).map(|n| (json!({"n": n}), TriggerOptions::default())).collect(),
+                    )
+                    .await?;
+                let failed = ctx.run_child(&name, &json!({"n": -1}), TriggerOptions::default()).await;
                 Ok(json!({
                     "one": one,
                     "many": many,
@@ -277,6 +283,7 @@ async fn durable_children_return_their_results() {
     .expect("the run ends within 90 s")
     .expect("the run completes");
     let r = &out["fan-out"];
+    eprintln!("DURABLE CHILD RESULTS {r}");
     let doubled = |v: &Value| {
         v.get("doubled")
             .or_else(|| v.get("double").and_then(|d| d.get("doubled")))

@@ -290,7 +290,7 @@ impl DurableContext {
                 return Err(Error::RunFailed {
                     run_id,
                     status: "FAILED".into(),
-                    error,
+                    error: crate::payload::parse_failure(&error).headline(),
                 });
             }
             if c.payload.is_empty() {
