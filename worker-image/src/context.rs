@@ -37,6 +37,14 @@ pub(crate) struct RunIds {
     pub(crate) priority: i32,
 }
 
+/// The run an attempt is: who it is, its payload, its metadata.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AssignedRun {
+    pub(crate) ids: RunIds,
+    pub(crate) payload: ActionPayload,
+    pub(crate) metadata: serde_json::Map<String, Value>,
+}
+
 /// What the runtime shares with a running attempt: its cancel, its slot, its deadline
 /// (which `refresh_timeout` moves), and for a durable task its event log's stream.
 pub(crate) struct AttemptControls {
@@ -53,9 +61,7 @@ pub struct Context {
 }
 
 struct Inner {
-    ids: RunIds,
-    payload: ActionPayload,
-    metadata: serde_json::Map<String, Value>,
+    run: AssignedRun,
     /// The worker's client; in a test, one given to the test or one connected to nothing.
     client: Client,
     cancel: CancellationToken,
@@ -94,16 +100,14 @@ pub(crate) struct TestLink {
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context")
-            .field("ids", &self.inner.ids)
+            .field("ids", &self.inner.run.ids)
             .finish_non_exhaustive()
     }
 }
 
 impl Context {
     pub(crate) fn new(
-        ids: RunIds,
-        payload: ActionPayload,
-        metadata: serde_json::Map<String, Value>,
+        run: AssignedRun,
         client: Client,
         engine: Arc<dyn WorkerEngine>,
         controls: AttemptControls,
@@ -115,34 +119,18 @@ impl Context {
             deadline: controls.deadline,
             durable: controls.durable,
         };
-        Self::with_link(ids, payload, metadata, client, controls.cancel, link, lifespan)
+        Self::with_link(run, client, controls.cancel, link, lifespan)
     }
 
     /// A context whose calls `link` records (see [`crate::testing`]).
-    pub(crate) fn for_test(
-        ids: RunIds,
-        payload: ActionPayload,
-        metadata: serde_json::Map<String, Value>,
-        lifespan: Option<Arc<dyn Any + Send + Sync>>,
-        link: TestLink,
-    ) -> Self {
+    pub(crate) fn for_test(run: AssignedRun, lifespan: Option<Arc<dyn Any + Send + Sync>>, link: TestLink) -> Self {
         let client = link.client.clone();
         let cancel = CancellationToken::new();
-        Self::with_link(
-            ids,
-            payload,
-            metadata,
-            client,
-            cancel,
-            Link::Test(Box::new(link)),
-            lifespan,
-        )
+        Self::with_link(run, client, cancel, Link::Test(Box::new(link)), lifespan)
     }
 
     fn with_link(
-        ids: RunIds,
-        payload: ActionPayload,
-        metadata: serde_json::Map<String, Value>,
+        run: AssignedRun,
         client: Client,
         cancel: CancellationToken,
         link: Link,
@@ -150,9 +138,7 @@ impl Context {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                ids,
-                payload,
-                metadata,
+                run,
                 client,
                 cancel,
                 link,
@@ -190,19 +176,19 @@ impl Context {
 
     /// The run's input as JSON.
     pub fn raw_input(&self) -> &Value {
-        &self.inner.payload.input
+        &self.inner.run.payload.input
     }
 
     /// The run's input as `T`.
     pub fn input<T: DeserializeOwned>(&self) -> Result<T, TaskError> {
-        serde_json::from_value(self.inner.payload.input.clone())
+        serde_json::from_value(self.inner.run.payload.input.clone())
             .map_err(|e| TaskError::non_retryable(format!("input does not match the requested type: {e}")))
     }
 
     /// The output of parent task `name`, as `T`; an error if it was skipped.
     pub fn parent_output<T: DeserializeOwned>(&self, name: &str) -> Result<T, TaskError> {
         let v =
-            self.inner.payload.parents.get(name).ok_or_else(|| {
+            self.inner.run.payload.parents.get(name).ok_or_else(|| {
                 TaskError::non_retryable(format!("task {name:?} is not a completed parent of this task"))
             })?;
         if is_skipped_output(v) {
@@ -220,23 +206,24 @@ impl Context {
     /// Whether parent task `name` was skipped by its `skip_if` conditions (the engine
     /// completes a skipped task with the output `{"skipped": true}`).
     pub fn was_skipped(&self, name: &str) -> bool {
-        self.inner.payload.parents.get(name).is_some_and(is_skipped_output)
+        self.inner.run.payload.parents.get(name).is_some_and(is_skipped_output)
     }
 
     /// Errors of the run's failed tasks, keyed by task name (what an on-failure task handles).
     pub fn task_errors(&self) -> &BTreeMap<String, String> {
-        &self.inner.payload.step_run_errors
+        &self.inner.run.payload.step_run_errors
     }
 
     /// What triggered the run (e.g. the event payload), as the engine reports it.
     pub fn triggers(&self) -> &BTreeMap<String, Value> {
-        &self.inner.payload.triggers
+        &self.inner.run.payload.triggers
     }
 
     /// The payload of the event filter that started this run (a workflow's
     /// [`EventFilter`](crate::EventFilter) matching a scoped event), if one did.
     pub fn filter_payload(&self) -> Option<&Value> {
         self.inner
+            .run
             .payload
             .triggers
             .get("filter_payload")
@@ -246,52 +233,52 @@ impl Context {
     /// How the run was started, as the engine names it (e.g. `manual`, `event`, `cron`), when
     /// it says.
     pub fn triggered_by(&self) -> Option<&str> {
-        self.inner.payload.triggered_by.as_deref()
+        self.inner.run.payload.triggered_by.as_deref()
     }
 
     /// The run's additional metadata.
     pub fn additional_metadata(&self) -> &serde_json::Map<String, Value> {
-        &self.inner.metadata
+        &self.inner.run.metadata
     }
 
     /// 0 on the first attempt, then 1, 2, ... on retries.
     pub fn retry_count(&self) -> u32 {
-        self.inner.ids.retry_count.max(0) as u32
+        self.inner.run.ids.retry_count.max(0) as u32
     }
 
     /// The workflow run this task belongs to.
     pub fn workflow_run_id(&self) -> &str {
-        &self.inner.ids.workflow_run_id
+        &self.inner.run.ids.workflow_run_id
     }
 
     /// This task run's external id.
     pub fn task_run_id(&self) -> &str {
-        &self.inner.ids.task_run_external_id
+        &self.inner.run.ids.task_run_external_id
     }
 
     /// The action id this task was assigned under (`<workflow>:<task>`).
     pub fn action_id(&self) -> &str {
-        &self.inner.ids.action_id
+        &self.inner.run.ids.action_id
     }
 
     /// This task's name.
     pub fn task_name(&self) -> &str {
-        &self.inner.ids.task_name
+        &self.inner.run.ids.task_name
     }
 
     /// The workflow run that spawned this one, if it is a child.
     pub fn parent_workflow_run_id(&self) -> Option<&str> {
-        self.inner.ids.parent_workflow_run_id.as_deref()
+        self.inner.run.ids.parent_workflow_run_id.as_deref()
     }
 
     /// The run's priority.
     pub fn priority(&self) -> i32 {
-        self.inner.ids.priority
+        self.inner.run.ids.priority
     }
 
     /// The worker running this task.
     pub fn worker_id(&self) -> &str {
-        &self.inner.ids.worker_id
+        &self.inner.run.ids.worker_id
     }
 
     /// Resolves when the engine cancels the run (or the worker abandons it at its drain
@@ -306,7 +293,12 @@ impl Context {
     pub async fn cancel(&self) -> Result<(), Error> {
         match self.recorded() {
             Some(t) => t.recorded.cancel(),
-            None => self.inner.client.cancel(&self.inner.ids.task_run_external_id).await?,
+            None => {
+                self.inner
+                    .client
+                    .cancel(&self.inner.run.ids.task_run_external_id)
+                    .await?
+            }
         }
         self.inner.cancel.cancel();
         Ok(())
@@ -326,10 +318,10 @@ impl Context {
         self.inner
             .client
             .put_log(
-                &self.inner.ids.task_run_external_id,
+                &self.inner.run.ids.task_run_external_id,
                 message.into(),
                 "INFO",
-                self.inner.ids.retry_count,
+                self.inner.run.ids.retry_count,
             )
             .await
     }
@@ -343,7 +335,7 @@ impl Context {
         }
         self.inner
             .client
-            .put_stream_event(&self.inner.ids.task_run_external_id, chunk.into(), index)
+            .put_stream_event(&self.inner.run.ids.task_run_external_id, chunk.into(), index)
             .await
     }
 
@@ -353,7 +345,7 @@ impl Context {
             Link::Test(t) => t.recorded.release_slot(),
             Link::Engine { engine, slot, .. } => {
                 let req = ReleaseSlotRequest {
-                    task_run_external_id: self.inner.ids.task_run_external_id.clone(),
+                    task_run_external_id: self.inner.run.ids.task_run_external_id.clone(),
                 };
                 call("ReleaseSlot", || engine.release_slot(req.clone())).await?;
                 slot.release();
@@ -369,7 +361,7 @@ impl Context {
             Link::Test(t) => t.recorded.refresh_timeout(by),
             Link::Engine { engine, deadline, .. } => {
                 let req = RefreshTimeoutRequest {
-                    task_run_external_id: self.inner.ids.task_run_external_id.clone(),
+                    task_run_external_id: self.inner.run.ids.task_run_external_id.clone(),
                     increment_timeout_by: inc,
                 };
                 call("RefreshTimeout", || engine.refresh_timeout(req.clone())).await?;
@@ -387,7 +379,7 @@ impl Context {
         }
         self.inner
             .client
-            .upsert_worker_labels(&self.inner.ids.worker_id, labels)
+            .upsert_worker_labels(&self.inner.run.ids.worker_id, labels)
             .await
     }
 
@@ -534,9 +526,9 @@ impl Context {
 
     fn parent(&self, index: i32) -> Parent<'_> {
         Parent {
-            run_id: &self.inner.ids.workflow_run_id,
-            task_run_id: &self.inner.ids.task_run_external_id,
-            worker_id: &self.inner.ids.worker_id,
+            run_id: &self.inner.run.ids.workflow_run_id,
+            task_run_id: &self.inner.run.ids.task_run_external_id,
+            worker_id: &self.inner.run.ids.worker_id,
             index,
         }
     }

@@ -31,7 +31,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::client::RunRef;
-use crate::context::{Context, RunIds, TestLink};
+use crate::context::{AssignedRun, Context, RunIds, TestLink};
 use crate::durable::DurableContext;
 use crate::payload::ActionPayload;
 use crate::workflow::LabelValue;
@@ -198,9 +198,11 @@ impl TestContext {
             client: self.client.clone().unwrap_or_else(unconnected_client),
         };
         Context::for_test(
-            self.ids.clone(),
-            self.payload.clone(),
-            self.metadata.clone(),
+            AssignedRun {
+                ids: self.ids.clone(),
+                payload: self.payload.clone(),
+                metadata: self.metadata.clone(),
+            },
             self.lifespan.clone(),
             link,
         )

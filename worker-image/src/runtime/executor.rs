@@ -14,7 +14,7 @@ use super::report::{Ending, Outcome, Report, Site, conclude};
 use super::shared::{ActionDef, Shared};
 use super::slots::{SharedSlot, SlotPermit};
 use crate::client::{Persistence, call_with_codes, now_timestamp};
-use crate::context::{AttemptControls, Context, RunIds};
+use crate::context::{AssignedRun, AttemptControls, Context, RunIds};
 use crate::durable::{DurableRun, Invocation};
 use crate::middleware::Next;
 use crate::payload::{parse_action_payload, parse_metadata};
@@ -39,15 +39,19 @@ pub(crate) async fn run(
     permit: SlotPermit,
     assigned_at: Instant,
 ) {
-    let span = attempt_span(&action);
-    run_attempt(shared, action, tracked, permit, assigned_at)
+    let metadata = parse_metadata(action.additional_metadata.as_deref()).unwrap_or_else(|e| {
+        tracing::warn!(task_run = %action.task_run_external_id, "ignoring additional metadata: {e}");
+        Default::default()
+    });
+    let span = attempt_span(&action, &metadata);
+    run_attempt(shared, action, metadata, tracked, permit, assigned_at)
         .instrument(span)
         .await;
 }
 
 /// The span around everything one attempt does (its reports, and the handler's own log
 /// lines), so each line of a task run can be found by its id.
-fn attempt_span(action: &AssignedAction) -> Span {
+fn attempt_span(action: &AssignedAction, metadata: &serde_json::Map<String, serde_json::Value>) -> Span {
     let span = tracing::info_span!(
         "task",
         task_run = %action.task_run_external_id,
@@ -65,14 +69,17 @@ fn attempt_span(action: &AssignedAction) -> Span {
             action_id: &action.action_id,
             retry_count: action.retry_count,
         },
-        &parse_metadata(action.additional_metadata.as_deref()).unwrap_or_default(),
+        metadata,
     );
+    #[cfg(not(feature = "otel"))]
+    let _ = metadata;
     span
 }
 
 async fn run_attempt(
     shared: Arc<Shared>,
     action: AssignedAction,
+    metadata: serde_json::Map<String, serde_json::Value>,
     tracked: Tracked,
     permit: SlotPermit,
     assigned_at: Instant,
@@ -96,7 +103,7 @@ async fn run_attempt(
     shared
         .metrics
         .task_started(&action.action_id, started.saturating_duration_since(assigned_at));
-    let ending = attempt(&shared, &action, def, slot.clone(), &tracked).await;
+    let ending = attempt(&shared, &action, metadata, def, slot.clone(), &tracked).await;
     let outcome = finish(&shared, &action, ending).await;
     slot.release();
     drop(tracked);
@@ -113,7 +120,7 @@ pub(crate) async fn hand_back(shared: &Shared, action: &AssignedAction) {
         tracing::warn!("assignment arrived while draining; handing it back");
         finish(shared, action, Ending::HandedBack).await;
     }
-    .instrument(attempt_span(action))
+    .instrument(attempt_span(action, &Default::default()))
     .await;
 }
 
@@ -130,6 +137,7 @@ async fn finish(shared: &Shared, action: &AssignedAction, ending: Ending) -> Out
 async fn attempt(
     shared: &Arc<Shared>,
     action: &AssignedAction,
+    metadata: serde_json::Map<String, serde_json::Value>,
     def: ActionDef,
     slot: SharedSlot,
     tracked: &Tracked,
@@ -140,10 +148,6 @@ async fn attempt(
         Ok(p) => p,
         Err(e) => return Ending::BadInput(e),
     };
-    let metadata = parse_metadata(action.additional_metadata.as_deref()).unwrap_or_else(|e| {
-        tracing::warn!(task_run = %id, "ignoring additional metadata: {e}");
-        Default::default()
-    });
     let deadline = Arc::new(Mutex::new(Instant::now() + def.timeout + TIMEOUT_GRACE));
     let durable = match (&def.durable, &shared.durable) {
         (Some(policy), Some(d)) => Some(Arc::new(DurableRun {
@@ -158,8 +162,8 @@ async fn attempt(
         })),
         _ => None,
     };
-    let ctx = Context::new(
-        RunIds {
+    let run = AssignedRun {
+        ids: RunIds {
             workflow_run_id: action.workflow_run_id.clone(),
             task_run_external_id: id.to_owned(),
             task_name: action.task_name.clone(),
@@ -171,6 +175,9 @@ async fn attempt(
         },
         payload,
         metadata,
+    };
+    let ctx = Context::new(
+        run,
         shared.client.clone(),
         Arc::clone(&shared.engine),
         AttemptControls {
