@@ -370,3 +370,65 @@ async fn code_that_changed_between_invocations_fails_with_non_determinism() {
     assert!(error.contains("non-determinism"), "{error}");
     worker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_evicted_run_restored_by_hand_starts_again_before_its_wait_is_over() {
+    let client = client(&World::load().expect("local world"));
+    let wf = unique("durable-restore");
+    let go = format!("{wf}:go");
+    let starts = Arc::new(AtomicUsize::new(0));
+    let (key, s) = (go.clone(), Arc::clone(&starts));
+    let flow = Workflow::new(&wf).task(
+        Task::durable("waits", move |_: Value, ctx: DurableContext| {
+            let (key, s) = (key.clone(), Arc::clone(&s));
+            async move {
+                s.fetch_add(1, Ordering::SeqCst);
+                let payload = ctx.wait_for_event(&key, None).await.map_err(TaskError::retryable)?;
+                Ok(json!({"payload": payload, "invocation": ctx.invocation_count()}))
+            }
+        })
+        .eviction(EvictionPolicy::default().ttl(Duration::from_secs(2)))
+        .timeout(Duration::from_secs(300)),
+    );
+    let worker = serve(&client, flow).await;
+    let run = client
+        .trigger(&wf, &json!({}), TriggerOptions::default())
+        .await
+        .expect("trigger");
+    let evicted = async {
+        loop {
+            let d = client.run_details(&run.id).await.expect("details");
+            if let Some(t) = d.tasks.first().filter(|t| t.evicted) {
+                return t.external_id.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    let task_run = tokio::time::timeout(Duration::from_secs(30), evicted)
+        .await
+        .expect("the TTL evicts the waiting run");
+    assert_eq!(starts.load(Ordering::SeqCst), 1);
+    assert!(
+        client.restore_task(&task_run).await.expect("restore"),
+        "the engine requeued it"
+    );
+    until("the restored run starts again", Duration::from_secs(30), || {
+        starts.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    let out = async {
+        loop {
+            client.push_event(&go, &json!({"ok": true}), None).await.expect("push");
+            if let Ok(r) = tokio::time::timeout(Duration::from_secs(3), client.wait_for_run(&run.id)).await {
+                return r;
+            }
+        }
+    };
+    let out = tokio::time::timeout(Duration::from_secs(90), out)
+        .await
+        .expect("the run ends within 90 s")
+        .expect("the run completes");
+    assert_eq!(out["waits"]["payload"], json!({"ok": true}), "{out:?}");
+    assert!(out["waits"]["invocation"].as_i64().unwrap_or(0) >= 2, "{out:?}");
+    worker.stop().await;
+}

@@ -417,4 +417,18 @@ impl Client {
         .await
         .map(drop)
     }
+
+    /// Queues an evicted durable task run again now, instead of when its wait is over (the
+    /// official SDKs' restore); whether the engine requeued it (`false`: it was not evicted).
+    pub async fn restore_task(&self, task_run_id: &str) -> Result<bool> {
+        let r = call("RestoreEvictedTask", || {
+            let mut d = self.engine.dispatcher.clone();
+            let req = hatchet_proto::RestoreEvictedTaskRequest {
+                task_run_external_id: task_run_id.to_owned(),
+            };
+            async move { d.restore_evicted_task(req).await }
+        })
+        .await?;
+        Ok(r.requeued)
+    }
 }
