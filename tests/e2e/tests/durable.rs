@@ -432,3 +432,43 @@ async fn an_evicted_run_restored_by_hand_starts_again_before_its_wait_is_over() 
     assert!(out["waits"]["invocation"].as_i64().unwrap_or(0) >= 2, "{out:?}");
     worker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_durable_wait_with_a_lookback_sees_an_event_pushed_before_it() {
+    let client = client(&World::load().expect("local world"));
+    let wf = unique("durable-lookback");
+    let key = format!("{wf}:paid");
+    let scope = unique("order");
+    client
+        .push_event_with(
+            &key,
+            &json!({"amount": 12}),
+            hatchet_worker::EventOptions::default().scope(scope.clone()),
+        )
+        .await
+        .expect("push before the run exists");
+    let (k, sc) = (key.clone(), scope.clone());
+    let flow = Workflow::new(&wf).task(
+        Task::durable("paid", move |_: Value, ctx: DurableContext| {
+            let (k, sc) = (k.clone(), sc.clone());
+            async move {
+                let r = ctx
+                    .wait_for([Condition::event(k.clone()).scope(sc).lookback(Duration::from_secs(300))])
+                    .await
+                    .map_err(TaskError::retryable)?;
+                Ok(json!({"payload": r.get(&k)}))
+            }
+        })
+        .timeout(Duration::from_secs(120)),
+    );
+    let worker = serve(&client, flow).await;
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        client.run(&wf, &json!({}), TriggerOptions::default()),
+    )
+    .await
+    .expect("the earlier event ends the wait: no event is pushed after it")
+    .expect("the run completes");
+    assert_eq!(out["paid"]["payload"], json!({"amount": 12}), "{out:?}");
+    worker.stop().await;
+}

@@ -22,7 +22,7 @@ use super::pending::{Ack, Completion, EntryKey, Invocation, Refusal};
 use super::stream::DurableStream;
 use crate::client::TriggerOptions;
 use crate::context::Context;
-use crate::workflow::{AnyOf, Condition, durable_conditions};
+use crate::workflow::{AnyOf, Condition, durable_conditions, needs_lookback};
 use crate::{Error, TaskError};
 
 /// One attempt of a durable task as the worker runs it: the stream its calls go over, the
@@ -152,7 +152,12 @@ impl DurableContext {
             Backend::Engine(run) => run,
             Backend::Test => return self.ctx.test_wait(&groups),
         };
-        let conditions = durable_conditions(&groups, &self.ctx.client().config().namespace)
+        let now = if needs_lookback(&groups) {
+            Some(self.now().await.map_err(|e| Error::Durable(e.to_string()))?)
+        } else {
+            None
+        };
+        let conditions = durable_conditions(&groups, &self.ctx.client().config().namespace, now)
             .map_err(|e| Error::Definition(format!("durable wait_for: {e}")))?;
         let request = Request::WaitFor(DurableTaskWaitForRequest {
             invocation_count: run.invocation.count,
@@ -176,6 +181,20 @@ impl DurableContext {
         };
         let result = self.wait_for([condition]).await?;
         Ok(result.get(key).cloned().unwrap_or(Value::Null))
+    }
+
+    /// Sleeps until `at` (by the run's memoized time, so a replay waits for the same moment);
+    /// returns at once if `at` has passed.
+    pub async fn sleep_until(&self, at: SystemTime) -> Result<(), Error> {
+        let now = self.now().await.map_err(|e| Error::Durable(e.to_string()))?;
+        match at.duration_since(now) {
+            // Whole milliseconds, as the engine's durations are.
+            Ok(left) if left.as_millis() > 0 => {
+                let ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+                self.sleep_for(Duration::from_millis(ms)).await
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Runs `step` once per run: the first time its result is stored in the log under `key`;

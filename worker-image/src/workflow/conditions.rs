@@ -19,6 +19,10 @@ use hatchet_contract::namespace::apply as apply_namespace;
 pub struct Condition {
     kind: Kind,
     data_key: Option<String>,
+    /// Events only: the scope they must be pushed with.
+    scope: Option<String>,
+    /// Events only, durable waits only: also events pushed this long before the wait began.
+    lookback: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +39,8 @@ impl Condition {
         Self {
             kind: Kind::Sleep(duration),
             data_key: None,
+            scope: None,
+            lookback: None,
         }
     }
 
@@ -47,6 +53,8 @@ impl Condition {
                 expression: None,
             },
             data_key: None,
+            scope: None,
+            lookback: None,
         }
     }
 
@@ -59,6 +67,8 @@ impl Condition {
                 expression: Some(expression.into()),
             },
             data_key: None,
+            scope: None,
+            lookback: None,
         }
     }
 
@@ -71,6 +81,8 @@ impl Condition {
                 expression: expression.into(),
             },
             data_key: None,
+            scope: None,
+            lookback: None,
         }
     }
 
@@ -78,6 +90,22 @@ impl Condition {
     /// `sleep:<duration>`, the event key, `<parent>:<expression>`.
     pub fn data_key(mut self, key: impl Into<String>) -> Self {
         self.data_key = Some(key.into());
+        self
+    }
+
+    /// Only events pushed with `scope` count (a durable wait's condition: the engine ignores
+    /// scopes on a task's conditions).
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// In a durable wait, events pushed up to `window` before the wait began count too, so an
+    /// event pushed just before cannot be missed (the official SDKs' `lookback_window`; it
+    /// needs a [`Condition::scope`], as there). The window is counted from the run's memoized
+    /// time, so a replay looks at the same events.
+    pub fn lookback(mut self, window: Duration) -> Self {
+        self.lookback = Some(window);
         self
     }
 
@@ -124,6 +152,12 @@ impl AnyOf {
     pub(crate) fn conditions(&self) -> &[Condition] {
         &self.0
     }
+}
+
+/// Whether a durable wait on `groups` looks back at earlier events (it then needs the run's
+/// memoized time).
+pub(crate) fn needs_lookback(groups: &[AnyOf]) -> bool {
+    groups.iter().flat_map(|g| &g.0).any(|c| c.lookback.is_some())
 }
 
 impl From<Condition> for AnyOf {
@@ -185,12 +219,28 @@ impl TaskConditions {
     /// condition on a task that is not a parent, a sleep the engine cannot parse, data keys
     /// used twice.
     pub(crate) fn validate(&self, parents: &[String]) -> Result<(), String> {
+        self.validate_for(parents, false)
+    }
+
+    /// As [`TaskConditions::validate`]; a durable wait's conditions may also have a scope and
+    /// a lookback.
+    fn validate_for(&self, parents: &[String], durable: bool) -> Result<(), String> {
         let mut keys = BTreeSet::new();
         for (effect, AnyOf(conditions)) in &self.groups {
             if conditions.is_empty() {
                 return Err(format!("{} has an empty group of conditions", effect.name()));
             }
             for c in conditions {
+                let is_event = matches!(c.kind, Kind::Event { .. });
+                if (c.scope.is_some() || c.lookback.is_some()) && !(durable && is_event) {
+                    return Err(format!(
+                        "{}: a scope or lookback applies to events of a durable wait (the engine ignores them on a task's conditions)",
+                        effect.name()
+                    ));
+                }
+                if c.lookback.is_some() && c.scope.is_none() {
+                    return Err(format!("{}: an event lookback needs a scope", effect.name()));
+                }
                 match &c.kind {
                     Kind::Sleep(d) => {
                         go_duration("sleep condition", *d)?;
@@ -230,6 +280,11 @@ impl TaskConditions {
     /// The wire form. Each group gets an or-group id (a UUID, as the engine requires) derived
     /// from its position, so the same definition always makes the same request.
     pub(crate) fn to_proto(&self, namespace: &str) -> Option<v1::TaskConditions> {
+        self.to_proto_at(namespace, None)
+    }
+
+    /// The wire form, with event lookbacks counted back from `now`.
+    fn to_proto_at(&self, namespace: &str, now: Option<std::time::SystemTime>) -> Option<v1::TaskConditions> {
         if self.groups.is_empty() {
             return None;
         }
@@ -251,8 +306,11 @@ impl TaskConditions {
                     Kind::Event { key, expression } => out.user_event_conditions.push(v1::UserEventMatchCondition {
                         base: Some(base(expression.as_ref())),
                         user_event_key: apply_namespace(namespace, key),
-                        event_scope: None,
-                        consider_events_since: None,
+                        event_scope: c.scope.clone(),
+                        consider_events_since: c
+                            .lookback
+                            .zip(now)
+                            .map(|(window, now)| prost_types::Timestamp::from(now - window)),
                     }),
                     Kind::Parent { task, expression } => {
                         out.parent_override_conditions.push(v1::ParentOverrideMatchCondition {
@@ -275,6 +333,7 @@ impl TaskConditions {
 pub(crate) fn durable_conditions(
     groups: &[AnyOf],
     namespace: &str,
+    now: Option<std::time::SystemTime>,
 ) -> Result<v1::DurableEventListenerConditions, String> {
     let mut declared = TaskConditions::default();
     for g in groups {
@@ -283,8 +342,8 @@ pub(crate) fn durable_conditions(
     if declared.is_empty() {
         return Err("wait_for needs at least one condition".into());
     }
-    declared.validate(&[])?;
-    let task = declared.to_proto(namespace).unwrap_or_default();
+    declared.validate_for(&[], true)?;
+    let task = declared.to_proto_at(namespace, now).unwrap_or_default();
     let create = |base: Option<v1::BaseMatchCondition>| {
         base.map(|b| v1::BaseMatchCondition {
             action: v1::Action::Create as i32,
@@ -371,7 +430,7 @@ mod tests {
             AnyOf::new([Condition::sleep(Duration::from_secs(30)), Condition::event("go")]),
             Condition::event_matching("paid", "input.ok").into(),
         ];
-        let c = durable_conditions(&groups, "team_").unwrap();
+        let c = durable_conditions(&groups, "team_", None).unwrap();
         assert_eq!(c.sleep_conditions.len(), 1);
         assert_eq!(c.sleep_conditions[0].sleep_for, "30s");
         let bases: Vec<_> = c
@@ -385,11 +444,42 @@ mod tests {
         assert_eq!(bases[0].or_group_id, bases[1].or_group_id, "sleep or go");
         assert_ne!(bases[1].or_group_id, bases[2].or_group_id, "and paid");
         assert_eq!(c.user_event_conditions[0].user_event_key, "team_go");
-        assert_eq!(durable_conditions(&groups, "team_"), Ok(c), "a replay sends the same");
+        assert_eq!(
+            durable_conditions(&groups, "team_", None),
+            Ok(c),
+            "a replay sends the same"
+        );
 
-        let e = durable_conditions(&[Condition::parent("start", "true").into()], "").unwrap_err();
+        let e = durable_conditions(&[Condition::parent("start", "true").into()], "", None).unwrap_err();
         assert!(e.contains("not a parent"), "{e}");
-        assert!(durable_conditions(&[], "").is_err());
+        assert!(durable_conditions(&[], "", None).is_err());
+    }
+
+    #[test]
+    fn an_event_lookback_counts_back_from_the_runs_time_and_needs_a_scope() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1000);
+        let looking = [AnyOf::from(
+            Condition::event("paid")
+                .scope("order-7")
+                .lookback(Duration::from_secs(60)),
+        )];
+        assert!(needs_lookback(&looking));
+        let c = durable_conditions(&looking, "", Some(now)).unwrap();
+        let e = &c.user_event_conditions[0];
+        assert_eq!(e.event_scope.as_deref(), Some("order-7"));
+        assert_eq!(e.consider_events_since.as_ref().map(|t| t.seconds), Some(940));
+
+        let unscoped = [AnyOf::from(Condition::event("paid").lookback(Duration::from_secs(60)))];
+        let e = durable_conditions(&unscoped, "", Some(now)).unwrap_err();
+        assert!(e.contains("needs a scope"), "{e}");
+
+        let mut task = TaskConditions::default();
+        task.wait_for(Condition::event("paid").scope("order-7").into());
+        let e = task.validate(&[]).unwrap_err();
+        assert!(
+            e.contains("durable wait"),
+            "a task's condition cannot have a scope: {e}"
+        );
     }
 
     #[test]

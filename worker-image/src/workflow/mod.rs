@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use hatchet_proto::v1;
 
-pub(crate) use conditions::durable_conditions;
 pub use conditions::{AnyOf, Condition};
+pub(crate) use conditions::{durable_conditions, needs_lookback};
 pub use options::{
     Comparator, Concurrency, ConcurrencyStrategy, DEFAULT_TIMEOUT, DesiredLabel, EventFilter, Idempotency, LabelValue,
     RateLimit, RateLimitWindow, Sticky, TaskDefaults,
