@@ -1,0 +1,110 @@
+//! The crate's one error type: what the engine answered, or why no answer came.
+
+use crate::generated::{self, types::ApiErrorBody};
+
+/// What went wrong with a REST call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The engine answered with an error status; `message` is what it said.
+    #[error("{operation}: the engine answered {status}: {message}")]
+    Engine {
+        /// The operation, as the engine's contract names it (e.g. `v1-task:cancel`).
+        operation: &'static str,
+        /// The HTTP status.
+        status: u16,
+        /// The engine's error descriptions, joined.
+        message: String,
+    },
+    /// The engine could not be reached, or the call could not be sent.
+    #[error("{operation}: {message}")]
+    Transport {
+        /// The operation.
+        operation: &'static str,
+        /// The transport's error.
+        message: String,
+    },
+    /// The engine's answer was not what its contract says.
+    #[error("{operation}: unexpected answer: {message}")]
+    Decode {
+        /// The operation.
+        operation: &'static str,
+        /// What did not fit.
+        message: String,
+    },
+    /// The client is configured wrongly (a server URL or token that cannot be used).
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl Error {
+    /// The HTTP status the engine answered with, if it answered with an error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Engine { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Whether the engine said the thing does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+
+    /// Reads `e` from the generated client (an undocumented error answer's body too).
+    pub(crate) async fn from_call(operation: &'static str, e: generated::Error<ApiErrorBody>) -> Self {
+        match e {
+            generated::Error::ErrorResponse(rv) => Error::Engine {
+                operation,
+                status: rv.status().as_u16(),
+                message: describe(&rv.into_inner()),
+            },
+            generated::Error::UnexpectedResponse(r) => {
+                let status = r.status().as_u16();
+                let body = r.text().await.unwrap_or_default();
+                let message = serde_json::from_str::<ApiErrorBody>(&body)
+                    .map(|b| describe(&b))
+                    .or_else(|_| {
+                        serde_json::from_str::<serde_json::Value>(&body)
+                            .ok()
+                            .and_then(|v| v["message"].as_str().map(str::to_owned))
+                            .ok_or(())
+                    })
+                    .unwrap_or_else(|()| body.chars().take(300).collect());
+                Error::Engine {
+                    operation,
+                    status,
+                    message,
+                }
+            }
+            generated::Error::InvalidResponsePayload(bytes, err) => Error::Decode {
+                operation,
+                message: format!("{err} in {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)])),
+            },
+            generated::Error::CommunicationError(e)
+            | generated::Error::InvalidUpgrade(e)
+            | generated::Error::ResponseBodyError(e) => Error::Transport {
+                operation,
+                message: e.to_string(),
+            },
+            generated::Error::InvalidRequest(m) | generated::Error::Custom(m) => {
+                Error::Transport { operation, message: m }
+            }
+        }
+    }
+}
+
+fn describe(body: &ApiErrorBody) -> String {
+    match body {
+        ApiErrorBody::Errors(e) => e
+            .errors
+            .iter()
+            .map(|e| e.description.as_str())
+            .collect::<Vec<_>>()
+            .join("; "),
+        ApiErrorBody::Error(e) => e.description.clone(),
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

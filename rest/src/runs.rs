@@ -1,0 +1,195 @@
+//! Workflow runs: what the official SDKs' `runs` feature client does.
+
+use chrono::{DateTime, Utc};
+use futures::{Stream, TryStreamExt};
+
+use crate::generated::prelude::*;
+use crate::types::{
+    V1CancelTaskRequest, V1ReplayTaskRequest, V1TaskFilter, V1TaskStatus, V1TaskSummary, V1WorkflowRunDetails,
+};
+use crate::{Error, PAGE_SIZE, Rest, Result, Uuid, next_offset};
+
+/// Which runs to list, cancel or replay.
+#[derive(Debug, Clone)]
+pub struct RunFilter {
+    /// Runs created at or after this (the engine requires a start).
+    pub since: DateTime<Utc>,
+    /// Runs created before this.
+    pub until: Option<DateTime<Utc>>,
+    /// Only runs in these states (any when empty).
+    pub statuses: Vec<V1TaskStatus>,
+    /// Only runs of these workflows (by id; any when empty).
+    pub workflow_ids: Vec<Uuid>,
+    /// Only runs whose additional metadata has these `key`/`value` pairs.
+    pub metadata: Vec<(String, String)>,
+}
+
+impl RunFilter {
+    /// Every run created since `since`.
+    pub fn since(since: DateTime<Utc>) -> Self {
+        Self {
+            since,
+            until: None,
+            statuses: Vec::new(),
+            workflow_ids: Vec::new(),
+            metadata: Vec::new(),
+        }
+    }
+
+    /// Only runs in `status` (call again for several).
+    pub fn status(mut self, status: V1TaskStatus) -> Self {
+        self.statuses.push(status);
+        self
+    }
+
+    /// Only runs of workflow `id`.
+    pub fn workflow(mut self, id: Uuid) -> Self {
+        self.workflow_ids.push(id);
+        self
+    }
+
+    /// Only runs whose metadata has `key` = `value`.
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.push((key.into(), value.into()));
+        self
+    }
+
+    fn metadata_pairs(&self) -> Vec<String> {
+        self.metadata.iter().map(|(k, v)| format!("{k}:{v}")).collect()
+    }
+
+    fn to_task_filter(&self) -> V1TaskFilter {
+        V1TaskFilter {
+            additional_metadata: self.metadata_pairs(),
+            since: self.since,
+            statuses: self.statuses.clone(),
+            until: self.until,
+            workflow_ids: self.workflow_ids.clone(),
+        }
+    }
+}
+
+/// The tenant's workflow runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Runs<'a> {
+    pub(crate) rest: &'a Rest,
+}
+
+impl Runs<'_> {
+    /// The run `id`: its status, tasks and task events.
+    pub async fn get(&self, id: Uuid) -> Result<V1WorkflowRunDetails> {
+        const OP: &str = "v1-workflow-run:get";
+        match self.rest.api.v1_workflow_run_get().v1_workflow_run(id).send().await {
+            Ok(r) => Ok(r.into_inner()),
+            Err(e) => Err(Error::from_call(OP, e).await),
+        }
+    }
+
+    /// The runs `filter` matches, newest first, page by page as the stream is read.
+    pub fn list(&self, filter: &RunFilter) -> impl Stream<Item = Result<V1TaskSummary>> + '_ {
+        const OP: &str = "v1-workflow-run:list";
+        let filter = filter.clone();
+        let pages = futures::stream::try_unfold(Some(0_i64), move |offset| {
+            let filter = filter.clone();
+            async move {
+                let Some(offset) = offset else { return Ok(None) };
+                let mut call = self
+                    .rest
+                    .api
+                    .v1_workflow_run_list()
+                    .tenant(self.rest.tenant)
+                    .since(filter.since)
+                    .only_tasks(false)
+                    .limit(PAGE_SIZE)
+                    .offset(offset)
+                    .additional_metadata(filter.metadata_pairs());
+                if let Some(until) = filter.until {
+                    call = call.until(until);
+                }
+                if !filter.statuses.is_empty() {
+                    call = call.statuses(filter.statuses.clone());
+                }
+                if !filter.workflow_ids.is_empty() {
+                    call = call.workflow_ids(filter.workflow_ids.clone());
+                }
+                let page = match call.send().await {
+                    Ok(r) => r.into_inner(),
+                    Err(e) => return Err(Error::from_call(OP, e).await),
+                };
+                let next = next_offset(offset, page.rows.len(), Some(&page.pagination));
+                Ok(Some((page.rows, next)))
+            }
+        });
+        pages
+            .map_ok(|rows| futures::stream::iter(rows.into_iter().map(Ok::<_, Error>)))
+            .try_flatten()
+    }
+
+    /// Cancels the runs `ids`; the task runs the engine cancelled.
+    pub async fn cancel(&self, ids: &[Uuid]) -> Result<Vec<Uuid>> {
+        self.cancel_request(V1CancelTaskRequest {
+            external_ids: ids.to_vec(),
+            filter: None,
+        })
+        .await
+    }
+
+    /// Cancels every run `filter` matches; the task runs the engine cancelled.
+    pub async fn cancel_matching(&self, filter: &RunFilter) -> Result<Vec<Uuid>> {
+        self.cancel_request(V1CancelTaskRequest {
+            external_ids: Vec::new(),
+            filter: Some(filter.to_task_filter()),
+        })
+        .await
+    }
+
+    async fn cancel_request(&self, body: V1CancelTaskRequest) -> Result<Vec<Uuid>> {
+        const OP: &str = "v1-task:cancel";
+        match self
+            .rest
+            .api
+            .v1_task_cancel()
+            .tenant(self.rest.tenant)
+            .body(body)
+            .send()
+            .await
+        {
+            Ok(r) => Ok(r.into_inner().ids),
+            Err(e) => Err(Error::from_call(OP, e).await),
+        }
+    }
+
+    /// Runs `ids` again from their failed or cancelled tasks; the task runs replayed.
+    pub async fn replay(&self, ids: &[Uuid]) -> Result<Vec<Uuid>> {
+        self.replay_request(V1ReplayTaskRequest {
+            external_ids: ids.to_vec(),
+            filter: None,
+        })
+        .await
+    }
+
+    /// Replays every run `filter` matches; the task runs replayed.
+    pub async fn replay_matching(&self, filter: &RunFilter) -> Result<Vec<Uuid>> {
+        self.replay_request(V1ReplayTaskRequest {
+            external_ids: Vec::new(),
+            filter: Some(filter.to_task_filter()),
+        })
+        .await
+    }
+
+    async fn replay_request(&self, body: V1ReplayTaskRequest) -> Result<Vec<Uuid>> {
+        const OP: &str = "v1-task:replay";
+        match self
+            .rest
+            .api
+            .v1_task_replay()
+            .tenant(self.rest.tenant)
+            .body(body)
+            .send()
+            .await
+        {
+            Ok(r) => Ok(r.into_inner().ids),
+            Err(e) => Err(Error::from_call(OP, e).await),
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Workers: what the official SDKs' `workers` feature client does.
+
+use futures::{Stream, TryStreamExt};
+
+use crate::generated::prelude::*;
+use crate::types::{UpdateWorkerRequest, Worker};
+use crate::{Error, PAGE_SIZE, Rest, Result, Uuid, next_offset};
+
+/// The tenant's workers.
+#[derive(Debug, Clone, Copy)]
+pub struct Workers<'a> {
+    pub(crate) rest: &'a Rest,
+}
+
+impl Workers<'_> {
+    /// Every worker the engine knows for the tenant, page by page as the stream is read.
+    pub fn list(&self) -> impl Stream<Item = Result<Worker>> + '_ {
+        const OP: &str = "worker:list";
+        let pages = futures::stream::try_unfold(Some(0_i64), move |offset| async move {
+            let Some(offset) = offset else { return Ok(None) };
+            let call = self
+                .rest
+                .api
+                .worker_list()
+                .tenant(self.rest.tenant)
+                .limit(PAGE_SIZE)
+                .offset(offset);
+            let page = match call.send().await {
+                Ok(r) => r.into_inner(),
+                Err(e) => return Err(Error::from_call(OP, e).await),
+            };
+            let next = next_offset(offset, page.rows.len(), page.pagination.as_ref());
+            Ok(Some((page.rows, next)))
+        });
+        pages
+            .map_ok(|rows| futures::stream::iter(rows.into_iter().map(Ok::<_, Error>)))
+            .try_flatten()
+    }
+
+    /// Worker `id`: its actions, slots, labels and heartbeat.
+    pub async fn get(&self, id: Uuid) -> Result<Worker> {
+        const OP: &str = "worker:get";
+        match self.rest.api.worker_get().worker(id).send().await {
+            Ok(r) => Ok(r.into_inner()),
+            Err(e) => Err(Error::from_call(OP, e).await),
+        }
+    }
+
+    /// Stops the engine assigning new runs to worker `id` (its running ones go on).
+    pub async fn pause(&self, id: Uuid) -> Result<Worker> {
+        self.set_paused(id, true).await
+    }
+
+    /// Lets the engine assign runs to worker `id` again.
+    pub async fn unpause(&self, id: Uuid) -> Result<Worker> {
+        self.set_paused(id, false).await
+    }
+
+    async fn set_paused(&self, id: Uuid, paused: bool) -> Result<Worker> {
+        const OP: &str = "worker:update";
+        let body = UpdateWorkerRequest {
+            is_paused: Some(paused),
+        };
+        match self.rest.api.worker_update().worker(id).body(body).send().await {
+            Ok(r) => Ok(r.into_inner()),
+            Err(e) => Err(Error::from_call(OP, e).await),
+        }
+    }
+}

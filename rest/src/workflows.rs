@@ -1,0 +1,72 @@
+//! Workflows: what the official SDKs' `workflows` feature client does.
+
+use futures::{Stream, TryStreamExt};
+
+use crate::generated::prelude::*;
+use crate::types::Workflow;
+use crate::{Error, PAGE_SIZE, Rest, Result, Uuid, next_offset};
+
+/// The tenant's registered workflows.
+#[derive(Debug, Clone, Copy)]
+pub struct Workflows<'a> {
+    pub(crate) rest: &'a Rest,
+}
+
+impl Workflows<'_> {
+    /// The workflows whose name contains `name` in this client's namespace (every workflow
+    /// of the namespace with `None`), page by page as the stream is read.
+    pub fn list(&self, name: Option<&str>) -> impl Stream<Item = Result<Workflow>> + '_ {
+        const OP: &str = "workflow:list";
+        let name = name.map(|n| self.rest.namespaced(n));
+        let pages = futures::stream::try_unfold(Some(0_i64), move |offset| {
+            let name = name.clone();
+            async move {
+                let Some(offset) = offset else { return Ok(None) };
+                let mut call = self
+                    .rest
+                    .api
+                    .workflow_list()
+                    .tenant(self.rest.tenant)
+                    .limit(PAGE_SIZE)
+                    .offset(offset);
+                if let Some(n) = name {
+                    call = call.name(n);
+                }
+                let page = match call.send().await {
+                    Ok(r) => r.into_inner(),
+                    Err(e) => return Err(Error::from_call(OP, e).await),
+                };
+                let next = next_offset(offset, page.rows.len(), page.pagination.as_ref());
+                Ok(Some((page.rows, next)))
+            }
+        });
+        pages
+            .map_ok(|rows| futures::stream::iter(rows.into_iter().map(Ok::<_, Error>)))
+            .try_flatten()
+    }
+
+    /// The workflow named `name` in this client's namespace, if it is registered.
+    pub async fn find(&self, name: &str) -> Result<Option<Workflow>> {
+        let want = self.rest.namespaced(name);
+        let found: Vec<Workflow> = self.list(Some(name)).try_collect().await?;
+        Ok(found.into_iter().find(|w| w.name == want))
+    }
+
+    /// Workflow `id`.
+    pub async fn get(&self, id: Uuid) -> Result<Workflow> {
+        const OP: &str = "workflow:get";
+        match self.rest.api.workflow_get().workflow(id).send().await {
+            Ok(r) => Ok(r.into_inner()),
+            Err(e) => Err(Error::from_call(OP, e).await),
+        }
+    }
+
+    /// Deletes workflow `id` (its versions, crons and schedules).
+    pub async fn delete(&self, id: Uuid) -> Result<()> {
+        const OP: &str = "workflow:delete";
+        match self.rest.api.workflow_delete().workflow(id).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(Error::from_call(OP, e).await),
+        }
+    }
+}
