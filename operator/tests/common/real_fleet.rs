@@ -363,9 +363,10 @@ pub fn pod_slots(pod: &Pod) -> Result<(i64, i64), String> {
     if code != 200 {
         return Err(format!("/metrics answered {code}"));
     }
+    // The default slots only: a worker with durable tasks also reports its durable slots.
     Ok((
-        metric_sum(&body, "hatchet_worker_slots_used") as i64,
-        metric_sum(&body, "hatchet_worker_slots") as i64,
+        metric_sum(&body, r#"hatchet_worker_slots_used{slot_type="default"}"#) as i64,
+        metric_sum(&body, r#"hatchet_worker_slots{slot_type="default"}"#) as i64,
     ))
 }
 
