@@ -30,7 +30,40 @@ fn main() {
         .unwrap_or_else(|e| panic!("generating the REST client: {e}"));
     let file: syn3::File = syn3::parse2(tokens).expect("the generated client parses");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR")).join("hatchet_rest.rs");
-    std::fs::write(&out, prettyplease::unparse(&file)).expect("write the generated client");
+    std::fs::write(&out, null_lists_are_empty(&prettyplease::unparse(&file))).expect("write the generated client");
+}
+
+/// The engine's Go handlers send an empty list or map as `null` (a nil slice), where the
+/// document promises a list: every list and map field of the models reads `null` as empty.
+fn null_lists_are_empty(code: &str) -> String {
+    const COLLECTIONS: &[&str] = &[
+        ": ::std::vec::Vec<",
+        ": ::serde_json::Map<",
+        ": ::std::collections::HashMap<",
+    ];
+    assert!(
+        !code.contains("deserialize_with"),
+        "the generated models read fields their own way now: revisit this fix-up"
+    );
+    let mut out = String::with_capacity(code.len() + code.len() / 8);
+    let mut patched = 0;
+    for line in code.lines() {
+        let t = line.trim_start();
+        // A model's public field (the builders' fields are private and wrapped in `Result`).
+        if t.starts_with("pub ") && !t.contains('(') && COLLECTIONS.iter().any(|c| t.contains(c)) {
+            let indent = &line[..line.len() - t.len()];
+            out.push_str(indent);
+            out.push_str("#[serde(deserialize_with = \"crate::nulls::empty_if_null\")]\n");
+            patched += 1;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    assert!(
+        patched > 100,
+        "the generated models changed shape: {patched} list fields found"
+    );
+    out
 }
 
 /// The engine declares OpenAPI 3.1 but uses nothing 3.0 lacks (progenitor reads 3.0 only):

@@ -9,6 +9,7 @@
 //! [`Rest::api`] and the [`generated`] client's extension traits.
 
 mod error;
+mod nulls;
 mod runs;
 mod workers;
 mod workflows;

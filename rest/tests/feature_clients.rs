@@ -43,8 +43,13 @@ fn sleeper(name: &str) -> Workflow {
 async fn until_status(rest: &Rest, run: Uuid, want: V1TaskStatus) {
     let t0 = std::time::Instant::now();
     loop {
-        let status = rest.runs().get(run).await.expect("run details").run.status;
-        if status == want {
+        // A run shows in the REST API a moment after its trigger answered.
+        let status = match rest.runs().get(run).await {
+            Ok(d) => Some(d.run.status),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => panic!("run details: {e}"),
+        };
+        if status == Some(want) {
             return;
         }
         assert!(
@@ -146,6 +151,8 @@ async fn runs_workflows_and_workers_are_listed_changed_and_deleted() {
     let worker_id: Uuid = me.metadata.id.to_string().parse().expect("a UUID id");
     let paused = rest.workers().pause(worker_id).await.expect("pause");
     assert_eq!(paused.status, Some(WorkerStatus::Paused));
+    // The scheduler reads which workers are paused every few seconds.
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let queued = trigger(json!({"ms": 1})).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
