@@ -7,8 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use prost::Message as _;
 use prost_types::{
@@ -16,7 +15,7 @@ use prost_types::{
     ServiceDescriptorProto,
 };
 
-const ENGINE_VERSION: &str = "v0.104.7";
+use hatchet_e2e::hatchet::ENGINE_VERSION;
 
 /// The engine's contracts, relative to its `api-contracts/` include root.
 const CONTRACTS: &[&str] = &[
@@ -28,9 +27,6 @@ const CONTRACTS: &[&str] = &[
     "v1/shared/condition.proto",
     "v1/shared/trigger.proto",
 ];
-
-const HINT: &str = "run `tests/env/build-peers` to put the Hatchet engine in the Go module cache, \
-                    or set HATCHET_API_CONTRACTS to its api-contracts/ directory";
 
 #[test]
 fn contracts_match_the_engine() {
@@ -111,28 +107,14 @@ fn ours() -> FileDescriptorSet {
     FileDescriptorSet::decode(hatchet_proto::FILE_DESCRIPTOR_SET).expect("hatchet_proto::FILE_DESCRIPTOR_SET decodes")
 }
 
-/// `$HATCHET_API_CONTRACTS`, else the engine module in `$(go env GOMODCACHE)`. Never skips.
+/// The engine's contracts, checked to hold the files compared.
 fn engine_contracts_dir() -> PathBuf {
-    let dir = match std::env::var_os("HATCHET_API_CONTRACTS") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let out = Command::new("go")
-                .args(["env", "GOMODCACHE"])
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run `go env GOMODCACHE` ({e}); {HINT}"));
-            assert!(
-                out.status.success(),
-                "`go env GOMODCACHE` failed: {}; {HINT}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-            let modcache = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-            Path::new(&modcache).join(format!("github.com/hatchet-dev/hatchet@{ENGINE_VERSION}/api-contracts"))
-        }
-    };
+    let dir = hatchet_e2e::hatchet::engine_contracts();
     assert!(
         dir.join(CONTRACTS[0]).is_file(),
-        "the engine's contracts are not at {}; {HINT}",
-        dir.display()
+        "{} holds no {}",
+        dir.display(),
+        CONTRACTS[0]
     );
     dir
 }

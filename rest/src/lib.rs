@@ -17,7 +17,7 @@ mod workflows;
 use std::time::Duration;
 
 pub use error::{Error, Result};
-pub use runs::{RunFilter, Runs};
+pub use runs::{RunFilter, Runs, Select};
 pub use uuid::Uuid;
 pub use workers::Workers;
 pub use workflows::Workflows;
@@ -111,6 +111,25 @@ impl Rest {
     pub fn workflows(&self) -> Workflows<'_> {
         Workflows { rest: self }
     }
+}
+
+/// Every row of a paged list, page by page as the stream is read: `page(offset)` fetches
+/// [`PAGE_SIZE`] rows from `offset` and the engine's pagination, if it sent one.
+pub(crate) fn paged<'a, T, F, Fut>(page: F) -> impl futures::Stream<Item = Result<T>> + 'a
+where
+    T: 'a,
+    F: Fn(i64) -> Fut + 'a,
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<types::PaginationResponse>)>> + 'a,
+{
+    use futures::TryStreamExt as _;
+    futures::stream::try_unfold((Some(0_i64), page), |(offset, page)| async move {
+        let Some(offset) = offset else { return Ok(None) };
+        let (rows, pagination) = page(offset).await?;
+        let next = next_offset(offset, rows.len(), pagination.as_ref());
+        Ok(Some((rows, (next, page))))
+    })
+    .map_ok(|rows| futures::stream::iter(rows.into_iter().map(Ok::<_, Error>)))
+    .try_flatten()
 }
 
 /// The next offset after a page of `got` rows at `offset`, if the engine may have more.

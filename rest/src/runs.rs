@@ -1,13 +1,13 @@
 //! Workflow runs: what the official SDKs' `runs` feature client does.
 
 use chrono::{DateTime, Utc};
-use futures::{Stream, TryStreamExt};
+use futures::Stream;
 
 use crate::generated::prelude::*;
 use crate::types::{
     V1CancelTaskRequest, V1ReplayTaskRequest, V1TaskFilter, V1TaskStatus, V1TaskSummary, V1WorkflowRunDetails,
 };
-use crate::{Error, PAGE_SIZE, Rest, Result, Uuid, next_offset};
+use crate::{Error, PAGE_SIZE, Rest, Result, Uuid, paged};
 
 /// Which runs to list, cancel or replay.
 #[derive(Debug, Clone)]
@@ -89,62 +89,43 @@ impl Runs<'_> {
     pub fn list(&self, filter: &RunFilter) -> impl Stream<Item = Result<V1TaskSummary>> + '_ {
         const OP: &str = "v1-workflow-run:list";
         let filter = filter.clone();
-        let pages = futures::stream::try_unfold(Some(0_i64), move |offset| {
-            let filter = filter.clone();
-            async move {
-                let Some(offset) = offset else { return Ok(None) };
-                let mut call = self
-                    .rest
-                    .api
-                    .v1_workflow_run_list()
-                    .tenant(self.rest.tenant)
-                    .since(filter.since)
-                    .only_tasks(false)
-                    .limit(PAGE_SIZE)
-                    .offset(offset)
-                    .additional_metadata(filter.metadata_pairs());
-                if let Some(until) = filter.until {
-                    call = call.until(until);
-                }
-                if !filter.statuses.is_empty() {
-                    call = call.statuses(filter.statuses.clone());
-                }
-                if !filter.workflow_ids.is_empty() {
-                    call = call.workflow_ids(filter.workflow_ids.clone());
-                }
-                let page = match call.send().await {
-                    Ok(r) => r.into_inner(),
-                    Err(e) => return Err(Error::from_call(OP, e).await),
-                };
-                let next = next_offset(offset, page.rows.len(), Some(&page.pagination));
-                Ok(Some((page.rows, next)))
+        paged(move |offset| {
+            let mut call = self
+                .rest
+                .api
+                .v1_workflow_run_list()
+                .tenant(self.rest.tenant)
+                .since(filter.since)
+                .only_tasks(false)
+                .limit(PAGE_SIZE)
+                .offset(offset)
+                .additional_metadata(filter.metadata_pairs());
+            if let Some(until) = filter.until {
+                call = call.until(until);
             }
-        });
-        pages
-            .map_ok(|rows| futures::stream::iter(rows.into_iter().map(Ok::<_, Error>)))
-            .try_flatten()
-    }
-
-    /// Cancels the runs `ids`; the task runs the engine cancelled.
-    pub async fn cancel(&self, ids: &[Uuid]) -> Result<Vec<Uuid>> {
-        self.cancel_request(V1CancelTaskRequest {
-            external_ids: ids.to_vec(),
-            filter: None,
+            if !filter.statuses.is_empty() {
+                call = call.statuses(filter.statuses.clone());
+            }
+            if !filter.workflow_ids.is_empty() {
+                call = call.workflow_ids(filter.workflow_ids.clone());
+            }
+            async move {
+                match call.send().await {
+                    Ok(r) => {
+                        let page = r.into_inner();
+                        Ok((page.rows, Some(page.pagination)))
+                    }
+                    Err(e) => Err(Error::from_call(OP, e).await),
+                }
+            }
         })
-        .await
     }
 
-    /// Cancels every run `filter` matches; the task runs the engine cancelled.
-    pub async fn cancel_matching(&self, filter: &RunFilter) -> Result<Vec<Uuid>> {
-        self.cancel_request(V1CancelTaskRequest {
-            external_ids: Vec::new(),
-            filter: Some(filter.to_task_filter()),
-        })
-        .await
-    }
-
-    async fn cancel_request(&self, body: V1CancelTaskRequest) -> Result<Vec<Uuid>> {
+    /// Cancels the runs `which` names; the task runs the engine cancelled.
+    pub async fn cancel(&self, which: Select) -> Result<Vec<Uuid>> {
         const OP: &str = "v1-task:cancel";
+        let (external_ids, filter) = which.parts();
+        let body = V1CancelTaskRequest { external_ids, filter };
         match self
             .rest
             .api
@@ -159,26 +140,12 @@ impl Runs<'_> {
         }
     }
 
-    /// Runs `ids` again from their failed or cancelled tasks; the task runs replayed.
-    pub async fn replay(&self, ids: &[Uuid]) -> Result<Vec<Uuid>> {
-        self.replay_request(V1ReplayTaskRequest {
-            external_ids: ids.to_vec(),
-            filter: None,
-        })
-        .await
-    }
-
-    /// Replays every run `filter` matches; the task runs replayed.
-    pub async fn replay_matching(&self, filter: &RunFilter) -> Result<Vec<Uuid>> {
-        self.replay_request(V1ReplayTaskRequest {
-            external_ids: Vec::new(),
-            filter: Some(filter.to_task_filter()),
-        })
-        .await
-    }
-
-    async fn replay_request(&self, body: V1ReplayTaskRequest) -> Result<Vec<Uuid>> {
+    /// Runs the runs `which` names again from their failed or cancelled tasks; the task runs
+    /// replayed.
+    pub async fn replay(&self, which: Select) -> Result<Vec<Uuid>> {
         const OP: &str = "v1-task:replay";
+        let (external_ids, filter) = which.parts();
+        let body = V1ReplayTaskRequest { external_ids, filter };
         match self
             .rest
             .api
@@ -190,6 +157,24 @@ impl Runs<'_> {
         {
             Ok(r) => Ok(r.into_inner().ids),
             Err(e) => Err(Error::from_call(OP, e).await),
+        }
+    }
+}
+
+/// Which runs a bulk operation acts on.
+#[derive(Debug, Clone)]
+pub enum Select {
+    /// These runs (or task runs), by id.
+    Ids(Vec<Uuid>),
+    /// Every run the filter matches.
+    Matching(RunFilter),
+}
+
+impl Select {
+    fn parts(self) -> (Vec<Uuid>, Option<V1TaskFilter>) {
+        match self {
+            Select::Ids(ids) => (ids, None),
+            Select::Matching(f) => (Vec::new(), Some(f.to_task_filter())),
         }
     }
 }

@@ -1,10 +1,10 @@
 //! Workers: what the official SDKs' `workers` feature client does.
 
-use futures::{Stream, TryStreamExt};
+use futures::Stream;
 
 use crate::generated::prelude::*;
 use crate::types::{UpdateWorkerRequest, Worker};
-use crate::{Error, PAGE_SIZE, Rest, Result, Uuid, next_offset};
+use crate::{Error, PAGE_SIZE, Rest, Result, Uuid, paged};
 
 /// The tenant's workers.
 #[derive(Debug, Clone, Copy)]
@@ -16,8 +16,7 @@ impl Workers<'_> {
     /// Every worker the engine knows for the tenant, page by page as the stream is read.
     pub fn list(&self) -> impl Stream<Item = Result<Worker>> + '_ {
         const OP: &str = "worker:list";
-        let pages = futures::stream::try_unfold(Some(0_i64), move |offset| async move {
-            let Some(offset) = offset else { return Ok(None) };
+        paged(move |offset| {
             let call = self
                 .rest
                 .api
@@ -25,16 +24,16 @@ impl Workers<'_> {
                 .tenant(self.rest.tenant)
                 .limit(PAGE_SIZE)
                 .offset(offset);
-            let page = match call.send().await {
-                Ok(r) => r.into_inner(),
-                Err(e) => return Err(Error::from_call(OP, e).await),
-            };
-            let next = next_offset(offset, page.rows.len(), page.pagination.as_ref());
-            Ok(Some((page.rows, next)))
-        });
-        pages
-            .map_ok(|rows| futures::stream::iter(rows.into_iter().map(Ok::<_, Error>)))
-            .try_flatten()
+            async move {
+                match call.send().await {
+                    Ok(r) => {
+                        let page = r.into_inner();
+                        Ok((page.rows, page.pagination))
+                    }
+                    Err(e) => Err(Error::from_call(OP, e).await),
+                }
+            }
+        })
     }
 
     /// Worker `id`: its actions, slots, labels and heartbeat.

@@ -4,7 +4,7 @@ use futures::{Stream, TryStreamExt};
 
 use crate::generated::prelude::*;
 use crate::types::Workflow;
-use crate::{Error, PAGE_SIZE, Rest, Result, Uuid, next_offset};
+use crate::{Error, PAGE_SIZE, Rest, Result, Uuid, paged};
 
 /// The tenant's registered workflows.
 #[derive(Debug, Clone, Copy)]
@@ -18,31 +18,27 @@ impl Workflows<'_> {
     pub fn list(&self, name: Option<&str>) -> impl Stream<Item = Result<Workflow>> + '_ {
         const OP: &str = "workflow:list";
         let name = name.map(|n| self.rest.namespaced(n));
-        let pages = futures::stream::try_unfold(Some(0_i64), move |offset| {
-            let name = name.clone();
-            async move {
-                let Some(offset) = offset else { return Ok(None) };
-                let mut call = self
-                    .rest
-                    .api
-                    .workflow_list()
-                    .tenant(self.rest.tenant)
-                    .limit(PAGE_SIZE)
-                    .offset(offset);
-                if let Some(n) = name {
-                    call = call.name(n);
-                }
-                let page = match call.send().await {
-                    Ok(r) => r.into_inner(),
-                    Err(e) => return Err(Error::from_call(OP, e).await),
-                };
-                let next = next_offset(offset, page.rows.len(), page.pagination.as_ref());
-                Ok(Some((page.rows, next)))
+        paged(move |offset| {
+            let mut call = self
+                .rest
+                .api
+                .workflow_list()
+                .tenant(self.rest.tenant)
+                .limit(PAGE_SIZE)
+                .offset(offset);
+            if let Some(n) = &name {
+                call = call.name(n.clone());
             }
-        });
-        pages
-            .map_ok(|rows| futures::stream::iter(rows.into_iter().map(Ok::<_, Error>)))
-            .try_flatten()
+            async move {
+                match call.send().await {
+                    Ok(r) => {
+                        let page = r.into_inner();
+                        Ok((page.rows, page.pagination))
+                    }
+                    Err(e) => Err(Error::from_call(OP, e).await),
+                }
+            }
+        })
     }
 
     /// The workflow named `name` in this client's namespace, if it is registered.

@@ -10,14 +10,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Component, Path, PathBuf};
-use std::process::Command;
 
 use serde_json::{Map, Value};
 
-const ENGINE_VERSION: &str = "v0.104.7";
+use hatchet_e2e::hatchet::ENGINE_VERSION;
 const VENDORED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/contracts/openapi.json");
-const HINT: &str = "run `tests/env/build-peers` to put the Hatchet engine in the Go module cache, \
-                    or set HATCHET_API_CONTRACTS to its api-contracts/ directory";
 
 #[test]
 fn the_vendored_contract_is_the_engines() {
@@ -94,24 +91,12 @@ fn diff(at: &str, engine: &Value, ours: &Value) -> Vec<String> {
     }
 }
 
-/// `$HATCHET_API_CONTRACTS/openapi`, else the engine module's in `$(go env GOMODCACHE)`.
+/// The engine's OpenAPI directory.
 fn engine_openapi_dir() -> PathBuf {
-    let contracts = match std::env::var_os("HATCHET_API_CONTRACTS") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let out = Command::new("go")
-                .args(["env", "GOMODCACHE"])
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run `go env GOMODCACHE` ({e}); {HINT}"));
-            assert!(out.status.success(), "`go env GOMODCACHE` failed; {HINT}");
-            let modcache = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-            Path::new(&modcache).join(format!("github.com/hatchet-dev/hatchet@{ENGINE_VERSION}/api-contracts"))
-        }
-    };
-    let dir = contracts.join("openapi");
+    let dir = hatchet_e2e::hatchet::engine_contracts().join("openapi");
     assert!(
         dir.join("openapi.yaml").is_file(),
-        "the engine's OpenAPI document is not at {}; {HINT}",
+        "{} holds no openapi.yaml",
         dir.display()
     );
     dir

@@ -7,7 +7,7 @@ use futures::TryStreamExt;
 use hatchet_e2e::World;
 use hatchet_e2e::hatchet::{client_in, start, unique};
 use hatchet_rest::types::{V1TaskStatus, WorkerStatus};
-use hatchet_rest::{Rest, RunFilter, Uuid};
+use hatchet_rest::{Rest, RunFilter, Select, Uuid};
 use hatchet_worker::{Context, Task, TaskError, TriggerOptions, Worker, Workflow};
 use serde_json::{Value, json};
 
@@ -125,13 +125,13 @@ async fn runs_workflows_and_workers_are_listed_changed_and_deleted() {
     assert_eq!(failed_only.len(), 1);
     assert_eq!(failed_only[0].workflow_run_external_id, failed);
 
-    let cancelled = rest.runs().cancel(&[long]).await.expect("cancel");
+    let cancelled = rest.runs().cancel(Select::Ids(vec![long])).await.expect("cancel");
     assert_eq!(cancelled.len(), 1, "one task run cancelled: {cancelled:?}");
     until_status(&rest, long, V1TaskStatus::Cancelled).await;
 
     let replayed = rest
         .runs()
-        .replay_matching(&filter.clone().status(V1TaskStatus::Failed))
+        .replay(Select::Matching(filter.clone().status(V1TaskStatus::Failed)))
         .await
         .expect("replay the failed ones");
     assert_eq!(replayed.len(), 1, "{replayed:?}");

@@ -146,3 +146,37 @@ impl Drop for DatabaseBack {
         }
     }
 }
+
+/// The engine version whose module the contract tests read.
+pub const ENGINE_VERSION: &str = "v0.104.7";
+
+/// The engine's `api-contracts/` directory (its protos and OpenAPI document):
+/// `$HATCHET_API_CONTRACTS`, else the engine module `tests/env/build-peers` puts in
+/// `$(go env GOMODCACHE)`. Never skips: a missing one fails, saying how to get it.
+pub fn engine_contracts() -> std::path::PathBuf {
+    const HINT: &str = "run `tests/env/build-peers` to put the Hatchet engine in the Go module cache, \
+                        or set HATCHET_API_CONTRACTS to its api-contracts/ directory";
+    let dir = match std::env::var_os("HATCHET_API_CONTRACTS") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => {
+            let out = std::process::Command::new("go")
+                .args(["env", "GOMODCACHE"])
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run `go env GOMODCACHE` ({e}); {HINT}"));
+            assert!(
+                out.status.success(),
+                "`go env GOMODCACHE` failed: {}; {HINT}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            let modcache = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            std::path::Path::new(&modcache)
+                .join(format!("github.com/hatchet-dev/hatchet@{ENGINE_VERSION}/api-contracts"))
+        }
+    };
+    assert!(
+        dir.is_dir(),
+        "the engine's contracts are not at {}; {HINT}",
+        dir.display()
+    );
+    dir
+}
