@@ -94,6 +94,19 @@ impl Error {
     }
 }
 
+/// The body of a generated call's answer, or the error it was, read as [`Error::from_call`] reads it.
+pub(crate) async fn answer<T>(
+    operation: &'static str,
+    call: impl std::future::Future<
+        Output = std::result::Result<generated::ResponseValue<T>, generated::Error<ApiErrorBody>>,
+    >,
+) -> Result<T> {
+    match call.await {
+        Ok(r) => Ok(r.into_inner()),
+        Err(e) => Err(Error::from_call(operation, e).await),
+    }
+}
+
 fn describe(body: &ApiErrorBody) -> String {
     match body {
         ApiErrorBody::Errors(e) => e

@@ -3,11 +3,12 @@
 use chrono::{DateTime, Utc};
 use futures::Stream;
 
+use crate::error::answer;
 use crate::generated::prelude::*;
 use crate::types::{
     V1CancelTaskRequest, V1ReplayTaskRequest, V1TaskFilter, V1TaskStatus, V1TaskSummary, V1WorkflowRunDetails,
 };
-use crate::{Error, PAGE_SIZE, Rest, Result, Uuid, paged};
+use crate::{PAGE_SIZE, Rest, Result, Uuid, paged};
 
 /// Which runs to list, cancel or replay.
 #[derive(Debug, Clone)]
@@ -79,10 +80,7 @@ impl Runs<'_> {
     /// The run `id`: its status, tasks and task events.
     pub async fn get(&self, id: Uuid) -> Result<V1WorkflowRunDetails> {
         const OP: &str = "v1-workflow-run:get";
-        match self.rest.api.v1_workflow_run_get().v1_workflow_run(id).send().await {
-            Ok(r) => Ok(r.into_inner()),
-            Err(e) => Err(Error::from_call(OP, e).await),
-        }
+        answer(OP, self.rest.api.v1_workflow_run_get().v1_workflow_run(id).send()).await
     }
 
     /// The runs `filter` matches, newest first, page by page as the stream is read.
@@ -110,13 +108,8 @@ impl Runs<'_> {
                 call = call.workflow_ids(filter.workflow_ids.clone());
             }
             async move {
-                match call.send().await {
-                    Ok(r) => {
-                        let page = r.into_inner();
-                        Ok((page.rows, Some(page.pagination)))
-                    }
-                    Err(e) => Err(Error::from_call(OP, e).await),
-                }
+                let page = answer(OP, call.send()).await?;
+                Ok((page.rows, Some(page.pagination)))
             }
         })
     }
@@ -126,18 +119,8 @@ impl Runs<'_> {
         const OP: &str = "v1-task:cancel";
         let (external_ids, filter) = which.parts();
         let body = V1CancelTaskRequest { external_ids, filter };
-        match self
-            .rest
-            .api
-            .v1_task_cancel()
-            .tenant(self.rest.tenant)
-            .body(body)
-            .send()
-            .await
-        {
-            Ok(r) => Ok(r.into_inner().ids),
-            Err(e) => Err(Error::from_call(OP, e).await),
-        }
+        let cancel = self.rest.api.v1_task_cancel().tenant(self.rest.tenant).body(body);
+        Ok(answer(OP, cancel.send()).await?.ids)
     }
 
     /// Runs the runs `which` names again from their failed or cancelled tasks; the task runs
@@ -146,18 +129,8 @@ impl Runs<'_> {
         const OP: &str = "v1-task:replay";
         let (external_ids, filter) = which.parts();
         let body = V1ReplayTaskRequest { external_ids, filter };
-        match self
-            .rest
-            .api
-            .v1_task_replay()
-            .tenant(self.rest.tenant)
-            .body(body)
-            .send()
-            .await
-        {
-            Ok(r) => Ok(r.into_inner().ids),
-            Err(e) => Err(Error::from_call(OP, e).await),
-        }
+        let replay = self.rest.api.v1_task_replay().tenant(self.rest.tenant).body(body);
+        Ok(answer(OP, replay.send()).await?.ids)
     }
 }
 

@@ -2,9 +2,10 @@
 
 use futures::Stream;
 
+use crate::error::answer;
 use crate::generated::prelude::*;
 use crate::types::{UpdateWorkerRequest, Worker};
-use crate::{Error, PAGE_SIZE, Rest, Result, Uuid, paged};
+use crate::{PAGE_SIZE, Rest, Result, Uuid, paged};
 
 /// The tenant's workers.
 #[derive(Debug, Clone, Copy)]
@@ -25,13 +26,8 @@ impl Workers<'_> {
                 .limit(PAGE_SIZE)
                 .offset(offset);
             async move {
-                match call.send().await {
-                    Ok(r) => {
-                        let page = r.into_inner();
-                        Ok((page.rows, page.pagination))
-                    }
-                    Err(e) => Err(Error::from_call(OP, e).await),
-                }
+                let page = answer(OP, call.send()).await?;
+                Ok((page.rows, page.pagination))
             }
         })
     }
@@ -39,10 +35,7 @@ impl Workers<'_> {
     /// Worker `id`: its actions, slots, labels and heartbeat.
     pub async fn get(&self, id: Uuid) -> Result<Worker> {
         const OP: &str = "worker:get";
-        match self.rest.api.worker_get().worker(id).send().await {
-            Ok(r) => Ok(r.into_inner()),
-            Err(e) => Err(Error::from_call(OP, e).await),
-        }
+        answer(OP, self.rest.api.worker_get().worker(id).send()).await
     }
 
     /// Stops the engine assigning new runs to worker `id` (its running ones go on).
@@ -60,9 +53,6 @@ impl Workers<'_> {
         let body = UpdateWorkerRequest {
             is_paused: Some(paused),
         };
-        match self.rest.api.worker_update().worker(id).body(body).send().await {
-            Ok(r) => Ok(r.into_inner()),
-            Err(e) => Err(Error::from_call(OP, e).await),
-        }
+        answer(OP, self.rest.api.worker_update().worker(id).body(body).send()).await
     }
 }

@@ -2,9 +2,10 @@
 
 use futures::{Stream, TryStreamExt};
 
+use crate::error::answer;
 use crate::generated::prelude::*;
 use crate::types::Workflow;
-use crate::{Error, PAGE_SIZE, Rest, Result, Uuid, paged};
+use crate::{PAGE_SIZE, Rest, Result, Uuid, paged};
 
 /// The tenant's registered workflows.
 #[derive(Debug, Clone, Copy)]
@@ -30,13 +31,8 @@ impl Workflows<'_> {
                 call = call.name(n.clone());
             }
             async move {
-                match call.send().await {
-                    Ok(r) => {
-                        let page = r.into_inner();
-                        Ok((page.rows, page.pagination))
-                    }
-                    Err(e) => Err(Error::from_call(OP, e).await),
-                }
+                let page = answer(OP, call.send()).await?;
+                Ok((page.rows, page.pagination))
             }
         })
     }
@@ -51,18 +47,12 @@ impl Workflows<'_> {
     /// Workflow `id`.
     pub async fn get(&self, id: Uuid) -> Result<Workflow> {
         const OP: &str = "workflow:get";
-        match self.rest.api.workflow_get().workflow(id).send().await {
-            Ok(r) => Ok(r.into_inner()),
-            Err(e) => Err(Error::from_call(OP, e).await),
-        }
+        answer(OP, self.rest.api.workflow_get().workflow(id).send()).await
     }
 
     /// Deletes workflow `id` (its versions, crons and schedules).
     pub async fn delete(&self, id: Uuid) -> Result<()> {
         const OP: &str = "workflow:delete";
-        match self.rest.api.workflow_delete().workflow(id).send().await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(Error::from_call(OP, e).await),
-        }
+        answer(OP, self.rest.api.workflow_delete().workflow(id).send()).await
     }
 }
