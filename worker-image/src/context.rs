@@ -408,22 +408,11 @@ impl Context {
         workflow: &str,
         items: Vec<(I, TriggerOptions)>,
     ) -> Result<Vec<RunRef>, Error> {
-        let count = i32::try_from(items.len())
-            .map_err(|_| Error::Definition(format!("{} children are more than one task can start", items.len())))?;
-        let first = self.inner.child_index.fetch_add(count, Ordering::SeqCst);
+        let requests = self.child_requests(workflow, items)?;
         if let Some(t) = self.recorded() {
-            return items
-                .into_iter()
-                .map(|(input, _)| {
-                    let input = serde_json::to_value(input).map_err(|e| Error::Payload(e.to_string()))?;
-                    Ok(t.recorded.child(workflow, input))
-                })
-                .collect();
+            return Ok(record_children(t, workflow, &requests));
         }
-        self.inner
-            .client
-            .trigger_children(workflow, items, self.parent(first))
-            .await
+        self.inner.client.trigger_children(requests).await
     }
 
     /// Starts a child run of `workflow` per input and waits for all their outputs, in order;
@@ -514,13 +503,9 @@ impl Context {
         requests: Vec<hatchet_proto::v1::TriggerWorkflowRequest>,
     ) -> Result<Vec<Value>, Error> {
         let t = self.recorded().ok_or(Error::Shutdown)?;
-        requests
-            .into_iter()
-            .map(|r| {
-                let input = serde_json::from_str(&r.input).unwrap_or(Value::Null);
-                t.recorded.child(workflow, input);
-                stubbed(&t.children, workflow).map(|outputs| Value::Object(outputs.into_iter().collect()))
-            })
+        record_children(t, workflow, &requests)
+            .iter()
+            .map(|_| stubbed(&t.children, workflow).map(|outputs| Value::Object(outputs.into_iter().collect())))
             .collect()
     }
 
@@ -555,6 +540,21 @@ impl Context {
     pub fn client(&self) -> &Client {
         &self.inner.client
     }
+}
+
+/// Records the child runs `requests` start in a test; their refs.
+fn record_children(
+    t: &TestLink,
+    workflow: &str,
+    requests: &[hatchet_proto::v1::TriggerWorkflowRequest],
+) -> Vec<RunRef> {
+    requests
+        .iter()
+        .map(|r| {
+            t.recorded
+                .child(workflow, serde_json::from_str(&r.input).unwrap_or(Value::Null))
+        })
+        .collect()
 }
 
 /// The output the engine gives a skipped task.

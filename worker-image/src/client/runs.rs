@@ -242,25 +242,11 @@ impl Client {
         self.bulk_trigger(workflows, false).await
     }
 
-    /// Starts child runs of `workflow`, one per input, in one call; child indexes count from
-    /// `parent.index`.
-    pub(crate) async fn trigger_children<I: Serialize>(
-        &self,
-        workflow: &str,
-        items: Vec<(I, TriggerOptions)>,
-        parent: Parent<'_>,
-    ) -> Result<Vec<RunRef>> {
-        let workflows = items
-            .into_iter()
-            .enumerate()
-            .map(|(i, (input, options))| {
-                let index = parent.index.saturating_add(i32::try_from(i).unwrap_or(i32::MAX));
-                self.trigger_request(workflow, &input, &options, Some(Parent { index, ..parent }))
-            })
-            .collect::<Result<Vec<_>>>()?;
+    /// Starts child runs, built with their parent and child indexes, in one call.
+    pub(crate) async fn trigger_children(&self, requests: Vec<v1::TriggerWorkflowRequest>) -> Result<Vec<RunRef>> {
         // A child is identified by its parent and index: the engine takes a repeat as the same
         // child, so this call may be retried.
-        self.bulk_trigger(workflows, true).await
+        self.bulk_trigger(requests, true).await
     }
 
     /// `BulkTriggerWorkflow`; retried on ambiguous failures only when `repeatable`.
