@@ -281,7 +281,6 @@ impl Driver {
         s.durable_slots.close();
         s.tasks.close();
         tracing::info!(in_flight = s.tasks.len(), timeout = ?s.drain_timeout, "draining: no new tasks, waiting for running ones");
-        self.evict_waiting();
         // Paused in the engine so nothing new is assigned; off the loop, which must keep
         // heartbeating while the REST call takes its time. The drain waits for it too.
         if let Some(id) = s.worker_id() {
@@ -291,23 +290,6 @@ impl Driver {
                     tracing::warn!("could not pause the worker in the engine: {e}");
                 }
             });
-        }
-    }
-
-    /// Evicts every waiting durable run, whatever its policy: the engine runs it again (on
-    /// another worker) once its wait is over, instead of the drain waiting for it.
-    fn evict_waiting(&self) {
-        let Some(d) = &self.shared.durable else { return };
-        let waiting = d.waiting.all();
-        if waiting.is_empty() {
-            return;
-        }
-        tracing::info!(count = waiting.len(), "draining: evicting the durable runs that wait");
-        for invocation in waiting {
-            let shared = Arc::clone(&self.shared);
-            self.shared
-                .tasks
-                .spawn(async move { shared.evict(invocation, "worker shutting down").await });
         }
     }
 

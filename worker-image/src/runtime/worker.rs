@@ -476,7 +476,8 @@ impl Drop for Background {
 }
 
 /// Starts the durable-task stream and the eviction check: every second, the waiting runs
-/// their policy evicts (every waiting run once the worker drains) give their slots back.
+/// their policy evicts give their slots back; once the worker drains, every waiting run is
+/// evicted (those that start waiting later too), so no wait holds the drain.
 fn start_durable(shared: &Arc<Shared>, task: StreamTask) -> Background {
     let stream = {
         let shared = Arc::clone(shared);
