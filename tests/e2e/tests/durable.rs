@@ -5,6 +5,7 @@
 //! TTL frees the slot and the engine restores the run when its sleep is over; and code that
 //! changed between invocations fails with the engine's non-determinism error.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -45,6 +46,34 @@ async fn until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
         assert!(t0.elapsed() < within, "{what} within {within:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// How run `id` ended, within `within` (a run that hangs fails the test).
+async fn ended(client: &Client, id: &str, within: Duration) -> Result<BTreeMap<String, Value>, Error> {
+    tokio::time::timeout(within, client.wait_for_run(id))
+        .await
+        .unwrap_or_else(|_| panic!("run {id} ends within {within:?}"))
+}
+
+/// Pushes event `key` with `payload` every 3 s until run `id` ends (the engine matches only
+/// events pushed after it created the wait), for up to 90 s; how it ended.
+async fn pushing_until_ended(
+    client: &Client,
+    id: &str,
+    key: &str,
+    payload: Value,
+) -> Result<BTreeMap<String, Value>, Error> {
+    let pushing = async {
+        loop {
+            client.push_event(key, &payload, None).await.expect("push");
+            if let Ok(r) = tokio::time::timeout(Duration::from_secs(3), client.wait_for_run(id)).await {
+                return r;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(90), pushing)
+        .await
+        .unwrap_or_else(|_| panic!("run {id} ends within 90 s of events"))
 }
 
 /// A durable task: a memoized step, then a sleep of `sleep`, counting each part.
@@ -108,9 +137,8 @@ async fn a_durable_sleep_survives_its_worker_stopping_and_completes_once() {
     assert_eq!(Counts::get(&counts.after), 0, "the code after the sleep has not run");
 
     let second = start(durable_worker(&client, flow())).await;
-    let out = tokio::time::timeout(Duration::from_secs(120), client.wait_for_run(&run.id))
+    let out = ended(&client, &run.id, Duration::from_secs(120))
         .await
-        .expect("the run ends within 120 s")
         .expect("the run completes");
     let elapsed = t0.elapsed();
     let result = &out["sleeper"];
@@ -183,30 +211,13 @@ async fn a_durable_wait_receives_the_event_that_ends_it() {
         waiting.load(Ordering::SeqCst) == 1
     })
     .await;
-    let push = |amount: i64| {
-        let (client, key) = (client.clone(), approved.clone());
-        async move {
-            client
-                .push_event(&key, &json!({"amount": amount}), None)
-                .await
-                .expect("push");
-        }
-    };
-    // The engine matches events pushed after it created the wait: push until the run moves on
-    // (an event its expression refuses first, then ones it accepts).
-    let out = async {
-        push(3).await;
-        loop {
-            push(42).await;
-            match tokio::time::timeout(Duration::from_secs(3), client.wait_for_run(&run.id)).await {
-                Ok(r) => return r,
-                Err(_) => continue,
-            }
-        }
-    };
-    let out = tokio::time::timeout(Duration::from_secs(90), out)
+    // An event its expression refuses first, then ones it accepts.
+    client
+        .push_event(&approved, &json!({"amount": 3}), None)
         .await
-        .expect("the waits end within 90 s")
+        .expect("push");
+    let out = pushing_until_ended(&client, &run.id, &approved, json!({"amount": 42}))
+        .await
         .expect("the run completes");
     let result = &out["approval"];
     assert_eq!(
@@ -330,9 +341,8 @@ async fn an_eviction_ttl_frees_the_slot_until_the_engine_restores_the_run() {
         handle.durable_slots_used() == 0
     })
     .await;
-    let out = tokio::time::timeout(Duration::from_secs(90), client.wait_for_run(&run.id))
+    let out = ended(&client, &run.id, Duration::from_secs(90))
         .await
-        .expect("the run ends within 90 s")
         .expect("the run completes");
     assert_eq!(out["sleeper"]["invocation"], json!(2), "restored once: {out:?}");
     assert!(t0.elapsed() >= Duration::from_secs(12), "{:?}", t0.elapsed());
@@ -361,11 +371,9 @@ async fn code_that_changed_between_invocations_fails_with_non_determinism() {
         .trigger(&wf, &json!({}), TriggerOptions::default())
         .await
         .expect("trigger");
-    let ended = tokio::time::timeout(Duration::from_secs(90), client.wait_for_run(&run.id))
-        .await
-        .expect("the run ends within 90 s");
-    let Err(Error::RunFailed { error, .. }) = ended else {
-        panic!("the run must fail: {ended:?}");
+    let outcome = ended(&client, &run.id, Duration::from_secs(90)).await;
+    let Err(Error::RunFailed { error, .. }) = outcome else {
+        panic!("the run must fail: {outcome:?}");
     };
     assert!(error.contains("non-determinism"), "{error}");
     worker.stop().await;
@@ -416,17 +424,8 @@ async fn an_evicted_run_restored_by_hand_starts_again_before_its_wait_is_over() 
         starts.load(Ordering::SeqCst) == 2
     })
     .await;
-    let out = async {
-        loop {
-            client.push_event(&go, &json!({"ok": true}), None).await.expect("push");
-            if let Ok(r) = tokio::time::timeout(Duration::from_secs(3), client.wait_for_run(&run.id)).await {
-                return r;
-            }
-        }
-    };
-    let out = tokio::time::timeout(Duration::from_secs(90), out)
+    let out = pushing_until_ended(&client, &run.id, &go, json!({"ok": true}))
         .await
-        .expect("the run ends within 90 s")
         .expect("the run completes");
     assert_eq!(out["waits"]["payload"], json!({"ok": true}), "{out:?}");
     assert!(out["waits"]["invocation"].as_i64().unwrap_or(0) >= 2, "{out:?}");
