@@ -3,7 +3,7 @@
 use crate::generated::{self, types::ApiErrorBody};
 
 /// What went wrong with a REST call.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The engine answered with an error status; `message` is what it said.
@@ -32,6 +32,9 @@ pub enum Error {
         /// What did not fit.
         message: String,
     },
+    /// What the caller passed cannot be sent (refused before any call).
+    #[error("bad input: {0}")]
+    Input(String),
     /// The client is configured wrongly (a server URL or token that cannot be used).
     #[error("configuration: {0}")]
     Config(String),

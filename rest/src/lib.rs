@@ -8,17 +8,35 @@
 //! Every operation of the contract is also reachable, untyped by this layer, through
 //! [`Rest::api`] and the [`generated`] client's extension traits.
 
+mod crons;
 mod error;
+mod events;
+mod filters;
+mod logs;
+mod metrics;
 mod nulls;
+mod options;
+mod rate_limits;
 mod runs;
+mod schedules;
+mod webhooks;
 mod workers;
 mod workflows;
 
 use std::time::Duration;
 
+pub use crons::{CronFilter, Crons};
 pub use error::{Error, Result};
+pub use events::{EventFilter, Events};
+pub use filters::{FilterChange, Filters};
+pub use logs::{LogFilter, Logs};
+pub use metrics::{Metrics, TaskMetricsFilter};
+pub use options::RunOptions;
+pub use rate_limits::RateLimits;
 pub use runs::{RunFilter, Runs, Select};
+pub use schedules::{ScheduleFilter, Schedules};
 pub use uuid::Uuid;
+pub use webhooks::{NewWebhook, WebhookAuth, Webhooks};
 pub use workers::Workers;
 pub use workflows::Workflows;
 
@@ -88,8 +106,15 @@ impl Rest {
     }
 
     /// The tenant every call works in.
-    pub fn tenant(&self) -> Uuid {
+    pub fn tenant_id(&self) -> Uuid {
         self.tenant
+    }
+
+    /// The tenant itself: its name, slug, version and environment.
+    pub async fn tenant(&self) -> Result<types::Tenant> {
+        const OP: &str = "tenant:get";
+        use generated::prelude::*;
+        error::answer(OP, self.api.tenant_get().tenant(self.tenant).send()).await
     }
 
     /// `name` in this client's namespace (unchanged if it already is).
@@ -110,6 +135,46 @@ impl Rest {
     /// Workflows: list, get, delete.
     pub fn workflows(&self) -> Workflows<'_> {
         Workflows { rest: self }
+    }
+
+    /// Cron triggers: create, list, get, enable or disable, delete.
+    pub fn crons(&self) -> Crons<'_> {
+        Crons { rest: self }
+    }
+
+    /// Scheduled runs: create, list, get, reschedule, delete.
+    pub fn schedules(&self) -> Schedules<'_> {
+        Schedules { rest: self }
+    }
+
+    /// Recorded events: list, get.
+    pub fn events(&self) -> Events<'_> {
+        Events { rest: self }
+    }
+
+    /// Event filters: create, list, get, update, delete.
+    pub fn filters(&self) -> Filters<'_> {
+        Filters { rest: self }
+    }
+
+    /// Rate limits: list, delete.
+    pub fn rate_limits(&self) -> RateLimits<'_> {
+        RateLimits { rest: self }
+    }
+
+    /// Log lines of task runs.
+    pub fn logs(&self) -> Logs<'_> {
+        Logs { rest: self }
+    }
+
+    /// Task status counts, queue depths, task stats.
+    pub fn metrics(&self) -> Metrics<'_> {
+        Metrics { rest: self }
+    }
+
+    /// Inbound webhooks: create, list, get, update, delete.
+    pub fn webhooks(&self) -> Webhooks<'_> {
+        Webhooks { rest: self }
     }
 }
 

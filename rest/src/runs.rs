@@ -3,10 +3,14 @@
 use chrono::{DateTime, Utc};
 use futures::Stream;
 
+use serde::Serialize;
+
 use crate::error::answer;
 use crate::generated::prelude::*;
+use crate::options::{RunOptions, object, pairs};
 use crate::types::{
-    V1CancelTaskRequest, V1ReplayTaskRequest, V1TaskFilter, V1TaskStatus, V1TaskSummary, V1WorkflowRunDetails,
+    V1CancelTaskRequest, V1ReplayTaskRequest, V1TaskFilter, V1TaskStatus, V1TaskSummary, V1TriggerWorkflowRunRequest,
+    V1WorkflowRunDetails,
 };
 use crate::{PAGE_SIZE, Rest, Result, Uuid, paged};
 
@@ -55,13 +59,9 @@ impl RunFilter {
         self
     }
 
-    fn metadata_pairs(&self) -> Vec<String> {
-        self.metadata.iter().map(|(k, v)| format!("{k}:{v}")).collect()
-    }
-
     fn to_task_filter(&self) -> V1TaskFilter {
         V1TaskFilter {
-            additional_metadata: self.metadata_pairs(),
+            additional_metadata: pairs(&self.metadata),
             since: self.since,
             statuses: self.statuses.clone(),
             until: self.until,
@@ -77,10 +77,60 @@ pub struct Runs<'a> {
 }
 
 impl Runs<'_> {
+    /// Starts `workflow` (a name, in this client's namespace) with `input`; the new run.
+    pub async fn trigger(
+        &self,
+        workflow: &str,
+        input: &impl Serialize,
+        options: &RunOptions,
+    ) -> Result<V1WorkflowRunDetails> {
+        const OP: &str = "v1-workflow-run:create";
+        let body = V1TriggerWorkflowRunRequest {
+            additional_metadata: options.metadata_object(),
+            input: object(input, "a run's input")?,
+            priority: options.checked_priority()?.map(|p| i64::from(p.get())),
+            return_only_id: None,
+            workflow_name: self.rest.namespaced(workflow),
+        };
+        answer(
+            OP,
+            self.rest
+                .api
+                .v1_workflow_run_create()
+                .tenant(self.rest.tenant)
+                .body(body)
+                .send(),
+        )
+        .await
+    }
+
     /// The run `id`: its status, tasks and task events.
     pub async fn get(&self, id: Uuid) -> Result<V1WorkflowRunDetails> {
         const OP: &str = "v1-workflow-run:get";
         answer(OP, self.rest.api.v1_workflow_run_get().v1_workflow_run(id).send()).await
+    }
+
+    /// Task run `id` (latest attempt): its status, input, output or error.
+    pub async fn task(&self, id: Uuid) -> Result<V1TaskSummary> {
+        const OP: &str = "v1-task:get";
+        answer(OP, self.rest.api.v1_task_get().task(id).send()).await
+    }
+
+    /// What run `id` returned: its output when it completed (a single task's output, or
+    /// each task's output by name for a DAG), `None` while it has not.
+    pub async fn result(&self, id: Uuid) -> Result<Option<serde_json::Value>> {
+        let details = self.get(id).await?;
+        if details.run.status != V1TaskStatus::Completed {
+            return Ok(None);
+        }
+        Ok(Some(match details.tasks.as_slice() {
+            [only] => serde_json::Value::Object(only.output.clone()),
+            tasks => tasks
+                .iter()
+                .map(|t| (t.display_name.clone(), serde_json::Value::Object(t.output.clone())))
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+        }))
     }
 
     /// The runs `filter` matches, newest first, page by page as the stream is read.
@@ -97,7 +147,7 @@ impl Runs<'_> {
                 .only_tasks(false)
                 .limit(PAGE_SIZE)
                 .offset(offset)
-                .additional_metadata(filter.metadata_pairs());
+                .additional_metadata(pairs(&filter.metadata));
             if let Some(until) = filter.until {
                 call = call.until(until);
             }
