@@ -100,6 +100,43 @@ impl Rest {
         })
     }
 
+    /// A client configured as the official SDKs configure theirs: the token from
+    /// `HATCHET_CLIENT_TOKEN`, and the server URL, tenant and namespace from
+    /// `HATCHET_CLIENT_SERVER_URL`, `HATCHET_CLIENT_TENANT_ID` and `HATCHET_CLIENT_NAMESPACE`
+    /// when set, else (URL, tenant) from the token's claims.
+    pub fn from_env() -> Result<Self> {
+        use hatchet_contract::env;
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let token = var(env::TOKEN).ok_or_else(|| Error::Config(format!("{} is not set", env::TOKEN)))?;
+        Self::from_token(
+            &token,
+            var(env::SERVER_URL).as_deref(),
+            var(env::TENANT_ID).as_deref(),
+            var(env::NAMESPACE).as_deref().unwrap_or(""),
+        )
+    }
+
+    /// A client authenticated by `token`, at `server_url` and for `tenant` when given, else
+    /// where the token's claims say; in Hatchet `namespace`.
+    pub fn from_token(token: &str, server_url: Option<&str>, tenant: Option<&str>, namespace: &str) -> Result<Self> {
+        let claims = hatchet_contract::token::read_claims(token)
+            .map_err(|e| Error::Config(format!("the token is not a Hatchet API token: {e}")))?;
+        let server_url = server_url
+            .map(str::to_owned)
+            .or(claims.server_url)
+            .ok_or_else(|| Error::Config("no server URL is set and the token has no server_url claim".into()))?;
+        if !(server_url.starts_with("http://") || server_url.starts_with("https://")) {
+            return Err(Error::Config(format!(
+                "the server URL must start with http:// or https://, not {server_url:?}"
+            )));
+        }
+        let tenant = tenant.unwrap_or(&claims.sub);
+        let tenant: Uuid = tenant
+            .parse()
+            .map_err(|_| Error::Config(format!("the tenant id {tenant:?} is not a UUID")))?;
+        Self::new(&server_url, token, tenant, namespace)
+    }
+
     /// The generated client, for operations this layer does not cover.
     pub fn api(&self) -> &generated::Client {
         &self.api
@@ -232,6 +269,33 @@ mod tests {
             num_pages: Some(3),
         };
         assert_eq!(next_offset(0, 100, Some(&more)), Some(100));
+    }
+
+    fn token(claims: &str) -> String {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!("{}.{}.sig", b64.encode("{}"), b64.encode(claims))
+    }
+
+    #[test]
+    fn a_token_says_where_the_engine_and_tenant_are_unless_told() {
+        let tenant = "5f0a4c8e-8b4e-4d6b-9f39-2b7d1c0e9a11";
+        let t = token(&format!(r#"{{"sub":"{tenant}","server_url":"http://engine:8080/"}}"#));
+        let rest = Rest::from_token(&t, None, None, "").unwrap();
+        assert_eq!(rest.tenant_id().to_string(), tenant);
+        assert_eq!(generated::ClientInfo::baseurl(&rest.api), "http://engine:8080");
+        let other = Rest::from_token(&t, Some("https://elsewhere"), Some(&Uuid::nil().to_string()), "").unwrap();
+        assert_eq!(other.tenant_id(), Uuid::nil());
+        assert_eq!(generated::ClientInfo::baseurl(&other.api), "https://elsewhere");
+
+        let no_url = token(&format!(r#"{{"sub":"{tenant}"}}"#));
+        let e = Rest::from_token(&no_url, None, None, "").unwrap_err();
+        assert!(e.to_string().contains("server_url"), "{e}");
+        let bad_tenant = token(r#"{"sub":"tenant-1","server_url":"http://e"}"#);
+        let e = Rest::from_token(&bad_tenant, None, None, "").unwrap_err();
+        assert!(e.to_string().contains("not a UUID"), "{e}");
+        let e = Rest::from_token("nope", None, None, "").unwrap_err();
+        assert!(e.to_string().contains("not a Hatchet API token"), "{e}");
     }
 
     #[test]
