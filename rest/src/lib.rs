@@ -30,7 +30,7 @@ pub use error::{Error, Result};
 pub use events::{EventFilter, Events};
 pub use filters::{FilterChange, Filters};
 pub use logs::{LogFilter, Logs};
-pub use metrics::{Metrics, TaskMetricsFilter};
+pub use metrics::{Metrics, QueueDepths, TaskMetricsFilter};
 pub use options::RunOptions;
 pub use rate_limits::RateLimits;
 pub use runs::{RunFilter, Runs, Select};
@@ -212,6 +212,16 @@ impl Rest {
     /// Inbound webhooks: create, list, get, update, delete.
     pub fn webhooks(&self) -> Webhooks<'_> {
         Webhooks { rest: self }
+    }
+}
+
+impl types::ApiResourceMeta {
+    /// The object's id as a UUID (the contract types ids as plain strings).
+    pub fn uuid(&self) -> Result<Uuid> {
+        self.id.parse().map_err(|_| Error::Decode {
+            operation: "metadata.id",
+            message: format!("{:?} is not a UUID", self.id),
+        })
     }
 }
 

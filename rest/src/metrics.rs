@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
 
 use crate::error::answer;
 use crate::generated::prelude::*;
@@ -36,6 +37,41 @@ impl TaskMetricsFilter {
     }
 }
 
+/// Task runs waiting, as the engine counts them: per queue (a queue is an action, such as
+/// `workflow:task`), and per concurrency key for workflows with concurrency limits.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QueueDepths {
+    /// Queue → runs waiting in it.
+    pub queues: BTreeMap<String, i64>,
+    /// Workflow → concurrency key → runs waiting for that key.
+    pub concurrency: BTreeMap<String, BTreeMap<String, i64>>,
+}
+
+impl QueueDepths {
+    /// Reads the engine's one map, where a number is a queue's depth and an object a
+    /// workflow's depths by concurrency key.
+    fn read(raw: Map<String, Value>) -> std::result::Result<Self, String> {
+        let count = |name: &str, v: &Value| v.as_i64().ok_or_else(|| format!("{name}: {v} is not a count"));
+        let mut depths = Self::default();
+        for (name, value) in raw {
+            match &value {
+                Value::Object(keys) => {
+                    let keys = keys
+                        .iter()
+                        .map(|(k, v)| Ok((k.clone(), count(&format!("{name}/{k}"), v)?)))
+                        .collect::<std::result::Result<_, String>>()?;
+                    depths.concurrency.insert(name, keys);
+                }
+                v => {
+                    let n = count(&name, v)?;
+                    depths.queues.insert(name, n);
+                }
+            }
+        }
+        Ok(depths)
+    }
+}
+
 /// The tenant's metrics.
 #[derive(Debug, Clone, Copy)]
 pub struct Metrics<'a> {
@@ -61,9 +97,9 @@ impl Metrics<'_> {
         Ok(answer(OP, call.send()).await?.0)
     }
 
-    /// How many task runs wait in each of the tenant's queues (a queue is an action, such as
-    /// `workflow:task`), as the SDKs' queue metrics read it.
-    pub async fn queues(&self) -> Result<BTreeMap<String, i64>> {
+    /// How many task runs wait in each of the tenant's queues, as the SDKs' queue metrics
+    /// read it.
+    pub async fn queues(&self) -> Result<QueueDepths> {
         const OP: &str = "tenant:get:step-run-queue-metrics";
         let call = self
             .rest
@@ -71,17 +107,7 @@ impl Metrics<'_> {
             .tenant_get_step_run_queue_metrics()
             .tenant(self.rest.tenant);
         let metrics = answer(OP, call.send()).await?;
-        metrics
-            .queues
-            .into_iter()
-            .map(|(queue, depth)| match depth.as_i64() {
-                Some(n) => Ok((queue, n)),
-                None => Err(Error::Decode {
-                    operation: OP,
-                    message: format!("queue {queue}: depth {depth} is not a whole number"),
-                }),
-            })
-            .collect()
+        QueueDepths::read(metrics.queues).map_err(|message| Error::Decode { operation: OP, message })
     }
 
     /// Queued and running figures (per queue and concurrency key, with the oldest waiting)
@@ -95,5 +121,24 @@ impl Metrics<'_> {
             .tenant(self.rest.tenant)
             .task_names(task_names.to_vec());
         answer(OP, call.send()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn queue_depths_and_concurrency_depths_are_told_apart() {
+        let raw = json!({"orders:charge": 4, "orders": {"tenant-a": 2, "tenant-b": 1}});
+        let Value::Object(raw) = raw else { unreachable!() };
+        let d = QueueDepths::read(raw).unwrap();
+        assert_eq!(d.queues, BTreeMap::from([("orders:charge".to_owned(), 4)]));
+        assert_eq!(d.concurrency["orders"]["tenant-b"], 1);
+        let Value::Object(bad) = json!({"q": "many"}) else {
+            unreachable!()
+        };
+        assert_eq!(QueueDepths::read(bad).unwrap_err(), r#"q: "many" is not a count"#);
     }
 }
