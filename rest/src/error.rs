@@ -65,15 +65,9 @@ impl Error {
             generated::Error::UnexpectedResponse(r) => {
                 let status = r.status().as_u16();
                 let body = r.text().await.unwrap_or_default();
-                let message = serde_json::from_str::<ApiErrorBody>(&body)
+                let message = serde_json::from_str::<serde_json::Value>(&body)
                     .map(|b| describe(&b))
-                    .or_else(|_| {
-                        serde_json::from_str::<serde_json::Value>(&body)
-                            .ok()
-                            .and_then(|v| v["message"].as_str().map(str::to_owned))
-                            .ok_or(())
-                    })
-                    .unwrap_or_else(|()| body.chars().take(300).collect());
+                    .unwrap_or_else(|_| body.chars().take(300).collect());
                 Error::Engine {
                     operation,
                     status,
@@ -110,17 +104,44 @@ pub(crate) async fn answer<T>(
     }
 }
 
-fn describe(body: &ApiErrorBody) -> String {
-    match body {
-        ApiErrorBody::Errors(e) => e
-            .errors
-            .iter()
-            .map(|e| e.description.as_str())
-            .collect::<Vec<_>>()
-            .join("; "),
-        ApiErrorBody::Error(e) => e.description.clone(),
-    }
+/// What an error answer says: the descriptions of `APIErrors` or `APIError`, or the
+/// `message` of the engine's middleware, else the body itself.
+fn describe(body: &serde_json::Value) -> String {
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+    let said = if let Some(errors) = body["errors"].as_array() {
+        let all: Vec<String> = errors.iter().filter_map(|e| text(&e["description"])).collect();
+        (!all.is_empty()).then(|| all.join("; "))
+    } else {
+        text(&body["description"]).or_else(|| text(&body["message"]))
+    };
+    said.unwrap_or_else(|| match body {
+        serde_json::Value::Null => "(no message)".into(),
+        other => other.to_string().chars().take(300).collect(),
+    })
 }
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+    use serde_json::json;
+
+    #[test]
+    fn every_error_shape_the_engine_answers_is_read() {
+        let errors = json!({"errors": [{"description": "bad since"}, {"description": "bad until"}]});
+        assert_eq!(describe(&errors), "bad since; bad until");
+        assert_eq!(
+            describe(&json!({"description": "no such run", "code": 404})),
+            "no such run"
+        );
+        assert_eq!(
+            describe(&json!({"message": "scheduled workflow run not found"})),
+            "scheduled workflow run not found"
+        );
+        assert_eq!(describe(&json!(null)), "(no message)");
+        assert_eq!(describe(&json!({"odd": 1})), r#"{"odd":1}"#);
+    }
+}
+
