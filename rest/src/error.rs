@@ -144,4 +144,3 @@ mod tests {
         assert_eq!(describe(&json!({"odd": 1})), r#"{"odd":1}"#);
     }
 }
-
