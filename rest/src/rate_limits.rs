@@ -7,7 +7,7 @@ use futures::Stream;
 use crate::error::answer;
 use crate::generated::prelude::*;
 use crate::types::RateLimit;
-use crate::{PAGE_SIZE, Rest, Result, paged};
+use crate::{Error, PAGE_SIZE, Rest, Result, paged};
 
 /// The tenant's rate limits.
 #[derive(Debug, Clone, Copy)]
@@ -39,19 +39,24 @@ impl RateLimits<'_> {
         })
     }
 
-    /// Deletes the rate limit `key`. The engine refuses (400) while a registered task
-    /// consumes it.
+    /// Deletes the rate limit `key`. The engine refuses (400) while a registered workflow's
+    /// task consumes it; the error says so.
     pub async fn delete(&self, key: &str) -> Result<()> {
         const OP: &str = "rate-limit:delete";
-        answer(
-            OP,
-            self.rest
-                .api
-                .rate_limit_delete()
-                .tenant(self.rest.tenant)
-                .key(key)
-                .send(),
-        )
-        .await
+        let call = self.rest.api.rate_limit_delete().tenant(self.rest.tenant).key(key);
+        answer(OP, call.send()).await.map_err(|e| match e {
+            Error::Engine {
+                operation,
+                status: 400,
+                message,
+            } => Error::Engine {
+                operation,
+                status: 400,
+                message: format!(
+                    "{message} (rate limit {key:?}: the engine keeps a key that a registered workflow's task consumes)"
+                ),
+            },
+            other => other,
+        })
     }
 }

@@ -2,10 +2,12 @@
 //! unit per run, so ten runs triggered at once start two per second.
 //!
 //! ```sh
-//! source tests/env/.run/env && cargo run -p hatchet-worker --example rate_limits
+//! source tests/env/.run/env && cargo run -p hatchet-worker --features rest --example rate_limits
 //! ```
 
 use std::time::Instant;
+
+use futures::TryStreamExt;
 
 use hatchet_worker::{Client, Context, RateLimit, RateLimitWindow, Task, TaskError, TriggerOptions, Worker, Workflow};
 use serde_json::{Value, json};
@@ -43,7 +45,9 @@ async fn main() -> anyhow::Result<()> {
         client.wait_for_run(&run.id).await?;
         println!("{} done after {:.1?}", run.id, began.elapsed());
     }
-    for limit in client.list_rate_limits(Some(KEY)).await? {
+    let rest = client.rest()?;
+    let limits: Vec<_> = rest.rate_limits().list(Some(KEY)).try_collect().await?;
+    for limit in limits {
         println!(
             "{}: {} per {} ({} left)",
             limit.key, limit.limit_value, limit.window, limit.value

@@ -44,11 +44,14 @@ pub mod telemetry;
 pub mod testing;
 pub mod workflow;
 
-pub use client::{BulkEvent, Client, EventOptions, RateLimitState, RunDetails, RunRef, RunStatus, TriggerOptions};
+pub use client::{BulkEvent, Client, EventOptions, RunDetails, RunRef, RunStatus, TriggerOptions};
 pub use config::{ClientConfig, TlsStrategy};
 pub use context::Context;
 pub use durable::{DurableContext, EvictionPolicy, WaitResult};
 pub use error::{Error, Result};
+/// The typed REST feature clients [`Client::rest`] gives (crate `hatchet-rest`).
+#[cfg(feature = "rest")]
+pub use hatchet_rest as rest;
 pub use middleware::{Middleware, Next};
 pub use runtime::{Exit, RunningWorker, Worker, WorkerBuilder, WorkerHandle};
 pub use workflow::{

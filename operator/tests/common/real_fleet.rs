@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use hatchet_e2e::hatchet::{client_in, unique};
+use futures::TryStreamExt;
+use hatchet_e2e::hatchet::{client_in, rest_json, unique};
 use hatchet_worker::{Client, RunStatus, TriggerOptions};
 use serde_json::Value;
 
@@ -226,10 +227,12 @@ spec:
     /// The engine's workers of this test (its Hatchet namespace), by name.
     pub fn engine_workers(&self) -> BTreeMap<String, Value> {
         let prefix = format!("{}_", self.hatchet_ns);
+        let rest = self.client.rest().expect("REST client");
         self.rt
-            .block_on(self.client.list_workers())
+            .block_on(rest.workers().list().try_collect::<Vec<_>>())
             .expect("list the engine's workers")
             .into_iter()
+            .filter_map(|w| serde_json::to_value(w).ok())
             .filter_map(|w| {
                 let name = w["name"].as_str()?.strip_prefix(&prefix)?.to_owned();
                 Some((name, w))
@@ -328,7 +331,7 @@ spec:
         let path = format!("/api/v1/stable/tasks/{id}/task-events?limit=1000");
         let deadline = tokio::time::Instant::now() + SETTLE;
         loop {
-            let events = self.client.rest_get(&path).await.unwrap_or(Value::Null);
+            let events = rest_json(&self.client, &path).await.unwrap_or(Value::Null);
             let rows = events["rows"].as_array().cloned().unwrap_or_default();
             let finished = rows.iter().any(|e| e["eventType"] == "FINISHED");
             if finished || tokio::time::Instant::now() > deadline {

@@ -180,3 +180,27 @@ pub fn engine_contracts() -> std::path::PathBuf {
     );
     dir
 }
+
+/// `GET {server_url}{path}` of the engine's REST API as plain JSON, with `client`'s token:
+/// for tests that read what no typed feature client covers (traces, task events, workflow
+/// versions) and check the engine's raw answer.
+pub async fn rest_json(client: &Client, path: &str) -> Result<serde_json::Value, String> {
+    let config = client.config();
+    let url = format!("{}{path}", config.server_url);
+    let resp = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(config.token.expose())
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .map_err(|e| format!("GET {path}: {e}"))?;
+    let status = resp.status();
+    let body = resp.text().await.map_err(|e| format!("GET {path}: {e}"))?;
+    if !status.is_success() {
+        return Err(format!(
+            "GET {path}: HTTP {status}: {}",
+            body.chars().take(300).collect::<String>()
+        ));
+    }
+    serde_json::from_str(&body).map_err(|e| format!("GET {path}: not JSON: {e}"))
+}

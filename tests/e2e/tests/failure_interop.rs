@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use hatchet_e2e::hatchet::{client, start, unique};
+use hatchet_e2e::hatchet::{client, rest_json, start, unique};
 use hatchet_e2e::{World, run_with_stdin};
 use hatchet_worker::{Context, Error, Task, TaskError, TriggerOptions, Worker, Workflow};
 use serde_json::{Value, json};
@@ -71,8 +71,7 @@ async fn the_python_sdk_parses_our_failures() {
     // The run is FAILED once one task has failed; the others' errors land a moment later.
     let details = timeout(Duration::from_secs(30), async {
         loop {
-            let d = client
-                .rest_get(&format!("/api/v1/stable/workflow-runs/{}", run.id))
+            let d = rest_json(&client, &format!("/api/v1/stable/workflow-runs/{}", run.id))
                 .await
                 .unwrap();
             let errors = d["tasks"].as_array().map_or(0, |t| {

@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::TryStreamExt;
 use hatchet_e2e::World;
 use hatchet_e2e::hatchet::{client, start, unique};
 use hatchet_worker::{Context, RateLimit, RateLimitWindow, Task, TaskError, TriggerOptions, Worker, Workflow};
@@ -17,8 +18,16 @@ const RUNS: usize = 10;
 async fn a_static_limit_of_two_per_second_spaces_out_ten_runs() {
     let client = client(&World::load().expect("local world (run tests/env/up)"));
     let key = unique("limit");
+    let rest = client.rest().unwrap();
+    let limits = |search: String| {
+        let rest = rest.clone();
+        async move {
+            let listed: Vec<_> = rest.rate_limits().list(Some(&search)).try_collect().await.unwrap();
+            listed
+        }
+    };
     client.put_rate_limit(&key, 2, RateLimitWindow::Second).await.unwrap();
-    let listed = client.list_rate_limits(Some(&key)).await.unwrap();
+    let listed = limits(key.clone()).await;
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!((listed[0].key.as_str(), listed[0].limit_value), (key.as_str(), 2));
 
@@ -77,17 +86,14 @@ async fn a_static_limit_of_two_per_second_spaces_out_ten_runs() {
     );
 
     // The workflow's task still consumes the key, so the engine keeps it.
-    let refused = client.delete_rate_limit(&key).await.unwrap_err().to_string();
+    let refused = rest.rate_limits().delete(&key).await.unwrap_err().to_string();
     assert!(refused.contains("a registered workflow's task consumes"), "{refused}");
     let unused = unique("unused");
     client
         .put_rate_limit(&unused, 5, RateLimitWindow::Minute)
         .await
         .unwrap();
-    assert_eq!(client.list_rate_limits(Some(&unused)).await.unwrap().len(), 1);
-    client.delete_rate_limit(&unused).await.unwrap();
-    assert!(
-        client.list_rate_limits(Some(&unused)).await.unwrap().is_empty(),
-        "deleted"
-    );
+    assert_eq!(limits(unused.clone()).await.len(), 1);
+    rest.rate_limits().delete(&unused).await.unwrap();
+    assert!(limits(unused).await.is_empty(), "deleted");
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use hatchet_e2e::World;
-use hatchet_e2e::hatchet::{client, serve, unique};
+use hatchet_e2e::hatchet::{client, rest_json, serve, unique};
 use hatchet_worker::telemetry::{engine_logs, otel};
 use hatchet_worker::{Context, Task, TriggerOptions, Workflow};
 use opentelemetry::trace::TraceContextExt as _;
@@ -67,8 +67,7 @@ async fn task_logs_and_spans_reach_the_engine_and_runs_carry_the_trace() {
 
     // The task's lines, at their levels; none of the runtime's own.
     let logs = poll("the task's log lines", || async {
-        let v = client
-            .rest_get(&format!("/api/v1/stable/tasks/{task_run}/logs"))
+        let v = rest_json(&client, &format!("/api/v1/stable/tasks/{task_run}/logs"))
             .await
             .ok()?;
         let rows = v["rows"].as_array().cloned().unwrap_or_default();
@@ -95,13 +94,12 @@ async fn task_logs_and_spans_reach_the_engine_and_runs_carry_the_trace() {
     // The attempt's span, filed under the task run, in the caller's trace.
     FLUSH.get().unwrap().flush().unwrap();
     let spans = poll("the attempt's span", || async {
-        let v = client
-            .rest_get(&format!(
-                "/api/v1/stable/tenants/{tenant}/traces?run_external_id={}",
-                run.id
-            ))
-            .await
-            .ok()?;
+        let v = rest_json(
+            &client,
+            &format!("/api/v1/stable/tenants/{tenant}/traces?run_external_id={}", run.id),
+        )
+        .await
+        .ok()?;
         let rows = v["rows"].as_array().cloned().unwrap_or_default();
         rows.into_iter().find(|s| {
             s["spanName"] == "hatchet.start_step_run" && s["spanAttributes"]["hatchet.step_run_id"] == task_run.as_str()

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use hatchet_e2e::World;
-use hatchet_e2e::hatchet::{client, serve, start, unique};
+use hatchet_e2e::hatchet::{client, rest_json, serve, start, unique};
 use hatchet_worker::{Context, LabelValue, Task, TriggerOptions, Worker, Workflow};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
@@ -75,8 +75,7 @@ async fn log_stream_labels_and_refresh_timeout() {
 
     let logs = timeout(WAIT, async {
         loop {
-            let v = client
-                .rest_get(&format!("/api/v1/stable/tasks/{task_run}/logs"))
+            let v = rest_json(&client, &format!("/api/v1/stable/tasks/{task_run}/logs"))
                 .await
                 .unwrap();
             let rows = v["rows"].as_array().cloned().unwrap_or_default();
@@ -91,7 +90,9 @@ async fn log_stream_labels_and_refresh_timeout() {
     assert!(logs.iter().any(|r| r["message"] == "hello from the task"), "{logs:?}");
 
     let worker_id = w.handle.worker_id().unwrap();
-    let worker = client.rest_get(&format!("/api/v1/workers/{worker_id}")).await.unwrap();
+    let worker = rest_json(&client, &format!("/api/v1/workers/{worker_id}"))
+        .await
+        .unwrap();
     let labels = worker["labels"].as_array().cloned().unwrap_or_default();
     assert!(
         labels.iter().any(|l| l["key"] == "phase" && l["value"] == "upserted"),

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hatchet_e2e::World;
-use hatchet_e2e::hatchet::{client, serve, start, unique};
+use hatchet_e2e::hatchet::{client, rest_json, serve, start, unique};
 use hatchet_worker::{
     Client, Concurrency, ConcurrencyStrategy, Context, DesiredLabel, Error, Exit, RunStatus, Task, TaskError,
     TriggerOptions, Worker, Workflow,
@@ -139,10 +139,7 @@ async fn event_triggers_a_run_and_cron_is_registered() {
     let tenant = client.config().tenant_id.clone();
     let found = timeout(Duration::from_secs(60), async {
         loop {
-            if let Ok(v) = client
-                .rest_get(&format!("/api/v1/tenants/{tenant}/workflows/crons?limit=500"))
-                .await
-            {
+            if let Ok(v) = rest_json(&client, &format!("/api/v1/tenants/{tenant}/workflows/crons?limit=500")).await {
                 let rows = v["rows"].as_array().cloned().unwrap_or_default();
                 if let Some(r) = rows.iter().find(|r| r["workflowName"] == wf.as_str()) {
                     return r.clone();

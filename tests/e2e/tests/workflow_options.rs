@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hatchet_e2e::World;
-use hatchet_e2e::hatchet::{client, serve, start, unique};
+use hatchet_e2e::hatchet::{client, rest_json, serve, start, unique};
 use hatchet_worker::{
     Context, Error, EventFilter, EventOptions, Idempotency, Sticky, Task, TaskDefaults, TaskError, TriggerOptions,
     Worker, Workflow,
@@ -108,16 +108,17 @@ async fn a_task_costing_two_slots_runs_two_at_a_time_on_four_slots() {
 
     // The engine holds the cost too, so it assigns such a run only where two slots are free.
     let tenant = World::load().unwrap().tenant_id().unwrap().to_owned();
-    let found = client
-        .rest_get(&format!("/api/v1/tenants/{tenant}/workflows?name={wf}&limit=1"))
-        .await
-        .unwrap();
+    let found = rest_json(
+        &client,
+        &format!("/api/v1/tenants/{tenant}/workflows?name={wf}&limit=1"),
+    )
+    .await
+    .unwrap();
     let id = found["rows"][0]["metadata"]["id"]
         .as_str()
         .expect("the workflow is listed")
         .to_owned();
-    let version = client
-        .rest_get(&format!("/api/v1/workflows/{id}/versions"))
+    let version = rest_json(&client, &format!("/api/v1/workflows/{id}/versions"))
         .await
         .unwrap();
     assert_eq!(

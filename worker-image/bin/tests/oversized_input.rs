@@ -11,7 +11,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use hatchet_e2e::World;
-use hatchet_e2e::hatchet::{client_in, config_in, unique};
+use hatchet_e2e::hatchet::{client_in, config_in, rest_json, unique};
 use hatchet_worker::payload::check_deliverable;
 use hatchet_worker::{Client, Error, TriggerOptions};
 use serde_json::{Value, json};
@@ -117,8 +117,7 @@ async fn undeliverable_inputs_are_refused_and_one_that_slips_through_breaks_noth
     // Read over REST: the gRPC run details carry the input, and would be over the limit themselves.
     let big_status = timeout(Duration::from_secs(180), async {
         loop {
-            let d = client
-                .rest_get(&format!("/api/v1/stable/workflow-runs/{}", big.id))
+            let d = rest_json(&client, &format!("/api/v1/stable/workflow-runs/{}", big.id))
                 .await
                 .unwrap();
             match d["run"]["status"].as_str() {

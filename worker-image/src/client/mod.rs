@@ -18,7 +18,6 @@ use std::time::Duration;
 use hatchet_proto::{PutLogRequest, PutStreamEventRequest, UpsertWorkerLabelsRequest, WorkerLabels};
 
 pub use events::{BulkEvent, EventOptions};
-pub use rate_limits::RateLimitState;
 pub(crate) use runs::Parent;
 pub use runs::{RunDetails, RunRef, RunStatus, TaskRunDetail, TriggerOptions};
 pub use stream::RunStream;

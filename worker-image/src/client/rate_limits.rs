@@ -1,32 +1,12 @@
 //! Static rate limits: a task that consumes a static key ([`crate::RateLimit::fixed`]) is only
-//! limited once the key exists in the engine, and only `PutRateLimit` makes one.
+//! limited once the key exists in the engine, and only `PutRateLimit` makes one (listing and
+//! deleting them is REST: `client.rest()?.rate_limits()`, feature `rest`).
 
 use hatchet_proto::{PutRateLimitRequest, RateLimitDuration};
-use serde::Deserialize;
 
 use super::{Client, call};
 use crate::workflow::RateLimitWindow;
 use crate::{Error, Result};
-
-/// A static rate limit as the engine keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RateLimitState {
-    /// The key tasks consume.
-    pub key: String,
-    /// Units allowed per window.
-    pub limit_value: i64,
-    /// Units left in the current window (the engine refills it each window).
-    pub value: i64,
-    /// The window, as the engine names it (e.g. `1 second`).
-    pub window: String,
-}
-
-#[derive(Deserialize)]
-struct RateLimitList {
-    #[serde(default)]
-    rows: Vec<RateLimitState>,
-}
 
 impl Client {
     /// Creates the static rate limit `key` (or changes it): `limit` units per `window`. Keys
@@ -46,43 +26,6 @@ impl Client {
         })
         .await
         .map(drop)
-    }
-
-    /// The tenant's static rate limits whose key contains `search` (all with `None`).
-    pub async fn list_rate_limits(&self, search: Option<&str>) -> Result<Vec<RateLimitState>> {
-        let path = format!("/api/v1/tenants/{}/rate-limits", self.config().tenant_id);
-        let query: Vec<(&str, &str)> = search.map(|s| ("search", s)).into_iter().collect();
-        let v = self.rest_with_query(reqwest::Method::GET, &path, &query).await?;
-        let list: RateLimitList = serde_json::from_value(v).map_err(|e| Error::Rest {
-            call: "GET",
-            status: None,
-            message: format!("{path}: unexpected rate limit list: {e}"),
-        })?;
-        Ok(list.rows)
-    }
-
-    /// Deletes the static rate limit `key`. The engine refuses (HTTP 400) while a registered
-    /// workflow has a task that consumes the key; the error says so.
-    pub async fn delete_rate_limit(&self, key: &str) -> Result<()> {
-        let path = format!("/api/v1/tenants/{}/rate-limits", self.config().tenant_id);
-        match self
-            .rest_with_query(reqwest::Method::DELETE, &path, &[("key", key)])
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(Error::Rest {
-                call,
-                status: status @ Some(400),
-                message,
-            }) => Err(Error::Rest {
-                call,
-                status,
-                message: format!(
-                    "{message} (rate limit {key:?}: the engine keeps a key that a registered workflow's task consumes)"
-                ),
-            }),
-            Err(e) => Err(e),
-        }
     }
 }
 

@@ -1,104 +1,54 @@
-//! The engine's REST API, for what gRPC does not offer (worker pause, listings, crons).
-
-use serde_json::Value;
+//! The engine's REST API. The runtime needs one call of it (pausing the worker at drain),
+//! made here; a program that scripts the engine gets the typed feature clients of
+//! `hatchet-rest` from [`Client::rest`] (feature `rest`).
 
 use super::Client;
 use crate::{Error, Result};
 
 impl Client {
-    /// `GET {server_url}{path}` with the tenant's token; the JSON body on 2xx.
-    pub async fn rest_get(&self, path: &str) -> Result<Value> {
-        self.rest(reqwest::Method::GET, path, None).await
-    }
-
-    /// `PATCH {server_url}{path}` with a JSON body.
-    pub async fn rest_patch(&self, path: &str, body: &Value) -> Result<Value> {
-        self.rest(reqwest::Method::PATCH, path, Some(body)).await
-    }
-
-    /// `POST {server_url}{path}` with a JSON body.
-    pub async fn rest_post(&self, path: &str, body: &Value) -> Result<Value> {
-        self.rest(reqwest::Method::POST, path, Some(body)).await
-    }
-
-    /// The tenant's workers as the engine lists them.
-    pub async fn list_workers(&self) -> Result<Vec<Value>> {
-        let v = self
-            .rest_get(&format!("/api/v1/tenants/{}/worker", self.config.tenant_id))
-            .await?;
-        Ok(v.get("rows").and_then(Value::as_array).cloned().unwrap_or_default())
-    }
-
     /// Pauses (or resumes) a worker: a paused worker is assigned nothing new.
-    pub async fn set_worker_paused(&self, worker_id: &str, paused: bool) -> Result<()> {
-        self.rest_patch(
-            &format!("/api/v1/workers/{worker_id}"),
-            &serde_json::json!({ "isPaused": paused }),
-        )
-        .await
-        .map(drop)
-    }
-
-    async fn rest(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Value> {
-        self.rest_call(method, path, &[], body).await
-    }
-
-    /// [`Client::rest`] with query parameters (encoded) and no body.
-    pub(crate) async fn rest_with_query(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        query: &[(&str, &str)],
-    ) -> Result<Value> {
-        self.rest_call(method, path, query, None).await
-    }
-
-    async fn rest_call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        query: &[(&str, &str)],
-        body: Option<&Value>,
-    ) -> Result<Value> {
-        let call: &'static str = match method {
-            reqwest::Method::GET => "GET",
-            reqwest::Method::PATCH => "PATCH",
-            reqwest::Method::DELETE => "DELETE",
-            _ => "POST",
+    pub(crate) async fn set_worker_paused(&self, worker_id: &str, paused: bool) -> Result<()> {
+        let path = format!("/api/v1/workers/{worker_id}");
+        let failed = |status: Option<u16>, message: String| Error::Rest {
+            call: "PATCH",
+            status,
+            message: format!("{path}: {message}"),
         };
-        let mut url = reqwest::Url::parse(&format!("{}{path}", self.config.server_url)).map_err(|e| Error::Rest {
-            call,
-            status: None,
-            message: format!("{path}: {e}"),
-        })?;
-        if !query.is_empty() {
-            url.query_pairs_mut().extend_pairs(query);
-        }
-        let mut req = self.http.request(method, url).bearer_auth(self.config.token.expose());
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.map_err(|e| Error::Rest {
-            call,
-            status: None,
-            message: format!("{path}: {e}"),
-        })?;
+        let resp = self
+            .http
+            .patch(format!("{}{path}", self.config.server_url))
+            .bearer_auth(self.config.token.expose())
+            .json(&serde_json::json!({ "isPaused": paused }))
+            .send()
+            .await
+            .map_err(|e| failed(None, e.to_string()))?;
         let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(Error::Rest {
-                call,
-                status: Some(status.as_u16()),
-                message: format!("{path}: HTTP {status}: {}", text.chars().take(500).collect::<String>()),
-            });
+        if status.is_success() {
+            return Ok(());
         }
-        if text.trim().is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_str(&text).map_err(|e| Error::Rest {
-            call,
-            status: None,
-            message: format!("{path}: response is not JSON: {e}"),
-        })
+        let body = resp.text().await.unwrap_or_default();
+        Err(failed(
+            Some(status.as_u16()),
+            format!("HTTP {status}: {}", body.chars().take(500).collect::<String>()),
+        ))
+    }
+
+    /// The engine's REST API as typed feature clients (runs, workflows, workers, crons,
+    /// schedules, events, filters, rate limits, logs, metrics, tenant, webhooks), with this
+    /// client's server, token, tenant and namespace.
+    #[cfg(feature = "rest")]
+    pub fn rest(&self) -> Result<hatchet_rest::Rest> {
+        let tenant = self
+            .config
+            .tenant_id
+            .parse()
+            .map_err(|_| Error::Config(format!("the tenant id {:?} is not a UUID", self.config.tenant_id)))?;
+        hatchet_rest::Rest::new(
+            &self.config.server_url,
+            self.config.token.expose(),
+            tenant,
+            &self.config.namespace,
+        )
+        .map_err(|e| Error::Config(e.to_string()))
     }
 }
