@@ -171,54 +171,52 @@ impl Webhooks<'_> {
     }
 }
 
-/// The contract's request for `w`: one shape per kind of authentication.
+/// The contract's request for `w`: one shape per kind of authentication, the same fields
+/// besides.
 fn create_request(w: NewWebhook) -> V1CreateWebhookRequest {
+    macro_rules! request {
+        ($shape:ident, $auth_type:expr, $auth:expr) => {
+            $shape {
+                auth: $auth,
+                auth_type: $auth_type,
+                event_key_expression: w.event_key_expression,
+                name: w.name,
+                return_event_as_response_payload: None,
+                scope_expression: w.scope_expression,
+                source_name: w.source,
+                static_payload: w.static_payload,
+            }
+            .into()
+        };
+    }
     match w.auth {
-        WebhookAuth::Basic { username, password } => V1CreateWebhookRequestBasicAuth {
-            auth: V1WebhookBasicAuth { password, username },
-            auth_type: V1CreateWebhookRequestBasicAuthAuthType::Basic,
-            event_key_expression: w.event_key_expression,
-            name: w.name,
-            return_event_as_response_payload: None,
-            scope_expression: w.scope_expression,
-            source_name: w.source,
-            static_payload: w.static_payload,
-        }
-        .into(),
-        WebhookAuth::ApiKey { header, key } => V1CreateWebhookRequestApiKey {
-            auth: V1WebhookApiKeyAuth {
+        WebhookAuth::Basic { username, password } => request!(
+            V1CreateWebhookRequestBasicAuth,
+            V1CreateWebhookRequestBasicAuthAuthType::Basic,
+            V1WebhookBasicAuth { password, username }
+        ),
+        WebhookAuth::ApiKey { header, key } => request!(
+            V1CreateWebhookRequestApiKey,
+            V1CreateWebhookRequestApiKeyAuthType::ApiKey,
+            V1WebhookApiKeyAuth {
                 api_key: key,
                 header_name: header,
-            },
-            auth_type: V1CreateWebhookRequestApiKeyAuthType::ApiKey,
-            event_key_expression: w.event_key_expression,
-            name: w.name,
-            return_event_as_response_payload: None,
-            scope_expression: w.scope_expression,
-            source_name: w.source,
-            static_payload: w.static_payload,
-        }
-        .into(),
+            }
+        ),
         WebhookAuth::Hmac {
             algorithm,
             encoding,
             header,
             secret,
-        } => V1CreateWebhookRequestHmac {
-            auth: V1WebhookHmacAuth {
+        } => request!(
+            V1CreateWebhookRequestHmac,
+            V1CreateWebhookRequestHmacAuthType::Hmac,
+            V1WebhookHmacAuth {
                 algorithm,
                 encoding,
                 signature_header_name: header,
                 signing_secret: secret,
-            },
-            auth_type: V1CreateWebhookRequestHmacAuthType::Hmac,
-            event_key_expression: w.event_key_expression,
-            name: w.name,
-            return_event_as_response_payload: None,
-            scope_expression: w.scope_expression,
-            source_name: w.source,
-            static_payload: w.static_payload,
-        }
-        .into(),
+            }
+        ),
     }
 }

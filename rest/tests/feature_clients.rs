@@ -25,6 +25,15 @@ fn rest(world: &World, namespace: &str) -> Rest {
     .expect("REST client")
 }
 
+/// The local world, a namespace of this test's own, a worker client and a REST client in it.
+fn in_new_namespace() -> (World, String, hatchet_worker::Client, Rest) {
+    let world = World::load().expect("local world");
+    let ns = unique("rest");
+    let client = client_in(&world, &ns);
+    let rest = rest(&world, &ns);
+    (world, ns, client, rest)
+}
+
 /// A workflow whose task sleeps `ms` from its input (and fails when told to).
 fn sleeper(name: &str) -> Workflow {
     Workflow::new(name).task(
@@ -65,10 +74,7 @@ async fn until_status(rest: &Rest, run: Uuid, want: V1TaskStatus) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn runs_workflows_and_workers_are_listed_changed_and_deleted() {
-    let world = World::load().expect("local world");
-    let ns = unique("rest");
-    let client = client_in(&world, &ns);
-    let rest = rest(&world, &ns);
+    let (_, ns, client, rest) = in_new_namespace();
     let wf = "rest-sleeper";
     let worker_name = unique("rw");
     let worker = start(
@@ -214,10 +220,7 @@ fn noop(name: &str) -> Workflow {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn crons_and_schedules_are_created_listed_changed_and_deleted() {
-    let world = World::load().expect("local world");
-    let ns = unique("rest");
-    let client = client_in(&world, &ns);
-    let rest = rest(&world, &ns);
+    let (_, ns, client, rest) = in_new_namespace();
     let wf = "rest-timed";
     let (worker, workflow_id) = registered(&rest, &client, noop(wf)).await;
     let tag = unique("tag");
@@ -342,10 +345,7 @@ async fn crons_and_schedules_are_created_listed_changed_and_deleted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn events_and_filters_decide_which_pushes_start_runs() {
-    let world = World::load().expect("local world");
-    let ns = unique("rest");
-    let client = client_in(&world, &ns);
-    let rest = rest(&world, &ns);
+    let (_, ns, client, rest) = in_new_namespace();
     let key = "order:placed";
     let wf = noop("rest-on-order").on_event(key);
     let (worker, workflow_id) = registered(&rest, &client, wf).await;
@@ -447,10 +447,7 @@ async fn events_and_filters_decide_which_pushes_start_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn logs_metrics_rate_limits_tenant_and_webhooks_are_read_and_managed() {
-    let world = World::load().expect("local world");
-    let ns = unique("rest");
-    let client = client_in(&world, &ns);
-    let rest = rest(&world, &ns);
+    let (world, ns, client, rest) = in_new_namespace();
 
     // Logs: the lines a task wrote, oldest first; a search narrows them.
     let wf = Workflow::new("rest-logger").task(Task::new("talk", |_: Value, ctx: Context| async move {
