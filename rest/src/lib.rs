@@ -37,7 +37,7 @@ pub use runs::{RunFilter, Runs, Select};
 pub use schedules::{ScheduleFilter, Schedules};
 pub use uuid::Uuid;
 pub use webhooks::{NewWebhook, WebhookAuth, Webhooks};
-pub use workers::Workers;
+pub use workers::{WorkerFilter, Workers};
 pub use workflows::Workflows;
 
 /// The client and models progenitor generates from the contract.

@@ -4,8 +4,19 @@ use futures::Stream;
 
 use crate::error::answer;
 use crate::generated::prelude::*;
-use crate::types::{UpdateWorkerRequest, Worker};
+use crate::options::{items, pairs};
+use crate::types::{UpdateWorkerRequest, Worker, WorkerListLabelsItem, WorkerStatus};
 use crate::{PAGE_SIZE, Rest, Result, Uuid, paged};
+
+/// Which workers to list.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerFilter {
+    /// Only workers in these states (any when empty).
+    pub statuses: Vec<WorkerStatus>,
+    /// Only workers carrying every one of these `key`/`value` labels (labels are set by the
+    /// worker, `WorkerBuilder::label`, or over gRPC; REST reads them).
+    pub labels: Vec<(String, String)>,
+}
 
 /// The tenant's workers.
 #[derive(Debug, Clone, Copy)]
@@ -16,16 +27,29 @@ pub struct Workers<'a> {
 impl Workers<'_> {
     /// Every worker the engine knows for the tenant, page by page as the stream is read.
     pub fn list(&self) -> impl Stream<Item = Result<Worker>> + '_ {
+        self.matching(WorkerFilter::default())
+    }
+
+    /// The workers `filter` matches, page by page as the stream is read.
+    pub fn matching(&self, filter: WorkerFilter) -> impl Stream<Item = Result<Worker>> + '_ {
         const OP: &str = "worker:list";
+        let labels = items(&pairs(&filter.labels), "label filter");
+        let statuses = filter.statuses;
         paged(move |offset| {
-            let call = self
+            let labels = labels.clone();
+            let mut call = self
                 .rest
                 .api
                 .worker_list()
                 .tenant(self.rest.tenant)
                 .limit(PAGE_SIZE)
                 .offset(offset);
+            if !statuses.is_empty() {
+                call = call.statuses(statuses.clone());
+            }
             async move {
+                let labels: Vec<WorkerListLabelsItem> = labels?;
+                let call = if labels.is_empty() { call } else { call.labels(labels) };
                 let page = answer(OP, call.send()).await?;
                 Ok((page.rows, page.pagination))
             }

@@ -9,7 +9,7 @@ use hatchet_e2e::hatchet::{RunningWorker, client_in, start, unique};
 use hatchet_rest::types::{V1TaskStatus, V1UpdateWebhookRequest, V1WebhookAuthType, V1WebhookSourceName, WorkerStatus};
 use hatchet_rest::{
     CronFilter, EventFilter, FilterChange, LogFilter, NewWebhook, Rest, RunFilter, RunOptions, ScheduleFilter, Select,
-    TaskMetricsFilter, Uuid, WebhookAuth,
+    TaskMetricsFilter, Uuid, WebhookAuth, WorkerFilter,
 };
 use hatchet_worker::{Context, Task, TaskError, TriggerOptions, Worker, Workflow};
 use serde_json::{Value, json};
@@ -79,6 +79,7 @@ async fn runs_workflows_and_workers_are_listed_changed_and_deleted() {
     let worker_name = unique("rw");
     let worker = start(
         Worker::builder(client.clone(), &worker_name)
+            .label("zone", "rest-a")
             .workflow(sleeper(wf))
             .build()
             .expect("worker"),
@@ -158,6 +159,37 @@ async fn runs_workflows_and_workers_are_listed_changed_and_deleted() {
             )
         });
     let worker_id: Uuid = me.metadata.id.to_string().parse().expect("a UUID id");
+    assert!(
+        me.labels
+            .iter()
+            .any(|l| l.key == "zone" && l.value.as_deref() == Some("rest-a")),
+        "{:?}",
+        me.labels
+    );
+    let labelled = |zone: &str| {
+        let filter = WorkerFilter {
+            labels: vec![("zone".into(), zone.into())],
+            ..WorkerFilter::default()
+        };
+        let rest = rest.clone();
+        async move {
+            let found: Vec<_> = rest
+                .workers()
+                .matching(filter)
+                .try_collect()
+                .await
+                .expect("list by label");
+            found.into_iter().map(|w| w.metadata.id.to_string()).collect::<Vec<_>>()
+        }
+    };
+    assert!(
+        labelled("rest-a").await.contains(&me.metadata.id.to_string()),
+        "found by its label"
+    );
+    assert!(
+        !labelled("rest-b").await.contains(&me.metadata.id.to_string()),
+        "not by another"
+    );
     let paused = rest.workers().pause(worker_id).await.expect("pause");
     assert_eq!(paused.status, Some(WorkerStatus::Paused));
     // The scheduler reads which workers are paused every few seconds.
