@@ -166,6 +166,7 @@ async fn runs_workflows_and_workers_are_listed_changed_and_deleted() {
         "{:?}",
         me.labels
     );
+    let my_id = me.metadata.id.to_string();
     let labelled = |zone: &str| {
         let filter = WorkerFilter {
             labels: vec![("zone".into(), zone.into())],
@@ -182,14 +183,8 @@ async fn runs_workflows_and_workers_are_listed_changed_and_deleted() {
             found.into_iter().map(|w| w.metadata.id.to_string()).collect::<Vec<_>>()
         }
     };
-    assert!(
-        labelled("rest-a").await.contains(&me.metadata.id.to_string()),
-        "found by its label"
-    );
-    assert!(
-        !labelled("rest-b").await.contains(&me.metadata.id.to_string()),
-        "not by another"
-    );
+    assert!(labelled("rest-a").await.contains(&my_id), "found by its label");
+    assert!(!labelled("rest-b").await.contains(&my_id), "not by another");
     let paused = rest.workers().pause(worker_id).await.expect("pause");
     assert_eq!(paused.status, Some(WorkerStatus::Paused));
     // The scheduler reads which workers are paused every few seconds.
