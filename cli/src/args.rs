@@ -27,6 +27,7 @@ pub(crate) struct Cli {
 
 /// Where and how every command works.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub(crate) struct Global {
     /// How results are printed: `table` for people, `json` (the engine's objects; a list is one
     /// array) for scripts.

@@ -66,6 +66,15 @@ pub(crate) fn unfinished(details: &V1WorkflowRunDetails) -> Failure {
     }
 }
 
+/// The error a failed or cancelled run ended with (none for other runs: a replayed run that
+/// completed keeps its earlier error).
+fn ended_error(details: &V1WorkflowRunDetails) -> &str {
+    match details.run.status {
+        V1TaskStatus::Failed | V1TaskStatus::Cancelled => error_of(details).unwrap_or_default(),
+        _ => "",
+    }
+}
+
 /// The run's error, else its first task's.
 fn error_of(details: &V1WorkflowRunDetails) -> Option<&str> {
     details
@@ -171,12 +180,7 @@ fn run_fields(details: &V1WorkflowRunDetails) -> Table {
         ("metadata", pairs(&run.additional_metadata)),
         (
             "error",
-            error_of(details)
-                .unwrap_or_default()
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_owned(),
+            ended_error(details).lines().next().unwrap_or_default().to_owned(),
         ),
     ])
 }

@@ -12,13 +12,12 @@ pub(crate) async fn run(ctx: &Ctx, command: WorkflowsCommand) -> anyhow::Result<
         WorkflowsCommand::List { name } => {
             let rows = all(workflows.list(name.as_deref())).await?;
             output::show(ctx.format, &rows, |rows| {
-                let mut t = Table::new(&["ID", "NAME", "CREATED", "VERSIONS", "PAUSED"]);
+                let mut t = Table::new(&["ID", "NAME", "CREATED", "PAUSED"]);
                 for w in rows {
                     t.row([
                         w.metadata.id.to_string(),
                         w.name.clone(),
                         time(w.metadata.created_at),
-                        w.versions.len().to_string(),
                         w.is_paused.unwrap_or(false).to_string(),
                     ]);
                 }
