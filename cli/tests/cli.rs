@@ -299,6 +299,28 @@ async fn the_cli_drives_runs_crons_schedules_workers_and_logs() {
         "a cancelled run has no result"
     );
 
+    // A wait that runs out is exit 6; the run goes on until cancelled by id.
+    let slow_tag = format!("batch={}", unique("slow"));
+    let r = hatchet.run(&[
+        "trigger",
+        WORKFLOW,
+        "--input",
+        r#"{"ms": 60000}"#,
+        "--metadata",
+        &slow_tag,
+        "--wait",
+        "--timeout",
+        "2s",
+    ]);
+    assert_eq!(r.code, 6, "timed out: {} {}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("still"), "{}", r.stderr);
+    let slow = hatchet.json(&["runs", "list", "--metadata", &slow_tag]);
+    let slow_id = slow[0]["workflowRunExternalId"].as_str().expect("run id").to_owned();
+    assert_eq!(hatchet.run(&["runs", "result", &slow_id]).code, 1, "no result yet");
+    let cancelled = hatchet.json(&["runs", "cancel", &slow_id]);
+    assert_eq!(cancelled["runs"], 1, "{cancelled}");
+    hatchet.until_status(&slow_id, "CANCELLED");
+
     // Crons: created, listed, disabled, deleted.
     let cron_name = unique("nightly");
     let cron = hatchet.json(&[
