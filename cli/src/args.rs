@@ -34,8 +34,8 @@ pub(crate) struct Global {
     #[arg(long, short, global = true, value_enum, default_value_t = Format::Table)]
     pub(crate) output: Format,
     /// The Hatchet namespace workflow names are looked up in (as the SDKs prefix them).
-    #[arg(long, global = true, env = env::NAMESPACE, default_value = "")]
-    pub(crate) namespace: String,
+    #[arg(long, global = true, env = env::NAMESPACE)]
+    pub(crate) namespace: Option<String>,
     /// The API token (never printed).
     #[arg(long, global = true, env = env::TOKEN, hide_env_values = true)]
     pub(crate) token: Option<String>,

@@ -15,6 +15,6 @@ pub(crate) fn rest(global: &Global) -> Result<Rest, Error> {
         &token,
         set(&global.server_url).as_deref(),
         set(&global.tenant).as_deref(),
-        &global.namespace,
+        global.namespace.as_deref().unwrap_or(""),
     )
 }

@@ -104,6 +104,15 @@ pub(crate) fn millis(ms: Option<i64>) -> String {
     }
 }
 
+/// `n` of `noun`, plural unless one (`1 run`, `3 runs`).
+pub(crate) fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// `key=value` pairs of a metadata object, comma separated.
 pub(crate) fn pairs(map: &serde_json::Map<String, serde_json::Value>) -> String {
     map.iter()
@@ -162,6 +171,15 @@ mod tests {
         for (ms, want) in cases {
             assert_eq!(millis(ms), want, "{ms:?}");
         }
+    }
+
+    #[test]
+    fn counts() {
+        let cases = [(0, "0 runs"), (1, "1 run"), (1234, "1234 runs")];
+        for (n, want) in cases {
+            assert_eq!(count(n, "run"), want);
+        }
+        assert_eq!(count(2, "task run"), "2 task runs");
     }
 
     #[test]

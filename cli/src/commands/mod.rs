@@ -32,7 +32,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     let ctx = Ctx {
         rest: crate::config::rest(&cli.global)?,
         format: cli.global.output,
-        namespace: cli.global.namespace,
+        namespace: cli.global.namespace.unwrap_or_default(),
     };
     match cli.command {
         Command::Runs(c) => runs::run(&ctx, c).await,

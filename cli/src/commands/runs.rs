@@ -8,7 +8,7 @@ use super::{Ctx, all, first};
 use crate::args::{BulkArgs, RunFilterArgs, RunsCommand};
 use crate::bulk::{CHUNK, in_chunks};
 use crate::exit::{Code, Failure};
-use crate::output::{self, Format, Table, maybe_time, millis, pairs, time};
+use crate::output::{self, Format, Table, count, maybe_time, millis, pairs, time};
 
 pub(crate) async fn run(ctx: &Ctx, command: RunsCommand) -> anyhow::Result<()> {
     match command {
@@ -107,7 +107,7 @@ async fn bulk(ctx: &Ctx, args: BulkArgs, action: Action) -> anyhow::Result<()> {
         let filter = ctx.run_filter(&args.matching).await?;
         let rows: Vec<V1TaskSummary> = all(ctx.rest.runs().list(&filter)).await?;
         if args.dry_run {
-            eprintln!("dry run: would have {} {} runs", action.done(), rows.len());
+            eprintln!("dry run: would have {} {}", action.done(), count(rows.len(), "run"));
             return output::show(ctx.format, &rows, |rows| runs_table(rows));
         }
         rows.iter().map(|r| r.workflow_run_external_id).collect()
@@ -118,7 +118,7 @@ async fn bulk(ctx: &Ctx, args: BulkArgs, action: Action) -> anyhow::Result<()> {
             );
         }
         if args.dry_run {
-            eprintln!("dry run: would have {} {} runs", action.done(), args.ids.len());
+            eprintln!("dry run: would have {} {}", action.done(), count(args.ids.len(), "run"));
             return output::show(ctx.format, &args.ids, |ids| {
                 let mut t = Table::new(&["RUN ID"]);
                 for id in ids {
@@ -146,7 +146,12 @@ async fn bulk(ctx: &Ctx, args: BulkArgs, action: Action) -> anyhow::Result<()> {
     match ctx.format {
         Format::Json => output::json(&json!({"runs": ids.len(), "taskRuns": task_runs})),
         Format::Table => {
-            println!("{} {} runs ({} task runs)", action.done(), ids.len(), task_runs.len());
+            println!(
+                "{} {} ({})",
+                action.done(),
+                count(ids.len(), "run"),
+                count(task_runs.len(), "task run")
+            );
             Ok(())
         }
     }
