@@ -78,7 +78,7 @@ impl Ctx {
     }
 }
 
-/// At most `limit` rows of `rows`, and whether there were more (said on stderr).
+/// At most `limit` rows of `rows`, saying on stderr when there were more.
 pub(crate) async fn first<T>(
     rows: impl Stream<Item = hatchet_rest::Result<T>>,
     limit: usize,

@@ -37,12 +37,22 @@ pub(crate) async fn run(ctx: &Ctx, args: TriggerArgs) -> anyhow::Result<()> {
 }
 
 /// The run's details once it has ended (completed, failed or cancelled); "timed out" (exit 6)
-/// when it has not within `timeout`.
+/// when it has not within `timeout`, a call still under way at the deadline included.
 async fn wait(ctx: &Ctx, run: Uuid, timeout: Duration) -> anyhow::Result<V1WorkflowRunDetails> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last = None;
+    let timed_out = |last: Option<V1TaskStatus>| {
+        let state = last.map_or_else(|| "not visible yet".to_owned(), |s| s.to_string());
+        Failure::new(
+            Code::TimedOut,
+            format!("run {run} is still {state} after {}s", timeout.as_secs()),
+        )
+    };
     loop {
-        match ctx.rest.runs().get(run).await {
+        let Ok(answer) = tokio::time::timeout_at(deadline, ctx.rest.runs().get(run)).await else {
+            return Err(timed_out(last).into());
+        };
+        match answer {
             Ok(details) if ended(details.run.status) => return Ok(details),
             Ok(details) => last = Some(details.run.status),
             // A run shows in the REST API a moment after its trigger answered.
@@ -50,12 +60,7 @@ async fn wait(ctx: &Ctx, run: Uuid, timeout: Duration) -> anyhow::Result<V1Workf
             Err(e) => return Err(e.into()),
         }
         if tokio::time::Instant::now() + POLL > deadline {
-            let state = last.map_or_else(|| "not visible yet".to_owned(), |s| s.to_string());
-            return Err(Failure::new(
-                Code::TimedOut,
-                format!("run {run} is still {state} after {}s", timeout.as_secs()),
-            )
-            .into());
+            return Err(timed_out(last).into());
         }
         tokio::time::sleep(POLL).await;
     }
