@@ -392,6 +392,15 @@ async fn the_cli_drives_runs_crons_schedules_workers_and_logs() {
     assert_eq!(hatchet.json(&["workers", "unpause", &worker_id])["status"], "ACTIVE");
 
     worker.stop().await;
+    let in_namespace = hatchet.json(&["workflows", "list"]);
+    let names: Vec<&str> = in_namespace
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|w| w["name"].as_str().expect("a name"))
+        .collect();
+    let full_workflow = format!("{namespace}_{WORKFLOW}").to_lowercase();
+    assert_eq!(names, [full_workflow.as_str()], "the namespace's workflows only");
     let workflows = hatchet.json(&["workflows", "list", "--name", WORKFLOW]);
     let workflow_ids = ids(&workflows);
     assert_eq!(workflow_ids.len(), 1, "{workflows}");

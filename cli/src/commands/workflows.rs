@@ -10,6 +10,8 @@ pub(crate) async fn run(ctx: &Ctx, command: WorkflowsCommand) -> anyhow::Result<
     let workflows = ctx.rest.workflows();
     match command {
         WorkflowsCommand::List { name } => {
+            // `list(None)` is every workflow of the tenant; an empty name is the namespace's prefix.
+            let name = name.or_else(|| (!ctx.namespace.trim().is_empty()).then(String::new));
             let rows = all(workflows.list(name.as_deref())).await?;
             output::show(ctx.format, &rows, |rows| {
                 let mut t = Table::new(&["ID", "NAME", "CREATED", "PAUSED"]);
