@@ -14,20 +14,27 @@ pub(crate) enum Format {
     Json,
 }
 
+/// Writes `text` to stdout. A reader that has gone (`hatchet runs list | head`) is not an
+/// error: what it did not read was not wanted.
+pub(crate) fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 /// Prints `value` as pretty JSON on stdout.
 pub(crate) fn json(value: &impl Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
+    emit(&format!("{}\n", serde_json::to_string_pretty(value)?))
 }
 
 /// Prints `items` as JSON, or as the table `table` makes of them.
 pub(crate) fn show<T: Serialize>(format: Format, items: &T, table: impl FnOnce(&T) -> Table) -> anyhow::Result<()> {
     match format {
         Format::Json => json(items),
-        Format::Table => {
-            print!("{}", table(items).render());
-            Ok(())
-        }
+        Format::Table => emit(&table(items).render()),
     }
 }
 

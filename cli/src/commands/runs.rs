@@ -21,14 +21,11 @@ pub(crate) async fn run(ctx: &Ctx, command: RunsCommand) -> anyhow::Result<()> {
             let details = ctx.rest.runs().get(id).await?;
             match ctx.format {
                 Format::Json => output::json(&details),
-                Format::Table => {
-                    print!(
-                        "{}\n{}",
-                        run_fields(&details).render(),
-                        tasks_table(&details.tasks).render()
-                    );
-                    Ok(())
-                }
+                Format::Table => output::emit(&format!(
+                    "{}\n{}",
+                    run_fields(&details).render(),
+                    tasks_table(&details.tasks).render()
+                )),
             }
         }
         RunsCommand::Result { id } => match ctx.rest.runs().result(id).await? {
@@ -145,15 +142,12 @@ async fn bulk(ctx: &Ctx, args: BulkArgs, action: Action) -> anyhow::Result<()> {
     .await?;
     match ctx.format {
         Format::Json => output::json(&json!({"runs": ids.len(), "taskRuns": task_runs})),
-        Format::Table => {
-            println!(
-                "{} {} ({})",
-                action.done(),
-                count(ids.len(), "run"),
-                count(task_runs.len(), "task run")
-            );
-            Ok(())
-        }
+        Format::Table => output::emit(&format!(
+            "{} {} ({})\n",
+            action.done(),
+            count(ids.len(), "run"),
+            count(task_runs.len(), "task run")
+        )),
     }
 }
 
