@@ -162,6 +162,7 @@ pub(crate) struct RunOptionArgs {
 }
 
 impl RunOptionArgs {
+    /// The options as the REST client takes them (it checks the priority again).
     pub(crate) fn to_options(&self) -> hatchet_rest::RunOptions {
         hatchet_rest::RunOptions {
             metadata: self.metadata.clone(),

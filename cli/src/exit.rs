@@ -42,6 +42,7 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
+    /// A failure that ends the process with `code`, saying `message` on stderr.
     pub(crate) fn new(code: Code, message: impl Into<String>) -> Self {
         Self {
             code,

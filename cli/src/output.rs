@@ -46,6 +46,7 @@ pub(crate) struct Table {
 }
 
 impl Table {
+    /// An empty table under `headers` (its width: rows are fitted to it).
     pub(crate) fn new(headers: &[&str]) -> Self {
         Self {
             headers: headers.iter().map(|h| (*h).to_owned()).collect(),

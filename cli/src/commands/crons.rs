@@ -8,6 +8,7 @@ use super::{Ctx, all};
 use crate::args::CronsCommand;
 use crate::output::{self, Table, pairs, time};
 
+/// Runs one `hatchet crons` command.
 pub(crate) async fn run(ctx: &Ctx, command: CronsCommand) -> anyhow::Result<()> {
     let crons = ctx.rest.crons();
     match command {

@@ -7,6 +7,7 @@ use super::{Ctx, first};
 use crate::args::EventsCommand;
 use crate::output::{self, Table, maybe_time, pairs};
 
+/// Runs one `hatchet events` command.
 pub(crate) async fn run(ctx: &Ctx, command: EventsCommand) -> anyhow::Result<()> {
     let events = ctx.rest.events();
     match command {

@@ -6,6 +6,7 @@ use super::{Ctx, all};
 use crate::args::LogsArgs;
 use crate::output::{self, Table};
 
+/// Prints the task run's lines that the flags select, oldest first.
 pub(crate) async fn run(ctx: &Ctx, args: LogsArgs) -> anyhow::Result<()> {
     let filter = LogFilter {
         levels: args.levels.into_iter().map(Into::into).collect(),

@@ -6,6 +6,7 @@ use super::Ctx;
 use crate::args::MetricsCommand;
 use crate::output::{self, Table};
 
+/// Runs one `hatchet metrics` command.
 pub(crate) async fn run(ctx: &Ctx, command: MetricsCommand) -> anyhow::Result<()> {
     let metrics = ctx.rest.metrics();
     match command {

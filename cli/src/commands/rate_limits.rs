@@ -4,6 +4,7 @@ use super::{Ctx, all};
 use crate::args::RateLimitsCommand;
 use crate::output::{self, Table, time};
 
+/// Runs one `hatchet rate-limits` command.
 pub(crate) async fn run(ctx: &Ctx, command: RateLimitsCommand) -> anyhow::Result<()> {
     let limits = ctx.rest.rate_limits();
     match command {

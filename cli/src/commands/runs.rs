@@ -10,6 +10,7 @@ use crate::bulk::{CHUNK, in_chunks};
 use crate::exit::{Code, Failure};
 use crate::output::{self, Format, Table, count, maybe_time, millis, pairs, time};
 
+/// Runs one `hatchet runs` command.
 pub(crate) async fn run(ctx: &Ctx, command: RunsCommand) -> anyhow::Result<()> {
     match command {
         RunsCommand::List { filter, limit } => {

@@ -8,6 +8,7 @@ use super::{Ctx, all};
 use crate::args::SchedulesCommand;
 use crate::output::{self, Table, pairs, time};
 
+/// Runs one `hatchet schedules` command.
 pub(crate) async fn run(ctx: &Ctx, command: SchedulesCommand) -> anyhow::Result<()> {
     let schedules = ctx.rest.schedules();
     match command {

@@ -3,6 +3,7 @@
 use super::Ctx;
 use crate::output::{self, Table, time};
 
+/// Prints the tenant: a quick check that the token, URL and tenant work together.
 pub(crate) async fn run(ctx: &Ctx) -> anyhow::Result<()> {
     let tenant = ctx.rest.tenant().await?;
     output::show(ctx.format, &tenant, |t| {

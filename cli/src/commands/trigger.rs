@@ -15,6 +15,7 @@ use crate::output::{self, Table};
 /// How often `--wait` asks for the run's status.
 const POLL: Duration = Duration::from_millis(500);
 
+/// Triggers the run; with `--wait`, prints its result once it ends, or exits 5 or 6.
 pub(crate) async fn run(ctx: &Ctx, args: TriggerArgs) -> anyhow::Result<()> {
     let input = Value::Object(args.input.read()?);
     let options = args.options.to_options();

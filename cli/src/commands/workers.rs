@@ -6,6 +6,7 @@ use super::{Ctx, all};
 use crate::args::WorkersCommand;
 use crate::output::{self, Table, maybe_time};
 
+/// Runs one `hatchet workers` command.
 pub(crate) async fn run(ctx: &Ctx, command: WorkersCommand) -> anyhow::Result<()> {
     let workers = ctx.rest.workers();
     match command {

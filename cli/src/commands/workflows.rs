@@ -6,6 +6,7 @@ use super::{Ctx, all};
 use crate::args::WorkflowsCommand;
 use crate::output::{self, Table, time};
 
+/// Runs one `hatchet workflows` command.
 pub(crate) async fn run(ctx: &Ctx, command: WorkflowsCommand) -> anyhow::Result<()> {
     let workflows = ctx.rest.workflows();
     match command {
