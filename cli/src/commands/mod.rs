@@ -116,3 +116,33 @@ impl InputArgs {
         crate::parse::input(&text).map_err(|e| Failure::usage(format!("{}: {e}", path.display())).into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit;
+
+    #[test]
+    fn inputs_come_inline_from_a_file_or_default_to_empty() {
+        let dir = std::env::temp_dir().join(format!("hatchet-cli-input-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.json");
+        std::fs::write(&good, r#"{"ms": 5}"#).unwrap();
+        let list = dir.join("list.json");
+        std::fs::write(&list, "[1, 2]").unwrap();
+        let args = |input: Option<&str>, file: Option<&std::path::Path>| InputArgs {
+            input: input.map(|i| crate::parse::input(i).unwrap()),
+            input_file: file.map(std::path::Path::to_path_buf),
+        };
+
+        assert_eq!(args(None, None).read().unwrap(), Map::new());
+        assert_eq!(args(Some(r#"{"a": 1}"#), None).read().unwrap()["a"], 1);
+        assert_eq!(args(None, Some(&good)).read().unwrap()["ms"], 5);
+        for bad in [list.clone(), dir.join("missing.json")] {
+            let e = args(None, Some(&bad)).read().unwrap_err();
+            assert_eq!(exit::code(&e), Code::Usage, "{e}");
+            assert!(e.to_string().contains(&*bad.to_string_lossy()), "names the file: {e}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
