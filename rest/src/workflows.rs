@@ -14,8 +14,9 @@ pub struct Workflows<'a> {
 }
 
 impl Workflows<'_> {
-    /// The workflows whose name contains `name` in this client's namespace (every workflow
-    /// of the namespace with `None`), page by page as the stream is read.
+    /// The workflows whose name contains `name` in this client's namespace, or every
+    /// workflow of the tenant with `None` (the namespace applies to the name, as in the
+    /// SDKs), page by page as the stream is read.
     pub fn list(&self, name: Option<&str>) -> impl Stream<Item = Result<Workflow>> + '_ {
         const OP: &str = "workflow:list";
         let name = name.map(|n| self.rest.namespaced(n));
