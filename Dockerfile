@@ -6,6 +6,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
 COPY contract contract
 COPY proto proto
+COPY rest rest
+COPY cli cli
 COPY worker-image worker-image
 COPY operator operator
 COPY tests/e2e tests/e2e

@@ -220,3 +220,50 @@ fn dockerfile_stages_are_read_from_the_last_from() {
     assert_eq!(stage.env, ["A=1"]);
     assert_eq!(stage.entrypoint, ["/usr/local/bin/t"]);
 }
+
+/// What the build stage (the first) of a Dockerfile copies into its work dir, as written.
+fn build_stage_copies(dockerfile: &str) -> Vec<String> {
+    let mut copies = Vec::new();
+    let mut stages = 0;
+    for line in dockerfile.lines().map(str::trim) {
+        let (instr, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        match instr.to_ascii_uppercase().as_str() {
+            "FROM" => stages += 1,
+            "COPY" if stages == 1 => {
+                let args: Vec<&str> = rest.split_whitespace().collect();
+                if let Some((_, sources)) = args.split_last() {
+                    copies.extend(sources.iter().map(|s| s.trim_end_matches('/').to_owned()));
+                }
+            }
+            _ => {}
+        }
+    }
+    copies
+}
+
+/// Cargo loads every workspace member to build any one of them, so a Dockerfile that leaves a
+/// member out fails at its first `cargo build`.
+#[test]
+fn both_dockerfiles_copy_every_workspace_member() {
+    let manifest = std::fs::read_to_string(repo().join("Cargo.toml")).expect("the workspace manifest");
+    let members_line = manifest
+        .lines()
+        .find(|l| l.trim_start().starts_with("members"))
+        .expect("a members line");
+    let list = members_line.split_once('=').expect("members = [...]").1.trim();
+    let members: Vec<String> = serde_json::from_str(list).expect("members as a one-line list of strings");
+    assert!(members.len() > 3, "{members:?}");
+    for dockerfile in ["Dockerfile", "worker-image/Dockerfile"] {
+        let text = std::fs::read_to_string(repo().join(dockerfile)).expect("the Dockerfile");
+        let copies = build_stage_copies(&text);
+        for member in &members {
+            let copied = copies
+                .iter()
+                .any(|c| member == c || member.starts_with(&format!("{c}/")));
+            assert!(
+                copied,
+                "{dockerfile} does not copy workspace member {member} (it copies {copies:?})"
+            );
+        }
+    }
+}
