@@ -69,24 +69,17 @@ pub(crate) fn key_value(text: &str) -> Result<(String, String), String> {
     }
 }
 
-/// A run's input: a JSON object.
+/// A run's input: a JSON object (checked as the REST client checks it, and `null` refused:
+/// on the command line it is a slip, not a wish for no input).
 pub(crate) fn input(text: &str) -> Result<Map<String, Value>, String> {
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(format!("the input must be a JSON object, not {}", kind(&other))),
-        Err(e) => Err(format!("the input is not JSON: {e}")),
+    let value: Value = serde_json::from_str(text).map_err(|e| format!("the input is not JSON: {e}"))?;
+    if value.is_null() {
+        return Err("the input must be a JSON object, not null".into());
     }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+    hatchet_rest::json_object(&value, "the input").map_err(|e| match e {
+        hatchet_rest::Error::Input(why) => why,
+        other => other.to_string(),
+    })
 }
 
 #[cfg(test)]

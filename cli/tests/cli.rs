@@ -6,36 +6,12 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use hatchet_e2e::World;
-use hatchet_e2e::hatchet::{client_in, start, unique};
-use hatchet_worker::{Context, Task, TaskError, Worker, Workflow};
+use hatchet_e2e::hatchet::{client_in, napper, start, unique};
+use hatchet_worker::Worker;
 use serde_json::{Value, json};
 
 const WORKFLOW: &str = "cli-sleeper";
-const LINES: [&str; 3] = ["line 1", "line 2", "line 3"];
-
-/// A workflow whose task logs [`LINES`], sleeps `ms` from its input, and fails its first
-/// attempt when `fail` is true.
-fn sleeper() -> Workflow {
-    Workflow::new(WORKFLOW).task(
-        Task::new("nap", |input: Value, ctx: Context| async move {
-            for line in LINES {
-                if let Err(e) = ctx.log(line).await {
-                    return Err(TaskError::retryable(format!("log: {e}")));
-                }
-            }
-            let ms = input["ms"].as_u64().unwrap_or(0);
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
-                _ = ctx.cancelled() => return Err(TaskError::retryable("cancelled")),
-            }
-            if input["fail"] == json!(true) && ctx.retry_count() == 0 {
-                return Err(TaskError::non_retryable("asked to fail"));
-            }
-            Ok(json!({"slept": ms}))
-        })
-        .timeout(Duration::from_secs(120)),
-    )
-}
+const LINES: &[&str] = &["line 1", "line 2", "line 3"];
 
 /// The binary, configured from the world the way a user's shell would configure it.
 struct Hatchet {
@@ -152,7 +128,7 @@ async fn the_cli_drives_runs_crons_schedules_workers_and_logs() {
     let worker_name = unique("cw");
     let worker = start(
         Worker::builder(client_in(&world, &namespace), &worker_name)
-            .workflow(sleeper())
+            .workflow(napper(WORKFLOW, LINES))
             .build()
             .expect("worker"),
     )

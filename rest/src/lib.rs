@@ -31,7 +31,7 @@ pub use events::{EventFilter, Events};
 pub use filters::{FilterChange, Filters};
 pub use logs::{LogFilter, Logs};
 pub use metrics::{Metrics, QueueDepths, TaskMetricsFilter};
-pub use options::RunOptions;
+pub use options::{RunOptions, object as json_object};
 pub use rate_limits::RateLimits;
 pub use runs::{RunFilter, Runs, Select};
 pub use schedules::{ScheduleFilter, Schedules};

@@ -48,8 +48,9 @@ impl RunOptions {
     }
 }
 
-/// `value` as the JSON object a run's input must be; `what` names it in the error.
-pub(crate) fn object(value: &impl Serialize, what: &str) -> Result<Map<String, Value>> {
+/// `value` as the JSON object a run's input (or a filter's payload) must be, `null` as an
+/// empty one; `what` names it in the [`Error::Input`] otherwise.
+pub fn object(value: &impl Serialize, what: &str) -> Result<Map<String, Value>> {
     match serde_json::to_value(value) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(Value::Null) => Ok(Map::new()),

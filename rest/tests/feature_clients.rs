@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use hatchet_e2e::World;
-use hatchet_e2e::hatchet::{RunningWorker, client_in, start, unique};
+use hatchet_e2e::hatchet::{RunningWorker, client_in, napper, start, unique};
 use hatchet_rest::types::{V1TaskStatus, V1UpdateWebhookRequest, V1WebhookAuthType, V1WebhookSourceName, WorkerStatus};
 use hatchet_rest::{
     CronFilter, EventFilter, FilterChange, LogFilter, NewWebhook, Rest, RunFilter, RunOptions, ScheduleFilter, Select,
@@ -32,24 +32,6 @@ fn in_new_namespace() -> (World, String, hatchet_worker::Client, Rest) {
     let client = client_in(&world, &ns);
     let rest = rest(&world, &ns);
     (world, ns, client, rest)
-}
-
-/// A workflow whose task sleeps `ms` from its input (and fails when told to).
-fn sleeper(name: &str) -> Workflow {
-    Workflow::new(name).task(
-        Task::new("nap", |input: Value, ctx: Context| async move {
-            let ms = input["ms"].as_u64().unwrap_or(0);
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
-                _ = ctx.cancelled() => return Err(TaskError::retryable("cancelled")),
-            }
-            if input["fail"] == json!(true) && ctx.retry_count() == 0 {
-                return Err(TaskError::non_retryable("asked to fail"));
-            }
-            Ok(json!({"slept": ms}))
-        })
-        .timeout(Duration::from_secs(120)),
-    )
 }
 
 async fn until_status(rest: &Rest, run: Uuid, want: V1TaskStatus) {
@@ -80,7 +62,7 @@ async fn runs_workflows_and_workers_are_listed_changed_and_deleted() {
     let worker = start(
         Worker::builder(client.clone(), &worker_name)
             .label("zone", "rest-a")
-            .workflow(sleeper(wf))
+            .workflow(napper(wf, &[]))
             .build()
             .expect("worker"),
     )

@@ -204,3 +204,31 @@ pub async fn rest_json(client: &Client, path: &str) -> Result<serde_json::Value,
     }
     serde_json::from_str(&body).map_err(|e| format!("GET {path}: not JSON: {e}"))
 }
+
+/// A workflow `name` of one task, `nap`, that logs `lines` through its context, sleeps `ms`
+/// from its input (ending early, retryably, when cancelled), fails its first attempt for good
+/// when the input has `fail: true`, and returns `{"slept": ms}`: the run the REST and CLI tests
+/// list, replay, cancel and read the logs of.
+pub fn napper(name: &str, lines: &'static [&'static str]) -> hatchet_worker::Workflow {
+    use hatchet_worker::{Context, Task, TaskError};
+    use serde_json::{Value, json};
+    hatchet_worker::Workflow::new(name).task(
+        Task::new("nap", move |input: Value, ctx: Context| async move {
+            for line in lines {
+                ctx.log(*line)
+                    .await
+                    .map_err(|e| TaskError::retryable(format!("log: {e}")))?;
+            }
+            let ms = input["ms"].as_u64().unwrap_or(0);
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+                _ = ctx.cancelled() => return Err(TaskError::retryable("cancelled")),
+            }
+            if input["fail"] == json!(true) && ctx.retry_count() == 0 {
+                return Err(TaskError::non_retryable("asked to fail"));
+            }
+            Ok(json!({"slept": ms}))
+        })
+        .timeout(Duration::from_secs(120)),
+    )
+}
