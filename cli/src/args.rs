@@ -351,7 +351,8 @@ pub(crate) struct LogsArgs {
 pub(crate) enum EventsCommand {
     /// List events, newest first.
     List {
-        /// Only events with this key (in the namespace; repeat for several).
+        /// Only events with this key, as stored (a namespaced client's pushes start with its
+        /// namespace, e.g. `team_order:placed`); repeat for several.
         #[arg(long = "key", value_name = "KEY")]
         keys: Vec<String>,
         /// Events seen since: a duration ago or an RFC 3339 time.

@@ -13,8 +13,8 @@ use crate::{PAGE_SIZE, Rest, Result, Uuid, paged};
 /// Which events to list.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
-    /// Only events with these keys, in this client's namespace as pushing applies it (the
-    /// Python SDK sends them as given, which finds nothing a namespaced client pushed).
+    /// Only events with these keys, sent as given, as the official SDKs send them: an event
+    /// a namespaced client pushed is stored under its namespaced key (`{namespace}{key}`).
     pub keys: Vec<String>,
     /// Only events seen at or after this.
     pub since: Option<DateTime<Utc>>,
@@ -43,7 +43,7 @@ impl Events<'_> {
     pub fn list(&self, filter: &EventFilter) -> impl Stream<Item = Result<V1Event>> + '_ {
         const OP: &str = "v1-event:list";
         let filter = filter.clone();
-        let keys: Vec<EventKey> = filter.keys.iter().map(|k| self.rest.namespaced(k).into()).collect();
+        let keys: Vec<EventKey> = filter.keys.iter().cloned().map(EventKey::from).collect();
         let scopes = items(&filter.scopes, "scope");
         let metadata = items(&pairs(&filter.metadata), "metadata filter");
         paged(move |offset| {
