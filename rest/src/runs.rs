@@ -119,18 +119,7 @@ impl Runs<'_> {
     /// What run `id` returned: its output when it completed (a single task's output, or
     /// each task's output by name for a DAG), `None` while it has not.
     pub async fn result(&self, id: Uuid) -> Result<Option<serde_json::Value>> {
-        let details = self.get(id).await?;
-        if details.run.status != V1TaskStatus::Completed {
-            return Ok(None);
-        }
-        Ok(Some(match details.tasks.as_slice() {
-            [only] => serde_json::Value::Object(only.output.clone()),
-            tasks => tasks
-                .iter()
-                .map(|t| (t.display_name.clone(), serde_json::Value::Object(t.output.clone())))
-                .collect::<serde_json::Map<_, _>>()
-                .into(),
-        }))
+        Ok(self.get(id).await?.output())
     }
 
     /// The runs `filter` matches, newest first, page by page as the stream is read.
@@ -181,6 +170,23 @@ impl Runs<'_> {
         let body = V1ReplayTaskRequest { external_ids, filter };
         let replay = self.rest.api.v1_task_replay().tenant(self.rest.tenant).body(body);
         Ok(answer(OP, replay.send()).await?.ids)
+    }
+}
+
+impl V1WorkflowRunDetails {
+    /// What the run returned, read from details already fetched: as [`Runs::result`].
+    pub fn output(&self) -> Option<serde_json::Value> {
+        if self.run.status != V1TaskStatus::Completed {
+            return None;
+        }
+        Some(match self.tasks.as_slice() {
+            [only] => serde_json::Value::Object(only.output.clone()),
+            tasks => tasks
+                .iter()
+                .map(|t| (t.display_name.clone(), serde_json::Value::Object(t.output.clone())))
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+        })
     }
 }
 

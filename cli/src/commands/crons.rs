@@ -13,10 +13,7 @@ pub(crate) async fn run(ctx: &Ctx, command: CronsCommand) -> anyhow::Result<()> 
     let crons = ctx.rest.crons();
     match command {
         CronsCommand::List { workflow } => {
-            let workflow_id = match workflow {
-                Some(name) => Some(ctx.workflow_id(&name).await?),
-                None => None,
-            };
+            let workflow_id = ctx.maybe_workflow_id(workflow.as_deref()).await?;
             let filter = CronFilter {
                 workflow_id,
                 ..CronFilter::default()

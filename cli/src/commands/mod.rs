@@ -68,6 +68,14 @@ impl Ctx {
         Ok(workflow.metadata.uuid()?)
     }
 
+    /// The id of the workflow `name` names, if it names one.
+    pub(crate) async fn maybe_workflow_id(&self, name: Option<&str>) -> anyhow::Result<Option<Uuid>> {
+        match name {
+            Some(name) => Ok(Some(self.workflow_id(name).await?)),
+            None => Ok(None),
+        }
+    }
+
     /// The ids of the workflows named `names`.
     pub(crate) async fn workflow_ids(&self, names: &[String]) -> anyhow::Result<Vec<Uuid>> {
         let mut ids = Vec::with_capacity(names.len());

@@ -29,10 +29,13 @@ pub(crate) async fn run(ctx: &Ctx, command: RunsCommand) -> anyhow::Result<()> {
                 )),
             }
         }
-        RunsCommand::Result { id } => match ctx.rest.runs().result(id).await? {
-            Some(result) => output::json(&result),
-            None => Err(unfinished(&ctx.rest.runs().get(id).await?).into()),
-        },
+        RunsCommand::Result { id } => {
+            let details = ctx.rest.runs().get(id).await?;
+            match details.output() {
+                Some(result) => output::json(&result),
+                None => Err(unfinished(&details).into()),
+            }
+        }
         RunsCommand::Replay(args) => bulk(ctx, args, Action::Replay).await,
         RunsCommand::Cancel(args) => bulk(ctx, args, Action::Cancel).await,
     }

@@ -29,12 +29,11 @@ pub(crate) async fn run(ctx: &Ctx, args: TriggerArgs) -> anyhow::Result<()> {
     let timeout = args.timeout.to_std().unwrap_or(Duration::ZERO);
     eprintln!("triggered run {run}; waiting up to {}s", timeout.as_secs());
     let ended = wait(ctx, run, timeout).await?;
-    if ended.run.status != V1TaskStatus::Completed {
-        return Err(unfinished(&ended).into());
-    }
     // A result is JSON whatever the output mode.
-    let result = ctx.rest.runs().result(run).await?.unwrap_or_default();
-    output::json(&result)
+    match ended.output() {
+        Some(result) => output::json(&result),
+        None => Err(unfinished(&ended).into()),
+    }
 }
 
 /// The run's details once it has ended (completed, failed or cancelled); "timed out" (exit 6)
