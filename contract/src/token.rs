@@ -18,7 +18,8 @@ pub struct TokenClaims {
     pub grpc_broadcast_address: Option<String>,
 }
 
-/// Why a token is not a Hatchet token; never includes the token.
+/// Why a token is not a Hatchet token, or the engine address it leads to is unusable; never
+/// includes the token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     /// Empty or blank.
@@ -36,6 +37,29 @@ pub enum TokenError {
     /// The `sub` claim is empty.
     #[error("the `sub` claim (tenant id) is empty")]
     NoTenant,
+    /// No server URL is set and the token has no `server_url` claim.
+    #[error("no server URL is set and the token has no server_url claim")]
+    NoServerUrl,
+    /// The server URL (set, or claimed) is not an HTTP(S) URL.
+    #[error("the server URL must start with http:// or https://, not {0:?}")]
+    ServerUrlNotHttp(String),
+}
+
+impl TokenClaims {
+    /// The engine's REST base URL, without a trailing `/`: `given` (an explicit setting wins,
+    /// as in the official SDKs) or else the token's `server_url` claim. Resolved here once so
+    /// the worker, the REST client and the operator agree on where a token leads.
+    pub fn rest_url(&self, given: Option<&str>) -> Result<String, TokenError> {
+        let url = given
+            .or(self.server_url.as_deref())
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .ok_or(TokenError::NoServerUrl)?;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(TokenError::ServerUrlNotHttp(url.to_owned()));
+        }
+        Ok(url.trim_end_matches('/').to_owned())
+    }
 }
 
 /// Decodes the claims of a JWT.
@@ -95,5 +119,21 @@ mod tests {
         let msg = read_claims(&t).unwrap_err().to_string();
         assert!(msg.starts_with("the payload is not the expected JSON"), "{msg}");
         assert!(!msg.contains(&t), "{msg}");
+    }
+
+    #[test]
+    fn the_rest_url_is_the_setting_else_the_claim_and_must_be_http() {
+        let claims = read_claims(&token(r#"{"sub":"t","server_url":"https://claimed/"}"#)).unwrap();
+        assert_eq!(claims.rest_url(None).unwrap(), "https://claimed");
+        assert_eq!(claims.rest_url(Some(" http://set:8080/ ")).unwrap(), "http://set:8080");
+        assert_eq!(
+            claims.rest_url(Some("set:8080")).unwrap_err(),
+            TokenError::ServerUrlNotHttp("set:8080".into())
+        );
+        let bare = read_claims(&token(r#"{"sub":"t"}"#)).unwrap();
+        assert_eq!(bare.rest_url(None).unwrap_err(), TokenError::NoServerUrl);
+        assert_eq!(bare.rest_url(Some("")).unwrap_err(), TokenError::NoServerUrl);
+        let odd = read_claims(&token(r#"{"sub":"t","server_url":"grpc://h"}"#)).unwrap();
+        assert!(odd.rest_url(None).unwrap_err().to_string().contains("\"grpc://h\""));
     }
 }

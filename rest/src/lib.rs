@@ -121,15 +121,7 @@ impl Rest {
     pub fn from_token(token: &str, server_url: Option<&str>, tenant: Option<&str>, namespace: &str) -> Result<Self> {
         let claims = hatchet_contract::token::read_claims(token)
             .map_err(|e| Error::Config(format!("the token is not a Hatchet API token: {e}")))?;
-        let server_url = server_url
-            .map(str::to_owned)
-            .or(claims.server_url)
-            .ok_or_else(|| Error::Config("no server URL is set and the token has no server_url claim".into()))?;
-        if !(server_url.starts_with("http://") || server_url.starts_with("https://")) {
-            return Err(Error::Config(format!(
-                "the server URL must start with http:// or https://, not {server_url:?}"
-            )));
-        }
+        let server_url = claims.rest_url(server_url).map_err(|e| Error::Config(e.to_string()))?;
         let tenant = tenant.unwrap_or(&claims.sub);
         let tenant: Uuid = tenant
             .parse()

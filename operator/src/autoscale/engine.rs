@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use hatchet_contract::token::{TokenClaims, read_claims};
+use hatchet_contract::token::{TokenClaims, TokenError, read_claims};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 
@@ -93,18 +93,13 @@ pub(crate) async fn target(client: &Client, hw: &HatchetWorker, ns: &str) -> Res
     )
     .await?;
     let claims = claims(&token)?;
-    let base_url = c
-        .server_url
-        .clone()
-        .or(claims.server_url)
-        .ok_or_else(|| {
-            problem(
-                "InvalidToken",
-                "the token has no server_url claim; set spec.connection.serverUrl",
-            )
-        })?
-        .trim_end_matches('/')
-        .to_owned();
+    let base_url = claims.rest_url(c.server_url.as_deref()).map_err(|e| match e {
+        TokenError::NoServerUrl => problem(
+            "InvalidToken",
+            "the token has no server_url claim; set spec.connection.serverUrl",
+        ),
+        e => problem("InvalidToken", format!("spec.connection.serverUrl or the token: {e}")),
+    })?;
     let ca_pem = match (&c.tls.ca_secret_ref, c.tls.strategy) {
         (Some(ca), TlsStrategy::Tls | TlsStrategy::Mtls) if base_url.starts_with("https://") => Some(
             secret_value(client, ns, &ca.name, "ca.crt", "spec.connection.tls.caSecretRef")

@@ -8,6 +8,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub use hatchet_contract::token::TokenClaims;
+use hatchet_contract::token::TokenError;
 use hatchet_contract::{env, namespace};
 pub use token::read_claims;
 
@@ -252,17 +253,15 @@ impl ClientConfigBuilder {
         let claims = read_claims(&self.token.0)?;
         let host_port = self
             .host_port
-            .or(claims.grpc_broadcast_address)
+            .or_else(|| claims.grpc_broadcast_address.clone())
             .unwrap_or_else(|| DEFAULT_HOST_PORT.to_owned());
         validate_host_port(&host_port)?;
-        let server_url = self.server_url.or(claims.server_url).ok_or_else(|| {
-            Error::Config("HATCHET_CLIENT_SERVER_URL is not set and the token has no server_url claim".into())
+        let server_url = claims.rest_url(self.server_url.as_deref()).map_err(|e| match e {
+            TokenError::NoServerUrl => {
+                Error::Config("HATCHET_CLIENT_SERVER_URL is not set and the token has no server_url claim".into())
+            }
+            e => Error::Config(format!("HATCHET_CLIENT_SERVER_URL: {e}")),
         })?;
-        if !(server_url.starts_with("http://") || server_url.starts_with("https://")) {
-            return Err(Error::Config(format!(
-                "HATCHET_CLIENT_SERVER_URL must start with http:// or https://, not {server_url:?}"
-            )));
-        }
         let tls = TlsConfig {
             strategy: self.tls_strategy.unwrap_or(TlsStrategy::Tls),
             cert_file: self.tls_cert_file,
@@ -297,7 +296,7 @@ impl ClientConfigBuilder {
             token: Token(self.token.0.trim().to_owned()),
             tenant_id: self.tenant_id.unwrap_or(claims.sub),
             host_port,
-            server_url: server_url.trim_end_matches('/').to_owned(),
+            server_url,
             namespace: normalize_namespace(self.namespace.as_deref().unwrap_or("")),
             tls,
             healthcheck: HealthcheckConfig {
