@@ -1,6 +1,6 @@
-//! The `hatchet` binary against the real engine: every command a script relies on, run as a
-//! process with the world's credentials in a namespace of its own, against a worker of the
-//! test's own, judged by its exit code and its `--output json`.
+//! The `hatchet` binary against the real engine: every command, run as a process with the
+//! world's credentials in a namespace of its own, against a worker of the test's own, judged
+//! by its exit code and its `--output json`.
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -29,6 +29,32 @@ struct Ran {
 }
 
 impl Hatchet {
+    /// The binary with the world's credentials, in Hatchet `namespace`.
+    fn of(world: &World, namespace: &str) -> Self {
+        Self {
+            token: world.token().expect("token").to_owned(),
+            server_url: world.server_url().expect("server url").to_owned(),
+            tenant: world.tenant_id().expect("tenant").to_owned(),
+            namespace: namespace.to_owned(),
+        }
+    }
+
+    /// Runs `args` with `--output json` until `found` picks something out of the answer.
+    fn eventually<T>(&self, what: &str, args: &[&str], found: impl Fn(&Value) -> Option<T>) -> T {
+        let t0 = Instant::now();
+        loop {
+            let answer = self.json(args);
+            if let Some(t) = found(&answer) {
+                return t;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "{what}: hatchet {args:?} answered {answer}"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hatchet"));
         for var in [
@@ -119,12 +145,7 @@ fn ids(rows: &Value) -> Vec<&str> {
 async fn the_cli_drives_runs_crons_schedules_workers_and_logs() {
     let world = World::load().expect("local world");
     let namespace = unique("cli");
-    let hatchet = Hatchet {
-        token: world.token().expect("token").to_owned(),
-        server_url: world.server_url().expect("server url").to_owned(),
-        tenant: world.tenant_id().expect("tenant").to_owned(),
-        namespace: namespace.clone(),
-    };
+    let hatchet = Hatchet::of(&world, &namespace);
     let worker_name = unique("cw");
     let worker = start(
         Worker::builder(client_in(&world, &namespace), &worker_name)
@@ -383,4 +404,112 @@ async fn the_cli_drives_runs_crons_schedules_workers_and_logs() {
     hatchet.ok(&["workflows", "delete", workflow_ids[0]]);
     let left = hatchet.json(&["workflows", "list", "--name", WORKFLOW]);
     assert_eq!(left, json!([]), "deleted");
+}
+
+/// How many task runs `metrics tasks` counts in `status` over the last hour.
+fn tasks_in(hatchet: &Hatchet, status: &str) -> i64 {
+    let counts = hatchet.json(&["metrics", "tasks", "--since", "1h"]);
+    counts
+        .as_array()
+        .expect("an array")
+        .iter()
+        .find(|c| c["status"] == status)
+        .map_or(0, |c| c["count"].as_i64().expect("a count"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cli_reads_the_tenant_events_queues_task_metrics_and_rate_limits() {
+    let world = World::load().expect("local world");
+    let namespace = unique("cli");
+    let hatchet = Hatchet::of(&world, &namespace);
+    let client = client_in(&world, &namespace);
+
+    // The tenant the token works in.
+    let tenant = hatchet.json(&["tenant"]);
+    assert_eq!(tenant["metadata"]["id"], world.tenant_id().expect("tenant"), "{tenant}");
+    let table = hatchet.run(&["tenant"]);
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    assert!(table.stdout.lines().any(|l| l.starts_with("name")), "{}", table.stdout);
+
+    // Events: a push is listed under its stored (namespaced) key and read back whole.
+    let tag = unique("ping");
+    let pushed = client
+        .push_event_with(
+            "cli:ping",
+            &json!({"n": 1}),
+            hatchet_worker::EventOptions::default().metadata("batch", tag.as_str()),
+        )
+        .await
+        .expect("push");
+    let stored_key = format!("{namespace}_cli:ping").to_lowercase();
+    let listed = hatchet.eventually(
+        "the pushed event",
+        &["events", "list", "--key", &stored_key, "--since", "1h"],
+        |rows| (rows.as_array()?.len() == 1).then(|| rows[0].clone()),
+    );
+    assert_eq!(listed["metadata"]["id"], pushed.as_str(), "{listed}");
+    assert_eq!(listed["key"], stored_key.as_str(), "{listed}");
+    let event = hatchet.json(&["events", "get", &pushed]);
+    assert_eq!(event["payload"], json!({"n": 1}), "{event}");
+    assert_eq!(event["additionalMetadata"]["batch"], tag.as_str(), "{event}");
+    let r = hatchet.run(&["events", "get", "00000000-0000-0000-0000-000000000007"]);
+    assert_eq!(r.code, 3, "an unknown event is not found: {}", r.stderr);
+
+    // Queue depths: a run no worker takes waits in its task's queue; once cancelled, it is
+    // counted among the cancelled task runs.
+    let worker = start(
+        Worker::builder(client.clone(), unique("cq"))
+            .workflow(napper(WORKFLOW, LINES))
+            .build()
+            .expect("worker"),
+    )
+    .await;
+    worker.stop().await;
+    let cancelled_before = tasks_in(&hatchet, "CANCELLED");
+    let waiting = hatchet.json(&["trigger", WORKFLOW, "--input", r#"{"ms": 1}"#]);
+    let waiting_id = waiting["run"]["metadata"]["id"].as_str().expect("run id").to_owned();
+    let queue = format!("{namespace}_{WORKFLOW}:nap").to_lowercase();
+    let depth = hatchet.eventually("the waiting run in its queue", &["metrics", "queues"], |d| {
+        d["queues"][queue.as_str()].as_i64().filter(|n| *n > 0)
+    });
+    assert_eq!(depth, 1, "one run waits in {queue}");
+    let table = hatchet.run(&["metrics", "queues"]);
+    assert!(
+        table
+            .stdout
+            .lines()
+            .any(|l| l.starts_with(queue.as_str()) && l.ends_with(" 1")),
+        "{queue} with depth 1 in:\n{}",
+        table.stdout
+    );
+    assert_eq!(hatchet.json(&["runs", "cancel", &waiting_id])["runs"], 1);
+    hatchet.until_status(&waiting_id, "CANCELLED");
+    let t0 = Instant::now();
+    while tasks_in(&hatchet, "CANCELLED") <= cancelled_before {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the cancelled run is never counted"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    // Rate limits: put by a client, listed with their limit, deleted by the CLI.
+    let key = unique("cli-limit");
+    client
+        .put_rate_limit(&key, 7, hatchet_worker::RateLimitWindow::Minute)
+        .await
+        .expect("put rate limit");
+    let limits = hatchet.json(&["rate-limits", "list", "--search", &key]);
+    let limits = limits.as_array().expect("an array");
+    assert_eq!(limits.len(), 1, "{limits:?}");
+    assert_eq!(limits[0]["key"], key.as_str());
+    assert_eq!(limits[0]["limitValue"], 7);
+    let table = hatchet.run(&["rate-limits", "list", "--search", &key]);
+    assert!(
+        table.stdout.lines().any(|l| l.starts_with(key.as_str())),
+        "{}",
+        table.stdout
+    );
+    hatchet.ok(&["rate-limits", "delete", &key]);
+    assert_eq!(hatchet.json(&["rate-limits", "list", "--search", &key]), json!([]));
 }
