@@ -50,11 +50,7 @@ impl TokenClaims {
     /// as in the official SDKs) or else the token's `server_url` claim. Resolved here once so
     /// the worker, the REST client and the operator agree on where a token leads.
     pub fn rest_url(&self, given: Option<&str>) -> Result<String, TokenError> {
-        let url = given
-            .or(self.server_url.as_deref())
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-            .ok_or(TokenError::NoServerUrl)?;
+        let url = given.or(self.server_url.as_deref()).ok_or(TokenError::NoServerUrl)?;
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(TokenError::ServerUrlNotHttp(url.to_owned()));
         }
@@ -125,14 +121,16 @@ mod tests {
     fn the_rest_url_is_the_setting_else_the_claim_and_must_be_http() {
         let claims = read_claims(&token(r#"{"sub":"t","server_url":"https://claimed/"}"#)).unwrap();
         assert_eq!(claims.rest_url(None).unwrap(), "https://claimed");
-        assert_eq!(claims.rest_url(Some(" http://set:8080/ ")).unwrap(), "http://set:8080");
-        assert_eq!(
-            claims.rest_url(Some("set:8080")).unwrap_err(),
-            TokenError::ServerUrlNotHttp("set:8080".into())
-        );
+        assert_eq!(claims.rest_url(Some("http://set:8080/")).unwrap(), "http://set:8080");
+        for bad in ["set:8080", "", " http://set:8080"] {
+            assert_eq!(
+                claims.rest_url(Some(bad)).unwrap_err(),
+                TokenError::ServerUrlNotHttp(bad.into()),
+                "{bad:?}"
+            );
+        }
         let bare = read_claims(&token(r#"{"sub":"t"}"#)).unwrap();
         assert_eq!(bare.rest_url(None).unwrap_err(), TokenError::NoServerUrl);
-        assert_eq!(bare.rest_url(Some("")).unwrap_err(), TokenError::NoServerUrl);
         let odd = read_claims(&token(r#"{"sub":"t","server_url":"grpc://h"}"#)).unwrap();
         assert!(odd.rest_url(None).unwrap_err().to_string().contains("\"grpc://h\""));
     }

@@ -98,7 +98,8 @@ pub(crate) async fn target(client: &Client, hw: &HatchetWorker, ns: &str) -> Res
             "InvalidToken",
             "the token has no server_url claim; set spec.connection.serverUrl",
         ),
-        e => problem("InvalidToken", format!("spec.connection.serverUrl or the token: {e}")),
+        e if c.server_url.is_some() => problem("InvalidToken", format!("spec.connection.serverUrl: {e}")),
+        e => problem("InvalidToken", format!("the token's server_url claim: {e}")),
     })?;
     let ca_pem = match (&c.tls.ca_secret_ref, c.tls.strategy) {
         (Some(ca), TlsStrategy::Tls | TlsStrategy::Mtls) if base_url.starts_with("https://") => Some(

@@ -260,7 +260,8 @@ impl ClientConfigBuilder {
             TokenError::NoServerUrl => {
                 Error::Config("HATCHET_CLIENT_SERVER_URL is not set and the token has no server_url claim".into())
             }
-            e => Error::Config(format!("HATCHET_CLIENT_SERVER_URL: {e}")),
+            e if self.server_url.is_some() => Error::Config(format!("HATCHET_CLIENT_SERVER_URL: {e}")),
+            e => Error::Config(format!("HATCHET_CLIENT_TOKEN's server_url claim: {e}")),
         })?;
         let tls = TlsConfig {
             strategy: self.tls_strategy.unwrap_or(TlsStrategy::Tls),
@@ -399,6 +400,30 @@ mod tests {
     fn env(pairs: &[(&str, &str)]) -> Result<ClientConfig, Error> {
         let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         ClientConfig::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn a_bad_server_url_names_where_it_came_from() {
+        let e = env(&[
+            ("HATCHET_CLIENT_TOKEN", &token()),
+            ("HATCHET_CLIENT_SERVER_URL", "engine:8080"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("HATCHET_CLIENT_SERVER_URL: the server URL must start with http")
+                && e.contains("\"engine:8080\""),
+            "{e}"
+        );
+        let claimed =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"sub":"t","server_url":"engine:8080"}"#);
+        let e = env(&[("HATCHET_CLIENT_TOKEN", &format!("eyJhbGciOiJFUzI1NiJ9.{claimed}.c2ln"))])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("HATCHET_CLIENT_TOKEN's server_url claim: the server URL must"),
+            "{e}"
+        );
     }
 
     #[test]
