@@ -3,15 +3,17 @@
 //! by its exit code and its `--output json`.
 
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use hatchet_e2e::World;
 use hatchet_e2e::hatchet::{client_in, napper, start, unique};
+use hatchet_e2e::{World, wait_for};
 use hatchet_worker::Worker;
 use serde_json::{Value, json};
 
 const WORKFLOW: &str = "cli-sleeper";
 const LINES: &[&str] = &["line 1", "line 2", "line 3"];
+/// How often a wait asks again.
+const POLL: Duration = Duration::from_millis(300);
 
 /// The binary, configured from the world the way a user's shell would configure it.
 struct Hatchet {
@@ -41,18 +43,11 @@ impl Hatchet {
 
     /// Runs `args` with `--output json` until `found` picks something out of the answer.
     fn eventually<T>(&self, what: &str, args: &[&str], found: impl Fn(&Value) -> Option<T>) -> T {
-        let t0 = Instant::now();
-        loop {
+        wait_for(what, Duration::from_secs(30), POLL, || {
             let answer = self.json(args);
-            if let Some(t) = found(&answer) {
-                return t;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "{what}: hatchet {args:?} answered {answer}"
-            );
-            std::thread::sleep(Duration::from_millis(300));
-        }
+            found(&answer).ok_or_else(|| format!("hatchet {args:?} answered {answer}"))
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -112,8 +107,7 @@ impl Hatchet {
 
     /// Waits until `runs get` says run `id` is `want`.
     fn until_status(&self, id: &str, want: &str) {
-        let t0 = Instant::now();
-        loop {
+        wait_for(&format!("run {id} {want}"), Duration::from_secs(60), POLL, || {
             let r = self.run(&["--output", "json", "runs", "get", id]);
             let status = match r.code {
                 0 => serde_json::from_str::<Value>(&r.stdout).expect("JSON")["run"]["status"].clone(),
@@ -122,14 +116,12 @@ impl Hatchet {
                 code => panic!("runs get {id} exited {code}: {}", r.stderr),
             };
             if status == want {
-                return;
+                Ok(())
+            } else {
+                Err(format!("status {status}"))
             }
-            assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "run {id} stayed {status}, not {want}"
-            );
-            std::thread::sleep(Duration::from_millis(300));
-        }
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
@@ -261,20 +253,15 @@ async fn the_cli_drives_runs_crons_schedules_workers_and_logs() {
         .as_str()
         .expect("task id")
         .to_owned();
-    let t0 = Instant::now();
-    let messages = loop {
-        let lines = hatchet.json(&["logs", &task]);
+    let messages = hatchet.eventually("the task's lines", &["logs", &task], |lines| {
         let messages: Vec<String> = lines
             .as_array()
             .expect("an array")
             .iter()
             .map(|l| l["message"].as_str().expect("message").to_owned())
             .collect();
-        if messages.len() >= LINES.len() || t0.elapsed() > Duration::from_secs(30) {
-            break messages;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    };
+        (messages.len() >= LINES.len()).then_some(messages)
+    });
     assert_eq!(messages, LINES, "the task's lines, oldest first");
 
     let dry = hatchet.json(&["runs", "cancel", "--filter", "--metadata", &long_tag, "--dry-run"]);
@@ -484,14 +471,16 @@ async fn the_cli_reads_the_tenant_events_queues_task_metrics_and_rate_limits() {
     );
     assert_eq!(hatchet.json(&["runs", "cancel", &waiting_id])["runs"], 1);
     hatchet.until_status(&waiting_id, "CANCELLED");
-    let t0 = Instant::now();
-    while tasks_in(&hatchet, "CANCELLED") <= cancelled_before {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "the cancelled run is never counted"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    wait_for(
+        "the cancelled run counted",
+        Duration::from_secs(30),
+        POLL,
+        || match tasks_in(&hatchet, "CANCELLED") {
+            n if n > cancelled_before => Ok(()),
+            n => Err(format!("{n} cancelled, as before")),
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
 
     // Rate limits: put by a client, listed with their limit, deleted by the CLI.
     let key = unique("cli-limit");
